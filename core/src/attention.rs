@@ -1,0 +1,218 @@
+//! Causal 2-head self-attention for one query per bin over a ring of the last
+//! `W` keys and values (MODEL.md sections 5 and 9).
+//!
+//! Bin `t` attends to bins `max(0, t - W + 1) ..= t`: the ring holds exactly
+//! those keys and values once this bin's are pushed. Scores are
+//! `q_h . k_h / sqrt(D / 2)` per head, softmax over the ring.
+
+use crate::math::{exp, sqrt};
+use crate::matrix::Linear;
+
+/// Attention heads (PyTorch `nhead`).
+pub const HEADS: usize = 2;
+
+/// The last `W` keys and values, each `[D]`.
+#[derive(Clone, Debug)]
+pub struct KvRing<const D: usize, const W: usize> {
+    keys: [[f32; D]; W],
+    values: [[f32; D]; W],
+    next: usize,
+    len: usize,
+}
+
+impl<const D: usize, const W: usize> Default for KvRing<D, W> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const D: usize, const W: usize> KvRing<D, W> {
+    /// An empty ring.
+    pub const fn new() -> Self {
+        KvRing { keys: [[0.0; D]; W], values: [[0.0; D]; W], next: 0, len: 0 }
+    }
+
+    /// Forget every entry.
+    pub fn clear(&mut self) {
+        self.next = 0;
+        self.len = 0;
+    }
+
+    /// Entries held (at most `W`).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing has been pushed since the last clear.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Push one bin's key and value, evicting the oldest when full.
+    pub fn push(&mut self, key: &[f32; D], value: &[f32; D]) {
+        if let (Some(k), Some(v)) = (self.keys.get_mut(self.next), self.values.get_mut(self.next)) {
+            *k = *key;
+            *v = *value;
+            self.next = (self.next + 1) % W.max(1);
+            self.len = (self.len + 1).min(W);
+        }
+    }
+
+    /// The held `(key, value)` pairs, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (&[f32; D], &[f32; D])> {
+        self.keys.iter().zip(self.values.iter()).take(self.len)
+    }
+}
+
+/// `in_proj` (`[3D, D]`, rows q, k, v) and `out_proj` (`[D, D]`).
+#[derive(Clone, Copy, Debug)]
+pub struct Attention<'a> {
+    /// `in_proj_weight`, `in_proj_bias`.
+    pub in_proj: Linear<'a>,
+    /// `out_proj.weight`, `out_proj.bias`.
+    pub out_proj: Linear<'a>,
+}
+
+/// Scratch of one attention query.
+#[derive(Clone, Debug)]
+pub struct AttentionScratch<const D: usize, const W: usize> {
+    /// `[q, k, v]`, each `[D]`.
+    pub qkv: [[f32; D]; 3],
+    /// Softmax weights of one head over the ring.
+    pub scores: [f32; W],
+    /// Concatenated head outputs `[D]`.
+    pub context: [f32; D],
+}
+
+impl<const D: usize, const W: usize> AttentionScratch<D, W> {
+    /// Zeroed scratch.
+    pub const fn new() -> Self {
+        AttentionScratch { qkv: [[0.0; D]; 3], scores: [0.0; W], context: [0.0; D] }
+    }
+}
+
+impl<const D: usize, const W: usize> Default for AttentionScratch<D, W> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Attention<'_> {
+    /// Project `l [D]`, push its key and value into `ring`, attend, and write
+    /// the attention output (after `out_proj`) to `out [D]`.
+    pub fn step<const D: usize, const W: usize>(
+        &self,
+        l: &[f32; D],
+        ring: &mut KvRing<D, W>,
+        scratch: &mut AttentionScratch<D, W>,
+        out: &mut [f32; D],
+    ) {
+        self.in_proj.apply(l, scratch.qkv.as_flattened_mut());
+        let [q, k, v] = &scratch.qkv;
+        ring.push(k, v);
+        attend(q, ring, &mut scratch.scores, &mut scratch.context);
+        self.out_proj.apply(&scratch.context, out);
+    }
+}
+
+/// Multi-head attention of one query over the ring: `context [D]`, heads concatenated.
+pub fn attend<const D: usize, const W: usize>(
+    q: &[f32; D],
+    ring: &KvRing<D, W>,
+    scores: &mut [f32; W],
+    context: &mut [f32; D],
+) {
+    let head_dim = (D / HEADS).max(1);
+    let scale = 1.0 / sqrt(head_dim as f32);
+    context.fill(0.0);
+    for (h, (q_h, ctx_h)) in q.chunks_exact(head_dim).zip(context.chunks_exact_mut(head_dim)).enumerate() {
+        let span = h * head_dim..(h + 1) * head_dim;
+        let mut max = f32::NEG_INFINITY;
+        for (s, (key, _)) in scores.iter_mut().zip(ring.entries()) {
+            let k_h = key.get(span.clone()).unwrap_or(&[]);
+            *s = q_h.iter().zip(k_h).map(|(a, b)| a * b).sum::<f32>() * scale;
+            max = max.max(*s);
+        }
+        let mut total = 0.0f32;
+        for s in scores.iter_mut().take(ring.len()) {
+            *s = exp(*s - max);
+            total += *s;
+        }
+        let inv = if total > 0.0 { 1.0 / total } else { 0.0 };
+        for (s, (_, value)) in scores.iter().zip(ring.entries()) {
+            let v_h = value.get(span.clone()).unwrap_or(&[]);
+            for (c, vv) in ctx_h.iter_mut().zip(v_h) {
+                *c += s * inv * vv;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    const D: usize = 6;
+    const W: usize = 3;
+
+    /// Full causal softmax attention in f64 over the last `W` of `history`.
+    fn reference(q: &[f32], history: &[([f32; D], [f32; D])]) -> Vec<f64> {
+        let start = history.len().saturating_sub(W);
+        let window = &history[start..];
+        let hd = D / HEADS;
+        let mut out = std::vec![0.0f64; D];
+        for h in 0..HEADS {
+            let r = h * hd..(h + 1) * hd;
+            let s: Vec<f64> = window
+                .iter()
+                .map(|(k, _)| r.clone().map(|i| q[i] as f64 * k[i] as f64).sum::<f64>() / (hd as f64).sqrt())
+                .collect();
+            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+            for (sj, (_, v)) in s.iter().zip(window) {
+                for i in r.clone() {
+                    out[i] += (sj - m).exp() / z * v[i] as f64;
+                }
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn ring_attention_matches_full_causal_window(
+            history in proptest::collection::vec(
+                (proptest::array::uniform6(-3.0f32..3.0), proptest::array::uniform6(-3.0f32..3.0)), 1..9),
+            q in proptest::array::uniform6(-3.0f32..3.0),
+        ) {
+            let mut ring = KvRing::<D, W>::new();
+            for (k, v) in &history {
+                ring.push(k, v);
+            }
+            prop_assert_eq!(ring.len(), history.len().min(W));
+            let mut scores = [0.0; W];
+            let mut ctx = [0.0; D];
+            attend(&q, &ring, &mut scores, &mut ctx);
+            let want = reference(&q, &history);
+            for (g, w) in ctx.iter().zip(&want) {
+                // Softmax weights carry exp's error; values are at most 3 in size.
+                let tol = (1e-5 + 10.0 * crate::math::TEST_SLACK) * (1.0 + w.abs());
+                prop_assert!((*g as f64 - w).abs() < tol, "{g} vs {w}");
+            }
+        }
+    }
+
+    #[test]
+    fn clear_empties_the_ring() {
+        let mut ring = KvRing::<2, 2>::new();
+        ring.push(&[1.0, 2.0], &[3.0, 4.0]);
+        assert_eq!(ring.len(), 1);
+        ring.clear();
+        assert!(ring.is_empty());
+        let mut ctx = [9.0; 2];
+        attend(&[1.0, 1.0], &ring, &mut [0.0; 2], &mut ctx);
+        assert_eq!(ctx, [0.0, 0.0]);
+    }
+}

@@ -1,0 +1,109 @@
+//! The encoder: a GRU cell in PyTorch `GRUCell` conventions (MODEL.md section 1).
+//!
+//! Stacked weights `weight_ih [3H, N_in]`, `weight_hh [3H, H]`, biases `[3H]`,
+//! gate order r, z (here `u`, the update gate), n:
+//!
+//! ```text
+//! r  = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+//! u  = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+//! n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+//! h' = (1 - u) * n + u * h
+//! ```
+
+use crate::math::{sigmoid, tanh};
+use crate::matrix::Linear;
+
+/// The encoder's weights, borrowed from a blob.
+#[derive(Clone, Copy, Debug)]
+pub struct GruCell<'a> {
+    /// `weight_ih [3H, N_in]`, `bias_ih [3H]`.
+    pub input: Linear<'a>,
+    /// `weight_hh [3H, H]`, `bias_hh [3H]`.
+    pub hidden: Linear<'a>,
+}
+
+/// Gate pre-activations of one step, `[r, u, n]` each `[H]`.
+pub type Gates<const H: usize> = [[f32; H]; 3];
+
+impl GruCell<'_> {
+    /// One step: `h <- GRU(x, h)`. `gi` and `gh` are scratch for the input and
+    /// hidden pre-activations.
+    pub fn step<const N_IN: usize, const H: usize>(
+        &self,
+        x: &[f32; N_IN],
+        h: &mut [f32; H],
+        gi: &mut Gates<H>,
+        gh: &mut Gates<H>,
+    ) {
+        self.input.apply(x, gi.as_flattened_mut());
+        self.hidden.apply(h, gh.as_flattened_mut());
+        let [ir, iu, in_] = gi;
+        let [hr, hu, hn] = gh;
+        for k in 0..H {
+            let r = sigmoid(ir[k] + hr[k]);
+            let u = sigmoid(iu[k] + hu[k]);
+            let n = tanh(in_[k] + r * hn[k]);
+            h[k] = (1.0 - u) * n + u * h[k];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::{Matrix, MatrixData};
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    fn sig(x: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
+    }
+
+    /// PyTorch's GRUCell in f64, written from its documentation.
+    fn gru64(wih: &[f32], whh: &[f32], bih: &[f32], bhh: &[f32], x: &[f32], h: &[f32]) -> Vec<f64> {
+        let (n_in, hs) = (x.len(), h.len());
+        let lin = |w: &[f32], b: &[f32], v: &[f32], n: usize, row: usize| -> f64 {
+            (0..n).map(|c| w[row * n + c] as f64 * v[c] as f64).sum::<f64>() + b[row] as f64
+        };
+        (0..hs)
+            .map(|k| {
+                let r = sig(lin(wih, bih, x, n_in, k) + lin(whh, bhh, h, hs, k));
+                let u = sig(lin(wih, bih, x, n_in, hs + k) + lin(whh, bhh, h, hs, hs + k));
+                let n = (lin(wih, bih, x, n_in, 2 * hs + k) + r * lin(whh, bhh, h, hs, 2 * hs + k)).tanh();
+                (1.0 - u) * n + u * h[k] as f64
+            })
+            .collect()
+    }
+
+    const N_IN: usize = 5;
+    const H: usize = 8;
+
+    proptest! {
+        #[test]
+        fn step_matches_f64_reference(
+            wih in proptest::collection::vec(-1.0f32..1.0, 3 * H * N_IN),
+            whh in proptest::collection::vec(-1.0f32..1.0, 3 * H * H),
+            bih in proptest::collection::vec(-1.0f32..1.0, 3 * H),
+            bhh in proptest::collection::vec(-1.0f32..1.0, 3 * H),
+            x in proptest::array::uniform5(0.0f32..6.0),
+            h0 in proptest::array::uniform8(-1.0f32..1.0),
+        ) {
+            let cell = GruCell {
+                input: Linear {
+                    weight: Matrix::new(3 * H, N_IN, MatrixData::F32(&wih)).ok_or(TestCaseError::fail("ih"))?,
+                    bias: &bih,
+                },
+                hidden: Linear {
+                    weight: Matrix::new(3 * H, H, MatrixData::F32(&whh)).ok_or(TestCaseError::fail("hh"))?,
+                    bias: &bhh,
+                },
+            };
+            let want = gru64(&wih, &whh, &bih, &bhh, &x, &h0);
+            let mut h = h0;
+            cell.step(&x, &mut h, &mut [[0.0; H]; 3], &mut [[0.0; H]; 3]);
+            for (g, w) in h.iter().zip(&want) {
+                prop_assert!((*g as f64 - w).abs() < 2e-5 + crate::math::TEST_SLACK, "got {g} want {w}");
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Matrix-vector kernels, one per storage format: `y = W x + b`.
+//!
+//! Written for a Cortex-M: each row is read once, front to back, into four
+//! independent f32 accumulators (so the FPU pipeline is not stalled on one
+//! dependency chain), then scaled (int8) and biased. [`matvec_naive`] is the
+//! one-accumulator reference used by tests and benchmarks.
+//!
+//! Lengths: `x` has `cols` values, `y` and `bias` have `rows`. Shorter slices
+//! are not an error here (the decoder only passes validated sizes): the kernels
+//! stop at the shortest, so they can never index out of bounds.
+
+use crate::matrix::{Matrix, MatrixData};
+use half::f16;
+
+/// `y = W x + bias` with the tuned kernel of `w`'s storage format.
+pub fn matvec(w: &Matrix<'_>, x: &[f32], bias: &[f32], y: &mut [f32]) {
+    let cols = w.cols().max(1);
+    match w.data() {
+        MatrixData::F32(data) => {
+            for ((row, yi), bi) in data.chunks_exact(cols).zip(y.iter_mut()).zip(bias) {
+                *yi = dot_f32(row, x) + bi;
+            }
+        }
+        MatrixData::F16(data) => {
+            for ((row, yi), bi) in data.chunks_exact(cols).zip(y.iter_mut()).zip(bias) {
+                *yi = dot_f16(row, x) + bi;
+            }
+        }
+        MatrixData::I8 { weights, scales } => {
+            let rows = weights.chunks_exact(cols).zip(scales);
+            for (((row, scale), yi), bi) in rows.zip(y.iter_mut()).zip(bias) {
+                *yi = dot_i8(row, x) * scale + bi;
+            }
+        }
+    }
+    if w.cols() == 0 {
+        // A [rows, 0] matrix maps everything to its bias.
+        for (yi, bi) in y.iter_mut().zip(bias) {
+            *yi = *bi;
+        }
+    }
+}
+
+/// Reference `y = W x + bias`: one accumulator, element by element.
+pub fn matvec_naive(w: &Matrix<'_>, x: &[f32], bias: &[f32], y: &mut [f32]) {
+    for (r, (yi, bi)) in y.iter_mut().zip(bias).enumerate().take(w.rows()) {
+        let mut acc = 0.0f32;
+        for (c, xc) in x.iter().enumerate().take(w.cols()) {
+            acc += w.get(r, c).unwrap_or(0.0) * xc;
+        }
+        *yi = acc + bi;
+    }
+}
+
+#[inline]
+fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
+    let (wc, wr) = w.as_chunks::<4>();
+    let (xc, xr) = x.as_chunks::<4>();
+    let mut acc = [0.0f32; 4];
+    for (a, b) in wc.iter().zip(xc) {
+        acc[0] += a[0] * b[0];
+        acc[1] += a[1] * b[1];
+        acc[2] += a[2] * b[2];
+        acc[3] += a[3] * b[3];
+    }
+    let mut tail = 0.0f32;
+    for (a, b) in wr.iter().zip(xr) {
+        tail += a * b;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+#[inline]
+fn dot_f16(w: &[f16], x: &[f32]) -> f32 {
+    let (wc, wr) = w.as_chunks::<4>();
+    let (xc, xr) = x.as_chunks::<4>();
+    let mut acc = [0.0f32; 4];
+    for (a, b) in wc.iter().zip(xc) {
+        acc[0] += a[0].to_f32() * b[0];
+        acc[1] += a[1].to_f32() * b[1];
+        acc[2] += a[2].to_f32() * b[2];
+        acc[3] += a[3].to_f32() * b[3];
+    }
+    let mut tail = 0.0f32;
+    for (a, b) in wr.iter().zip(xr) {
+        tail += a.to_f32() * b;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+#[inline]
+fn dot_i8(w: &[i8], x: &[f32]) -> f32 {
+    let (wc, wr) = w.as_chunks::<4>();
+    let (xc, xr) = x.as_chunks::<4>();
+    let mut acc = [0.0f32; 4];
+    for (a, b) in wc.iter().zip(xc) {
+        acc[0] += f32::from(a[0]) * b[0];
+        acc[1] += f32::from(a[1]) * b[1];
+        acc[2] += f32::from(a[2]) * b[2];
+        acc[3] += f32::from(a[3]) * b[3];
+    }
+    let mut tail = 0.0f32;
+    for (a, b) in wr.iter().zip(xr) {
+        tail += f32::from(*a) * b;
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    /// `W x + b` in f64 from the dequantised weights, written out independently.
+    fn reference(w: &[f64], rows: usize, cols: usize, x: &[f32], b: &[f32]) -> Vec<f64> {
+        (0..rows)
+            .map(|r| {
+                let dot: f64 = (0..cols).map(|c| w[r * cols + c] * x[c] as f64).sum();
+                dot + b[r] as f64
+            })
+            .collect()
+    }
+
+    fn close(got: &[f32], want: &[f64], x: &[f32], w: &[f64], cols: usize) -> Result<(), TestCaseError> {
+        for (r, (g, e)) in got.iter().zip(want).enumerate() {
+            // f32 accumulation error bound: ~ cols * eps * sum |w x| (+ bias).
+            let mag: f64 = (0..cols).map(|c| (w[r * cols + c] * x[c] as f64).abs()).sum();
+            let tol = 1e-6 + 4.0 * (cols as f64 + 2.0) * f32::EPSILON as f64 * (mag + e.abs());
+            prop_assert!((*g as f64 - e).abs() <= tol, "row {r}: got {g}, want {e}, tol {tol}");
+        }
+        Ok(())
+    }
+
+    fn case() -> impl Strategy<Value = (usize, usize, Vec<f32>, Vec<f32>, Vec<f32>)> {
+        (1usize..24, 0usize..40).prop_flat_map(|(rows, cols)| {
+            (
+                Just(rows),
+                Just(cols),
+                proptest::collection::vec(-4.0f32..4.0, rows * cols),
+                proptest::collection::vec(-10.0f32..10.0, cols),
+                proptest::collection::vec(-1.0f32..1.0, rows),
+            )
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn f32_kernels_match_f64((rows, cols, w, x, b) in case()) {
+            let m = Matrix::new(rows, cols, MatrixData::F32(&w)).ok_or(TestCaseError::fail("shape"))?;
+            let w64: Vec<f64> = w.iter().map(|&v| v as f64).collect();
+            let want = reference(&w64, rows, cols, &x, &b);
+            let mut y = std::vec![f32::NAN; rows];
+            matvec(&m, &x, &b, &mut y);
+            close(&y, &want, &x, &w64, cols)?;
+            matvec_naive(&m, &x, &b, &mut y);
+            close(&y, &want, &x, &w64, cols)?;
+        }
+
+        #[test]
+        fn f16_kernels_match_f64((rows, cols, w, x, b) in case()) {
+            let h: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+            let m = Matrix::new(rows, cols, MatrixData::F16(&h)).ok_or(TestCaseError::fail("shape"))?;
+            let w64: Vec<f64> = h.iter().map(|v| v.to_f64()).collect();
+            let want = reference(&w64, rows, cols, &x, &b);
+            let mut y = std::vec![f32::NAN; rows];
+            matvec(&m, &x, &b, &mut y);
+            close(&y, &want, &x, &w64, cols)?;
+            matvec_naive(&m, &x, &b, &mut y);
+            close(&y, &want, &x, &w64, cols)?;
+        }
+
+        #[test]
+        fn i8_kernels_match_f64((rows, cols, w, x, b) in case(), seed in 0u8..255) {
+            let q: Vec<i8> = w.iter().map(|&v| (v * 31.0) as i8).collect();
+            let scales: Vec<f32> = (0..rows).map(|r| 0.01 + (r as f32 + seed as f32) * 1e-3).collect();
+            let m = Matrix::new(rows, cols, MatrixData::I8 { weights: &q, scales: &scales })
+                .ok_or(TestCaseError::fail("shape"))?;
+            let w64: Vec<f64> = (0..rows * cols).map(|i| q[i] as f64 * scales[i / cols.max(1)] as f64).collect();
+            let want = reference(&w64, rows, cols, &x, &b);
+            let mut y = std::vec![f32::NAN; rows];
+            matvec(&m, &x, &b, &mut y);
+            close(&y, &want, &x, &w64, cols)?;
+            matvec_naive(&m, &x, &b, &mut y);
+            close(&y, &want, &x, &w64, cols)?;
+        }
+    }
+
+    #[test]
+    fn short_slices_never_panic() {
+        let w = [1.0f32; 12];
+        let m = Matrix::new(3, 4, MatrixData::F32(&w)).unwrap();
+        let mut y = [0.0f32; 2];
+        matvec(&m, &[1.0, 2.0], &[0.0], &mut y);
+        matvec_naive(&m, &[1.0, 2.0], &[0.0], &mut y);
+        assert!(Matrix::new(3, 5, MatrixData::F32(&w)).is_none());
+    }
+}

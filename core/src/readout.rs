@@ -1,0 +1,24 @@
+//! The readout: log-rates `[N_OUT] = W_ro y2 + b_ro`, rates = `exp(log-rates)`
+//! in spikes per bin (MODEL.md section 5).
+
+use crate::math::exp;
+use crate::matrix::Linear;
+
+/// `readout [N_OUT, D]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Readout<'a>(pub Linear<'a>);
+
+impl Readout<'_> {
+    /// Write log-rates and rates (spikes per bin) for `y2 [D]`.
+    pub fn apply<const D: usize, const N_OUT: usize>(
+        &self,
+        y2: &[f32; D],
+        log_rates: &mut [f32; N_OUT],
+        rates: &mut [f32; N_OUT],
+    ) {
+        self.0.apply(y2, log_rates);
+        for (r, lr) in rates.iter_mut().zip(log_rates.iter()) {
+            *r = exp(*lr);
+        }
+    }
+}
