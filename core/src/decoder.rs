@@ -6,7 +6,7 @@ use crate::feed_forward::FeedForward;
 use crate::gru::{Gates, GruCell};
 use crate::langevin::LangevinStep;
 use crate::layer_norm::LayerNorm;
-use crate::matrix::StorageFormat;
+use crate::matrix::{Kernel, StorageFormat};
 use crate::noise::{NoiseError, NoiseSource};
 use crate::posterior::Posterior;
 use crate::potential::Potential;
@@ -141,8 +141,8 @@ impl<
 {
     const SIZES_OK: () = {
         assert!(D == 3 * H, "D must be 3 * H");
-        assert!(H % 4 == 0 && H >= 4, "H must be a positive multiple of 4");
-        assert!(D % 2 == 0, "D must split into 2 heads");
+        assert!(H.is_multiple_of(4) && H >= 4, "H must be a positive multiple of 4");
+        assert!(D.is_multiple_of(2), "D must split into 2 heads");
         assert!(N_IN > 0 && FF > 0 && N_OUT > 0 && W > 0, "sizes must be positive");
         assert!(N_IN <= 1 << 14 && H <= 1 << 14 && FF <= 1 << 14 && N_OUT <= 1 << 14 && W <= 1 << 14);
         assert!(N_BEH <= 1 << 14);
@@ -178,9 +178,8 @@ impl<
                 v_mean: blob.linear(VMeansWeight, VMeansBias)?,
                 v_logvar: blob.linear(VLogvarWeight, VLogvarBias)?,
             },
-            potential: Potential::from_flat_kernel(kernel).ok_or(BlobError::MissingSection {
-                section: crate::blob::SectionId::Values(PotentialKernel),
-            })?,
+            potential: Potential::from_flat_kernel(kernel)
+                .ok_or(BlobError::MissingSection { section: crate::blob::SectionId::Values(PotentialKernel) })?,
             attention: Attention {
                 in_proj: blob.linear(AttnInProjWeight, AttnInProjBias)?,
                 out_proj: blob.linear(AttnOutProjWeight, AttnOutProjBias)?,
@@ -257,6 +256,27 @@ impl<
     /// Spike counts clamped to [`SPIKE_CEILING`] since the decoder was built.
     pub fn clamped_counts(&self) -> u32 {
         self.clamped
+    }
+
+    /// Run every matrix through `kernel` (the naive one is the benchmark's baseline).
+    pub fn set_kernel(&mut self, kernel: Kernel) {
+        let w = &mut self.weights;
+        for linear in [
+            &mut w.encoder.input,
+            &mut w.encoder.hidden,
+            &mut w.posterior.z_mean,
+            &mut w.posterior.z_logvar,
+            &mut w.posterior.v_mean,
+            &mut w.posterior.v_logvar,
+            &mut w.attention.in_proj,
+            &mut w.attention.out_proj,
+            &mut w.feed_forward.linear1,
+            &mut w.feed_forward.linear2,
+            &mut w.readout.0,
+            &mut w.velocity.0,
+        ] {
+            *linear = linear.with_kernel(kernel);
+        }
     }
 
     /// Multiply-accumulates of one step in the weight matrices (the bulk of its work).

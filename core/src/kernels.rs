@@ -41,15 +41,45 @@ pub fn matvec(w: &Matrix<'_>, x: &[f32], bias: &[f32], y: &mut [f32]) {
     }
 }
 
-/// Reference `y = W x + bias`: one accumulator, element by element.
+/// Reference `y = W x + bias`: one accumulator per row, element by element,
+/// weights dequantised with `half`'s own conversion.
 pub fn matvec_naive(w: &Matrix<'_>, x: &[f32], bias: &[f32], y: &mut [f32]) {
+    let cols = w.cols();
     for (r, (yi, bi)) in y.iter_mut().zip(bias).enumerate().take(w.rows()) {
+        let span = r * cols..(r + 1) * cols;
         let mut acc = 0.0f32;
-        for (c, xc) in x.iter().enumerate().take(w.cols()) {
-            acc += w.get(r, c).unwrap_or(0.0) * xc;
+        match w.data() {
+            MatrixData::F32(d) => {
+                for (a, b) in d.get(span).unwrap_or(&[]).iter().zip(x) {
+                    acc += a * b;
+                }
+            }
+            MatrixData::F16(d) => {
+                for (a, b) in d.get(span).unwrap_or(&[]).iter().zip(x) {
+                    acc += a.to_f32() * b;
+                }
+            }
+            MatrixData::I8 { weights, scales } => {
+                let scale = scales.get(r).copied().unwrap_or(0.0);
+                for (a, b) in weights.get(span).unwrap_or(&[]).iter().zip(x) {
+                    acc += f32::from(*a) * scale * b;
+                }
+            }
         }
         *yi = acc + bi;
     }
+}
+
+/// f16 bits to f32 for finite values (normal, subnormal, zero), branch-free:
+/// shift the exponent and mantissa into f32 position, then rescale the
+/// exponent bias (15 to 127) by an exact multiplication with `2^112`.
+/// Infinities and NaN never reach a kernel (blobs reject them).
+#[inline(always)]
+pub fn f16_to_f32_finite(h: f16) -> f32 {
+    const BIAS_FIX: f32 = f32::from_bits(0x7780_0000); // 2^112
+    let bits = u32::from(h.to_bits());
+    // Sign to bit 31, exponent and mantissa to bits 13..=27; the product keeps the sign.
+    f32::from_bits(((bits & 0x8000) << 16) | ((bits & 0x7fff) << 13)) * BIAS_FIX
 }
 
 #[inline]
@@ -70,22 +100,20 @@ fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
+/// f16 row dot: convert 32 weights at a time into a stack buffer (a
+/// vectorisable map), then run the f32 dot on it.
 #[inline]
 fn dot_f16(w: &[f16], x: &[f32]) -> f32 {
-    let (wc, wr) = w.as_chunks::<4>();
-    let (xc, xr) = x.as_chunks::<4>();
-    let mut acc = [0.0f32; 4];
-    for (a, b) in wc.iter().zip(xc) {
-        acc[0] += a[0].to_f32() * b[0];
-        acc[1] += a[1].to_f32() * b[1];
-        acc[2] += a[2].to_f32() * b[2];
-        acc[3] += a[3].to_f32() * b[3];
+    const BLOCK: usize = 32;
+    let mut buf = [0.0f32; BLOCK];
+    let mut total = 0.0f32;
+    for (wb, xb) in w.chunks(BLOCK).zip(x.chunks(BLOCK)) {
+        for (dst, src) in buf.iter_mut().zip(wb) {
+            *dst = f16_to_f32_finite(*src);
+        }
+        total += dot_f32(buf.get(..wb.len()).unwrap_or(&[]), xb);
     }
-    let mut tail = 0.0f32;
-    for (a, b) in wr.iter().zip(xr) {
-        tail += a.to_f32() * b;
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+    total
 }
 
 #[inline]
@@ -183,6 +211,16 @@ mod tests {
             close(&y, &want, &x, &w64, cols)?;
             matvec_naive(&m, &x, &b, &mut y);
             close(&y, &want, &x, &w64, cols)?;
+        }
+    }
+
+    #[test]
+    fn f16_conversion_is_exact_for_every_finite_value() {
+        for bits in 0..=u16::MAX {
+            let h = f16::from_bits(bits);
+            if h.is_finite() {
+                assert_eq!(f16_to_f32_finite(h).to_bits(), h.to_f32().to_bits(), "{bits:#06x}");
+            }
         }
     }
 

@@ -39,6 +39,6 @@ pub mod velocity;
 
 pub use blob::{BlobError, Dims};
 pub use decoder::{Stage, StepError, StepOutput, StreamingDecoder, SPIKE_CEILING};
-pub use matrix::{Matrix, StorageFormat};
+pub use matrix::{Kernel, Matrix, StorageFormat};
 pub use noise::{Mean, NoiseError, NoiseSource, Provided, Seeded};
 pub use schedule::InputSchedule;

@@ -70,6 +70,19 @@ pub struct Matrix<'a> {
     rows: usize,
     cols: usize,
     data: MatrixData<'a>,
+    kernel: Kernel,
+}
+
+/// Which matrix-vector kernel a [`Linear`] runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Kernel {
+    /// The tuned kernel of the storage format ([`crate::kernels::matvec`]).
+    #[default]
+    Tuned,
+    /// The one-accumulator reference ([`crate::kernels::matvec_naive`]), for
+    /// tests and the benchmark's baseline.
+    Naive,
 }
 
 impl<'a> Matrix<'a> {
@@ -81,7 +94,17 @@ impl<'a> Matrix<'a> {
             MatrixData::F16(w) => w.len() == n,
             MatrixData::I8 { weights, scales } => weights.len() == n && scales.len() == rows,
         };
-        ok.then_some(Matrix { rows, cols, data })
+        ok.then_some(Matrix { rows, cols, data, kernel: Kernel::Tuned })
+    }
+
+    /// The same matrix, multiplied by `kernel`.
+    pub fn with_kernel(self, kernel: Kernel) -> Self {
+        Matrix { kernel, ..self }
+    }
+
+    /// The kernel it is multiplied by.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 
     /// Output size.
@@ -132,10 +155,18 @@ pub struct Linear<'a> {
 }
 
 impl Linear<'_> {
-    /// `y = W x + b` with the tuned kernel.
+    /// `y = W x + b` with the matrix's kernel.
     #[inline]
     pub fn apply(&self, x: &[f32], y: &mut [f32]) {
-        crate::kernels::matvec(&self.weight, x, self.bias, y);
+        match self.weight.kernel {
+            Kernel::Tuned => crate::kernels::matvec(&self.weight, x, self.bias, y),
+            Kernel::Naive => crate::kernels::matvec_naive(&self.weight, x, self.bias, y),
+        }
+    }
+
+    /// The same layer, multiplied by `kernel`.
+    pub fn with_kernel(self, kernel: Kernel) -> Self {
+        Linear { weight: self.weight.with_kernel(kernel), ..self }
     }
 
     /// Multiply-accumulates of one application (`out * in`).

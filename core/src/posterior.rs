@@ -30,7 +30,9 @@ impl Posterior<'_> {
         v: &mut [f32; H],
         logvar: &mut [f32; H],
     ) {
-        for (mean, lv, e, out) in [(&self.z_mean, &self.z_logvar, e_z, &mut *z), (&self.v_mean, &self.v_logvar, e_v, &mut *v)] {
+        for (mean, lv, e, out) in
+            [(&self.z_mean, &self.z_logvar, e_z, &mut *z), (&self.v_mean, &self.v_logvar, e_v, &mut *v)]
+        {
             mean.apply(h0, out);
             lv.apply(h0, logvar);
             for ((o, l), e) in out.iter_mut().zip(logvar.iter()).zip(e) {

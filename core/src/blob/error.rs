@@ -186,7 +186,9 @@ impl core::fmt::Display for BlobError {
             UnknownStorage { code } => write!(f, "unknown storage format code {code}"),
             UnknownSchedule { code } => write!(f, "unknown input schedule code {code}"),
             UnsupportedHeads { found } => write!(f, "{found} attention heads, only 2 are supported"),
-            InconsistentDims { dim, value } => write!(f, "dimension {dim:?} = {value} breaks D = 3H, H % 4 == 0 or sizes > 0"),
+            InconsistentDims { dim, value } => {
+                write!(f, "dimension {dim:?} = {value} breaks D = 3H, H % 4 == 0 or sizes > 0")
+            }
             DimensionMismatch { dim, blob, decoder } => {
                 write!(f, "dimension {dim:?} is {blob} in the blob but {decoder} in the decoder")
             }

@@ -121,7 +121,7 @@ impl Dims {
                 return Err(BlobError::InconsistentDims { dim, value });
             }
         }
-        if self.hidden % 4 != 0 {
+        if !self.hidden.is_multiple_of(4) {
             return Err(BlobError::InconsistentDims { dim: Dim::Hidden, value: self.hidden });
         }
         if self.d_model != 3 * self.hidden {

@@ -1,7 +1,7 @@
 //! Validating, zero-copy reader of `LFW1` blobs.
 
-use super::{dtype, BlobError, Dims, Header, SectionId, Tensor, TENSOR_COUNT};
 use super::{crc32, ENTRY_LEN, HEADER_LEN, HEADS, MAGIC, MAX_SECTIONS, SECTION_ALIGN, VERSION};
+use super::{dtype, BlobError, Dims, Header, SectionId, Tensor, TENSOR_COUNT};
 use crate::matrix::{Linear, Matrix, MatrixData, StorageFormat};
 use crate::schedule::InputSchedule;
 use half::f16;
@@ -81,7 +81,9 @@ impl<'a> Blob<'a> {
             match (entry.section, data) {
                 (SectionId::Values(t), _) => values[t.index()] = Some(data),
                 (SectionId::Scales(t), SectionData::F32(s)) => scales[t.index()] = Some(s),
-                (section, _) => return Err(BlobError::WrongDtype { section, expected: dtype::F32, found: entry.dtype }),
+                (section, _) => {
+                    return Err(BlobError::WrongDtype { section, expected: dtype::F32, found: entry.dtype })
+                }
             }
         }
 
@@ -237,7 +239,7 @@ fn parse_entry(bytes: &[u8], at: usize, index: usize, header: &Header, data_star
     if u64::from(len) != expected_len {
         return Err(BlobError::WrongLength { section, expected: expected_len, found: len });
     }
-    if offset as usize % SECTION_ALIGN != 0 {
+    if !(offset as usize).is_multiple_of(SECTION_ALIGN) {
         return Err(BlobError::Misaligned { section, offset });
     }
     let end = u64::from(offset) + u64::from(len);

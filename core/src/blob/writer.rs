@@ -48,17 +48,13 @@ impl core::fmt::Display for WriteError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             WriteError::Dims(e) => write!(f, "{e}"),
-            WriteError::WrongLength { tensor, expected, found } => write!(
-                f,
-                "tensor {} has {found} elements, its shape needs {expected}",
-                tensor.pytorch_name()
-            ),
+            WriteError::WrongLength { tensor, expected, found } => {
+                write!(f, "tensor {} has {found} elements, its shape needs {expected}", tensor.pytorch_name())
+            }
             WriteError::Missing { tensor } => write!(f, "tensor {} was not given", tensor.pytorch_name()),
-            WriteError::NonFinite { tensor, index } => write!(
-                f,
-                "tensor {} element {index} is not finite in the storage format",
-                tensor.pytorch_name()
-            ),
+            WriteError::NonFinite { tensor, index } => {
+                write!(f, "tensor {} element {index} is not finite in the storage format", tensor.pytorch_name())
+            }
             WriteError::BadScalar { field } => write!(f, "{field} is out of range"),
             WriteError::TooLarge => write!(f, "the blob would exceed 4 GiB"),
         }
@@ -66,6 +62,9 @@ impl core::fmt::Display for WriteError {
 }
 
 impl std::error::Error for WriteError {}
+
+/// A section ready to be placed: id, dtype code, `[rows, cols]`, bytes.
+type PendingSection = (SectionId, u8, (u32, u32), Vec<u8>);
 
 /// Builds an `LFW1` blob from f32 tensors.
 #[derive(Clone, Debug)]
@@ -128,7 +127,7 @@ impl BlobWriter {
 
     /// Lay out and seal the blob.
     pub fn finish(&self) -> Result<Vec<u8>, WriteError> {
-        let mut sections: Vec<(SectionId, u8, (u32, u32), Vec<u8>)> = Vec::new();
+        let mut sections: Vec<PendingSection> = Vec::new();
         for t in Tensor::ALL {
             let values = self.tensors[t.index()].as_ref().ok_or(WriteError::Missing { tensor: t })?;
             let (rows, cols) = t.shape(&self.dims);
@@ -137,7 +136,9 @@ impl BlobWriter {
                 continue;
             }
             match self.storage {
-                StorageFormat::F32 => sections.push((SectionId::Values(t), dtype::F32, (rows, cols), f32_bytes(values))),
+                StorageFormat::F32 => {
+                    sections.push((SectionId::Values(t), dtype::F32, (rows, cols), f32_bytes(values)))
+                }
                 StorageFormat::F16 => {
                     let mut bytes = Vec::with_capacity(values.len() * 2);
                     for (index, v) in values.iter().enumerate() {

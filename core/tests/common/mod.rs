@@ -103,3 +103,42 @@ pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
     let den = want.iter().map(|w| (*w as f64).abs()).fold(0.0, f64::max);
     num / den.max(1e-30)
 }
+
+/// A blob of made-up finite weights for `dims` (deterministic in `seed`).
+pub fn synthetic_blob(dims: Dims, storage: StorageFormat, schedule: InputSchedule, seed: u64) -> Vec<u8> {
+    let mut rng = lflow_core::Seeded::new(seed);
+    let mut w = BlobWriter::new(dims, storage, schedule, 0.55, 0.01).unwrap();
+    for t in Tensor::ALL {
+        let (r, c) = t.shape(&dims);
+        let fan_in = if t.is_matrix() { c as f32 } else { 4.0 };
+        let scale = 1.0 / fan_in.sqrt();
+        let mut vals: Vec<f32> = (0..r * c).map(|_| rng.next_normal() * scale).collect();
+        if matches!(t, Tensor::Norm1Weight | Tensor::Norm2Weight) {
+            vals.iter_mut().for_each(|v| *v += 1.0);
+        }
+        if matches!(t, Tensor::ZLogvarBias | Tensor::VLogvarBias) {
+            vals.iter_mut().for_each(|v| *v -= 2.0);
+        }
+        w.tensor(t, &vals).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+/// Byte offset of the table entry with section id `code`.
+pub fn entry_offset(blob: &[u8], code: u16) -> usize {
+    let count = u32::from_le_bytes(blob[48..52].try_into().unwrap()) as usize;
+    (0..count)
+        .map(|i| 64 + 24 * i)
+        .find(|&at| u16::from_le_bytes([blob[at], blob[at + 1]]) == code)
+        .unwrap_or_else(|| panic!("no entry {code:#x}"))
+}
+
+/// Read the little-endian u32 at `at`.
+pub fn u32_at(blob: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(blob[at..at + 4].try_into().unwrap())
+}
+
+/// Write the little-endian u32 `v` at `at`.
+pub fn put_u32(blob: &mut [u8], at: usize, v: u32) {
+    blob[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
