@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite. Installs what it needs when missing, then runs
+# formatting, lints, every test (also with `fast-math`), the no_std builds
+# for the Cortex-M7 target, and compiles the benchmarks and the fuzz target.
+#   tools/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s\n' "$*"; }
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# Run a cargo test command, keeping its output for the closing tally.
+run_tests() { "$@" 2>&1 | tee -a "$log"; }
+
+step "toolchain"
+target=thumbv7em-none-eabihf
+if ! rustup target list --installed | grep -qx "$target"; then
+  rustup target add "$target"
+fi
+for component in rustfmt clippy; do
+  rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+done
+if [ ! -d ../shared/golden ] && [ -z "${LFLOW_SHARED:-}" ]; then
+  echo "error: ../shared/golden not found (set LFLOW_SHARED to the shared folder)" >&2
+  exit 1
+fi
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy -p lflow-core -- -D warnings
+cargo clippy --workspace --all-targets --features lflow-core/std -- -D warnings
+
+step "no_std builds for $target (no std dependency may creep in)"
+for features in "" fast-math defmt fast-math,defmt; do
+  echo "features: ${features:-none}"
+  cargo build -q -p lflow-core --target "$target" --no-default-features --features "$features"
+done
+
+step "tests"
+run_tests cargo test --workspace --features lflow-core/std
+step "tests with fast-math"
+run_tests cargo test -p lflow-core --features std,fast-math
+
+step "benchmarks and fuzz target compile"
+cargo bench -q -p lflow-core --features std --no-run
+cargo check -q --manifest-path core/fuzz/Cargo.toml
+
+echo
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
