@@ -39,11 +39,12 @@ impl GruCell<'_> {
         self.hidden.apply(h, gh.as_flattened_mut());
         let [ir, iu, in_] = gi;
         let [hr, hu, hn] = gh;
-        for k in 0..H {
-            let r = sigmoid(ir[k] + hr[k]);
-            let u = sigmoid(iu[k] + hu[k]);
-            let n = tanh(in_[k] + r * hn[k]);
-            h[k] = (1.0 - u) * n + u * h[k];
+        let gates = ir.iter().zip(iu.iter()).zip(in_.iter()).zip(hr.iter().zip(hu.iter()).zip(hn.iter()));
+        for (hk, (((ir, iu), in_), ((hr, hu), hn))) in h.iter_mut().zip(gates) {
+            let r = sigmoid(ir + hr);
+            let u = sigmoid(iu + hu);
+            let n = tanh(in_ + r * hn);
+            *hk = (1.0 - u) * n + u * *hk;
         }
     }
 }

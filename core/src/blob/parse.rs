@@ -79,8 +79,16 @@ impl<'a> Blob<'a> {
             };
             check_finite(entry.section, data)?;
             match (entry.section, data) {
-                (SectionId::Values(t), _) => values[t.index()] = Some(data),
-                (SectionId::Scales(t), SectionData::F32(s)) => scales[t.index()] = Some(s),
+                (SectionId::Values(t), _) => {
+                    if let Some(slot) = values.get_mut(t.index()) {
+                        *slot = Some(data);
+                    }
+                }
+                (SectionId::Scales(t), SectionData::F32(s)) => {
+                    if let Some(slot) = scales.get_mut(t.index()) {
+                        *slot = Some(s);
+                    }
+                }
                 (section, _) => {
                     return Err(BlobError::WrongDtype { section, expected: dtype::F32, found: entry.dtype })
                 }
@@ -88,10 +96,13 @@ impl<'a> Blob<'a> {
         }
 
         for t in Tensor::ALL {
-            if values[t.index()].is_none() {
+            if values.get(t.index()).copied().flatten().is_none() {
                 return Err(BlobError::MissingSection { section: SectionId::Values(t) });
             }
-            if header.storage == StorageFormat::I8 && t.is_matrix() && scales[t.index()].is_none() {
+            if header.storage == StorageFormat::I8
+                && t.is_matrix()
+                && scales.get(t.index()).copied().flatten().is_none()
+            {
                 return Err(BlobError::MissingSection { section: SectionId::Scales(t) });
             }
         }
