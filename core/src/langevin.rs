@@ -30,7 +30,12 @@ impl LangevinStep {
         force: &mut [f32; H],
         e: &[f32; H],
     ) {
-        potential.gradient(z, force);
+        self.step_slice(potential, z, v, force, e);
+    }
+
+    /// [`LangevinStep::step`] for a latent of run-time size (all slices `z.len()` long).
+    pub fn step_slice(&self, potential: &Potential, z: &mut [f32], v: &mut [f32], force: &mut [f32], e: &[f32]) {
+        potential.gradient_slice(z, force);
         let noise_scale = crate::math::sqrt(2.0 * self.gamma);
         for (((zk, vk), fk), ek) in z.iter_mut().zip(v.iter_mut()).zip(force.iter()).zip(e) {
             *zk += self.eps * *vk;

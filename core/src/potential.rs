@@ -54,7 +54,15 @@ impl Potential {
     /// The force `dU/dz` at `z`, written to `force`. `H` must be a multiple of 4
     /// (checked at compile time by the decoder).
     pub fn gradient<const H: usize>(&self, z: &[f32; H], force: &mut [f32; H]) {
-        let len = H / CHANNELS;
+        self.gradient_slice(z, force);
+    }
+
+    /// [`Potential::gradient`] for a latent of run-time size `z.len()` (a
+    /// multiple of 4; `force` as long as `z`). The host's trainer uses this.
+    /// The map is linear and symmetric in `z` (`U` is a quadratic form), so it
+    /// is also the vector-Jacobian product of the force.
+    pub fn gradient_slice(&self, z: &[f32], force: &mut [f32]) {
+        let len = z.len() / CHANNELS;
         // Zero-padded channel access.
         let at = |c: usize, k: isize| -> f32 {
             if k < 0 || k as usize >= len {

@@ -1,0 +1,88 @@
+//! The model's sizes and fixed hyper-parameters.
+
+use lflow_core::{Dims, InputSchedule};
+use serde::{Deserialize, Serialize};
+
+/// Which variant of the model (MODEL.md sections 5 and 9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The published model: `PreviousBin`, every bin attends to the whole trial.
+    Paper,
+    /// The device's model: `CurrentBin`, causal attention over the last `window` bins.
+    Streaming,
+}
+
+/// Sizes and constants of one LangevinFlow model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Held-in neurons `N_in` (encoder input).
+    pub n_in: usize,
+    /// Neurons predicted `N_out` (held-in first, then held-out).
+    pub n_out: usize,
+    /// Latent size `H` (multiple of 4); the decoder width is `3H`.
+    pub hidden: usize,
+    /// Feed-forward width (512 in the paper).
+    pub ff: usize,
+    /// Langevin damping `gamma`.
+    pub gamma: f32,
+    /// Langevin step `eps`.
+    pub eps: f32,
+    /// Paper or streaming.
+    pub mode: Mode,
+    /// Causal window in bins (streaming mode; `None` in paper mode = whole trial).
+    pub window: Option<usize>,
+}
+
+impl ModelConfig {
+    /// Decoder width `D = 3H`.
+    pub fn d_model(&self) -> usize {
+        3 * self.hidden
+    }
+
+    /// Per-head width `D / 2`.
+    pub fn head_dim(&self) -> usize {
+        self.d_model() / 2
+    }
+
+    /// The encoder's input schedule of this mode.
+    pub fn schedule(&self) -> InputSchedule {
+        match self.mode {
+            Mode::Paper => InputSchedule::PreviousBin,
+            Mode::Streaming => InputSchedule::CurrentBin,
+        }
+    }
+
+    /// Whether query bin `t` may attend to key bin `j`.
+    #[inline]
+    pub fn attends(&self, t: usize, j: usize) -> bool {
+        match self.window {
+            None => true,
+            Some(w) => j <= t && j + w > t,
+        }
+    }
+
+    /// The spike bin the encoder reads at bin `t` of a trial with `t_obs` observed bins.
+    #[inline]
+    pub fn input_bin(&self, t: usize, t_obs: usize) -> usize {
+        let last = t_obs.saturating_sub(1);
+        match self.schedule() {
+            InputSchedule::PreviousBin => t.saturating_sub(1).min(last),
+            InputSchedule::CurrentBin => t.min(last),
+        }
+    }
+
+    /// Sizes as `lflow-core` records them (window 0 stands for "whole trial").
+    pub fn dims(&self, n_beh: usize) -> Dims {
+        Dims {
+            n_in: self.n_in as u32,
+            hidden: self.hidden as u32,
+            d_model: self.d_model() as u32,
+            ff: self.ff as u32,
+            n_out: self.n_out as u32,
+            window: self.window.unwrap_or(0) as u32,
+            n_beh: n_beh as u32,
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The Transformer decoder layer, readout and Poisson loss over a chunk
+//! (MODEL.md sections 5-6), with their backward passes. Rows are trial-major.
+
+use super::encoder::{dropout_mask, stream};
+use super::{Chunk, Dropout, LossScale, Workspace};
+use crate::config::ModelConfig;
+use crate::gemm::{add_bias, add_column_sums, matmul, Op};
+use crate::params::Params;
+use lflow_core::blob::Tensor;
+use lflow_core::layer_norm::LAYER_NORM_EPS;
+
+/// LayerNorm of each row of `x` in place; keeps `x_hat` and `1 / std` per row.
+fn layer_norm(x: &mut [f32], w: &[f32], b: &[f32], xhat: &mut [f32], rstd: &mut [f32]) {
+    let d = w.len();
+    for ((row, xh), rs) in x.chunks_exact_mut(d).zip(xhat.chunks_exact_mut(d)).zip(rstd.iter_mut()) {
+        let mean = row.iter().sum::<f32>() / d as f32;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+        let inv = 1.0 / lflow_core::math::sqrt(var + LAYER_NORM_EPS);
+        *rs = inv;
+        for (((v, xh), wi), bi) in row.iter_mut().zip(xh.iter_mut()).zip(w).zip(b) {
+            *xh = (*v - mean) * inv;
+            *v = (*v - mean) * inv * wi + bi;
+        }
+    }
+}
+
+/// LayerNorm backward: `dx` from `dy`, adding to the affine parameters' gradients.
+fn layer_norm_backward(
+    dy: &[f32],
+    xhat: &[f32],
+    rstd: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+) {
+    let d = w.len();
+    for (((dyr, xh), rs), dxr) in dy.chunks_exact(d).zip(xhat.chunks_exact(d)).zip(rstd).zip(dx.chunks_exact_mut(d)) {
+        let (mut m1, mut m2) = (0.0f32, 0.0f32);
+        for ((g, x), wi) in dyr.iter().zip(xh).zip(w) {
+            m1 += g * wi;
+            m2 += g * wi * x;
+        }
+        m1 /= d as f32;
+        m2 /= d as f32;
+        for ((((o, g), x), wi), (dwi, dbi)) in
+            dxr.iter_mut().zip(dyr).zip(xh).zip(w).zip(dw.iter_mut().zip(db.iter_mut()))
+        {
+            *o = rs * (g * wi - m1 - x * m2);
+            *dwi += g * x;
+            *dbi += g;
+        }
+    }
+}
+
+fn masks(d: Option<Dropout<'_>>, which: u64, trials: usize, mask: &mut [f32]) {
+    match d {
+        Some(d) if d.rate > 0.0 => {
+            let per = mask.len() / trials.max(1);
+            for (b, m) in mask.chunks_exact_mut(per.max(1)).enumerate() {
+                dropout_mask(&mut stream(d.seeds[b], which), d.rate, m);
+            }
+        }
+        _ => mask.fill(1.0),
+    }
+}
+
+pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, dropout: Option<Dropout<'_>>, ws: &mut Workspace) {
+    let (bc, tt, d, ff, nout) = (c.trials, c.bins, cfg.d_model(), cfg.ff, cfg.n_out);
+    let rows = bc * tt;
+    let hd = cfg.head_dim();
+    let scale = 1.0 / (hd as f32).sqrt();
+    matmul(&mut ws.qkv, &ws.l, Op::N, p.get(Tensor::AttnInProjWeight), Op::T, rows, d, 3 * d, false);
+    add_bias(&mut ws.qkv, p.get(Tensor::AttnInProjBias));
+    ws.ctx.fill(0.0);
+    for b in 0..bc {
+        for head in 0..2 {
+            for t in 0..tt {
+                let q = &ws.qkv[(b * tt + t) * 3 * d + head * hd..][..hd];
+                let probs = &mut ws.probs[((b * 2 + head) * tt + t) * tt..][..tt];
+                let mut max = f32::NEG_INFINITY;
+                for (j, pj) in probs.iter_mut().enumerate() {
+                    if cfg.attends(t, j) {
+                        let k = &ws.qkv[(b * tt + j) * 3 * d + d + head * hd..][..hd];
+                        *pj = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+                        max = max.max(*pj);
+                    } else {
+                        *pj = f32::NEG_INFINITY;
+                    }
+                }
+                let mut total = 0.0f32;
+                for pj in probs.iter_mut() {
+                    *pj = if pj.is_finite() { lflow_core::math::exp(*pj - max) } else { 0.0 };
+                    total += *pj;
+                }
+                let ctx = &mut ws.ctx[(b * tt + t) * d + head * hd..][..hd];
+                for (j, pj) in probs.iter_mut().enumerate() {
+                    *pj /= total;
+                    if *pj != 0.0 {
+                        let v = &ws.qkv[(b * tt + j) * 3 * d + 2 * d + head * hd..][..hd];
+                        for (cx, vx) in ctx.iter_mut().zip(v) {
+                            *cx += *pj * vx;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Residual 1: y = LN1(l + dropout(out_proj(ctx))).
+    masks(dropout, 2, bc, &mut ws.attn_mask);
+    let attn = &mut ws.d_rows;
+    matmul(attn, &ws.ctx, Op::N, p.get(Tensor::AttnOutProjWeight), Op::T, rows, d, d, false);
+    add_bias(attn, p.get(Tensor::AttnOutProjBias));
+    for (((y, l), a), m) in ws.y.iter_mut().zip(&ws.l).zip(attn.iter()).zip(&ws.attn_mask) {
+        *y = l + a * m;
+    }
+    layer_norm(&mut ws.y, p.get(Tensor::Norm1Weight), p.get(Tensor::Norm1Bias), &mut ws.xhat1, &mut ws.rstd1);
+    // Feed-forward with dropout inside and after; residual 2.
+    matmul(&mut ws.f1, &ws.y, Op::N, p.get(Tensor::Linear1Weight), Op::T, rows, d, ff, false);
+    add_bias(&mut ws.f1, p.get(Tensor::Linear1Bias));
+    masks(dropout, 3, bc, &mut ws.f1_mask);
+    for (f, m) in ws.f1.iter_mut().zip(ws.f1_mask.iter_mut()) {
+        if *f <= 0.0 {
+            *m = 0.0;
+        }
+        *f *= *m;
+    }
+    masks(dropout, 4, bc, &mut ws.f2_mask);
+    let f2 = &mut ws.d_rows;
+    matmul(f2, &ws.f1, Op::N, p.get(Tensor::Linear2Weight), Op::T, rows, ff, d, false);
+    add_bias(f2, p.get(Tensor::Linear2Bias));
+    for (((y2, y), f), m) in ws.y2.iter_mut().zip(&ws.y).zip(f2.iter()).zip(&ws.f2_mask) {
+        *y2 = y + f * m;
+    }
+    layer_norm(&mut ws.y2, p.get(Tensor::Norm2Weight), p.get(Tensor::Norm2Bias), &mut ws.xhat2, &mut ws.rstd2);
+    matmul(&mut ws.lr, &ws.y2, Op::N, p.get(Tensor::ReadoutWeight), Op::T, rows, d, nout, false);
+    add_bias(&mut ws.lr, p.get(Tensor::ReadoutBias));
+}
+
+/// Sum of `exp(lr) - y * lr` over the chunk.
+pub(super) fn poisson_nll(cfg: &ModelConfig, c: &Chunk<'_>, ws: &Workspace) -> f64 {
+    let n = c.trials * c.bins * cfg.n_out;
+    ws.lr[..n].iter().zip(c.targets).map(|(lr, y)| (lr.exp() as f64) - (*y as f64) * (*lr as f64)).sum()
+}
+
+pub(super) fn backward(
+    cfg: &ModelConfig,
+    p: &Params,
+    c: &Chunk<'_>,
+    scale: LossScale,
+    ws: &mut Workspace,
+    g: &mut Params,
+) {
+    let (bc, tt, t_obs, d, ff, nout, h, nin) =
+        (c.trials, c.bins, c.observed, cfg.d_model(), cfg.ff, cfg.n_out, cfg.hidden, cfg.n_in);
+    let rows = bc * tt;
+    let hd = cfg.head_dim();
+    let att_scale = 1.0 / (hd as f32).sqrt();
+    // Poisson NLL, with coordinated dropout's gradient blocking on held-in observed elements.
+    for b in 0..bc {
+        for t in 0..tt {
+            let r = b * tt + t;
+            for n in 0..nout {
+                let i = r * nout + n;
+                let mut grad = (ws.lr[i].exp() - c.targets[i]) * scale.nll;
+                if let (Some(mask), true, true) = (c.grad_mask, t < t_obs, n < nin) {
+                    grad *= mask[(b * t_obs + t) * nin + n];
+                }
+                ws.d_lr[i] = grad;
+            }
+        }
+    }
+    matmul(g.get_mut(Tensor::ReadoutWeight), &ws.d_lr, Op::T, &ws.y2, Op::N, nout, rows, d, true);
+    add_column_sums(g.get_mut(Tensor::ReadoutBias), &ws.d_lr[..rows * nout]);
+    let dy2 = &mut ws.d_rows;
+    matmul(dy2, &ws.d_lr, Op::N, p.get(Tensor::ReadoutWeight), Op::N, rows, nout, d, false);
+    // LN2: d_rows2 = d res2.
+    let (gw, gb) = g.pair_mut(Tensor::Norm2Weight, Tensor::Norm2Bias);
+    layer_norm_backward(&ws.d_rows, &ws.xhat2, &ws.rstd2, p.get(Tensor::Norm2Weight), &mut ws.d_rows2, gw, gb);
+    // d y = d res2 (residual) + feed-forward path.
+    ws.d_rows.copy_from_slice(&ws.d_rows2);
+    for (g2, m) in ws.d_rows2.iter_mut().zip(&ws.f2_mask) {
+        *g2 *= m;
+    }
+    matmul(g.get_mut(Tensor::Linear2Weight), &ws.d_rows2, Op::T, &ws.f1, Op::N, d, rows, ff, true);
+    add_column_sums(g.get_mut(Tensor::Linear2Bias), &ws.d_rows2);
+    matmul(&mut ws.d_ff, &ws.d_rows2, Op::N, p.get(Tensor::Linear2Weight), Op::N, rows, d, ff, false);
+    for (x, m) in ws.d_ff.iter_mut().zip(&ws.f1_mask) {
+        *x *= m;
+    }
+    matmul(g.get_mut(Tensor::Linear1Weight), &ws.d_ff, Op::T, &ws.y, Op::N, ff, rows, d, true);
+    add_column_sums(g.get_mut(Tensor::Linear1Bias), &ws.d_ff);
+    matmul(&mut ws.d_rows, &ws.d_ff, Op::N, p.get(Tensor::Linear1Weight), Op::N, rows, ff, d, true);
+    // LN1: d_rows2 = d res1; d l = d res1 (residual) + attention path.
+    let (gw, gb) = g.pair_mut(Tensor::Norm1Weight, Tensor::Norm1Bias);
+    layer_norm_backward(&ws.d_rows, &ws.xhat1, &ws.rstd1, p.get(Tensor::Norm1Weight), &mut ws.d_rows2, gw, gb);
+    ws.d_rows.copy_from_slice(&ws.d_rows2);
+    for (x, m) in ws.d_rows2.iter_mut().zip(&ws.attn_mask) {
+        *x *= m;
+    }
+    matmul(g.get_mut(Tensor::AttnOutProjWeight), &ws.d_rows2, Op::T, &ws.ctx, Op::N, d, rows, d, true);
+    add_column_sums(g.get_mut(Tensor::AttnOutProjBias), &ws.d_rows2);
+    // d ctx overwrites ctx (no longer needed).
+    let dctx = &mut ws.ctx;
+    matmul(dctx, &ws.d_rows2, Op::N, p.get(Tensor::AttnOutProjWeight), Op::N, rows, d, d, false);
+    ws.d_qkv.fill(0.0);
+    let dp = &mut ws.scratch[..tt];
+    for b in 0..bc {
+        for head in 0..2 {
+            for t in 0..tt {
+                let r = b * tt + t;
+                let probs = &ws.probs[((b * 2 + head) * tt + t) * tt..][..tt];
+                let dc = &dctx[r * d + head * hd..][..hd];
+                let mut sum = 0.0f32;
+                for (j, (pj, dpj)) in probs.iter().zip(dp.iter_mut()).enumerate() {
+                    if *pj == 0.0 {
+                        *dpj = 0.0;
+                        continue;
+                    }
+                    let rj = b * tt + j;
+                    let v = &ws.qkv[rj * 3 * d + 2 * d + head * hd..][..hd];
+                    *dpj = dc.iter().zip(v).map(|(a, b)| a * b).sum::<f32>();
+                    sum += pj * *dpj;
+                    let dv = &mut ws.d_qkv[rj * 3 * d + 2 * d + head * hd..][..hd];
+                    for (o, x) in dv.iter_mut().zip(dc) {
+                        *o += pj * x;
+                    }
+                }
+                for (j, (pj, dpj)) in probs.iter().zip(dp.iter()).enumerate() {
+                    if *pj == 0.0 {
+                        continue;
+                    }
+                    let ds = pj * (dpj - sum) * att_scale;
+                    let rj = b * tt + j;
+                    for x in 0..hd {
+                        let kx = ws.qkv[rj * 3 * d + d + head * hd + x];
+                        let qx = ws.qkv[r * 3 * d + head * hd + x];
+                        ws.d_qkv[r * 3 * d + head * hd + x] += ds * kx;
+                        ws.d_qkv[rj * 3 * d + d + head * hd + x] += ds * qx;
+                    }
+                }
+            }
+        }
+    }
+    matmul(g.get_mut(Tensor::AttnInProjWeight), &ws.d_qkv, Op::T, &ws.l, Op::N, 3 * d, rows, d, true);
+    add_column_sums(g.get_mut(Tensor::AttnInProjBias), &ws.d_qkv);
+    matmul(&mut ws.d_rows, &ws.d_qkv, Op::N, p.get(Tensor::AttnInProjWeight), Op::N, rows, 3 * d, d, true);
+    // Split d l into the latent and encoder gradients (time-major).
+    for b in 0..bc {
+        for t in 0..tt {
+            let row = &ws.d_rows[(b * tt + t) * d..][..d];
+            let dst = (t * bc + b) * h;
+            ws.dz[dst..dst + h].copy_from_slice(&row[..h]);
+            ws.dv[dst..dst + h].copy_from_slice(&row[h..2 * h]);
+            ws.dh[dst..dst + h].copy_from_slice(&row[2 * h..]);
+        }
+    }
+}

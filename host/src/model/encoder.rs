@@ -1,0 +1,121 @@
+//! The GRU encoder over a chunk: forward through time and backpropagation
+//! through time (MODEL.md section 1; gate order r, z (`u`), n).
+
+use super::{Chunk, Dropout, Workspace};
+use crate::config::ModelConfig;
+use crate::gemm::{add_bias, add_column_sums, matmul, Op};
+use crate::params::Params;
+use lflow_core::blob::Tensor;
+use lflow_core::math::{sigmoid, tanh};
+
+/// Per-trial random streams (dropout masks), independent of the thread split.
+pub(crate) fn stream(seed: u64, which: u64) -> lflow_core::Seeded {
+    lflow_core::Seeded::new(seed ^ which.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Fill `mask` with inverted-dropout factors: 0 with probability `rate`, else `1 / (1 - rate)`.
+pub(crate) fn dropout_mask(rng: &mut lflow_core::Seeded, rate: f32, mask: &mut [f32]) {
+    let keep = 1.0 / (1.0 - rate);
+    for m in mask {
+        let u = (rng.next_u32() >> 8) as f32 * (1.0 / 16_777_216.0);
+        *m = if u < rate { 0.0 } else { keep };
+    }
+}
+
+pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, dropout: Option<Dropout<'_>>, ws: &mut Workspace) {
+    let (bc, tt, t_obs, h, nin) = (c.trials, c.bins, c.observed, cfg.hidden, cfg.n_in);
+    for t in 0..tt {
+        let s = cfg.input_bin(t, t_obs);
+        for b in 0..bc {
+            let src = &c.input[(b * t_obs + s) * nin..(b * t_obs + s + 1) * nin];
+            ws.xg[(t * bc + b) * nin..(t * bc + b + 1) * nin].copy_from_slice(src);
+        }
+    }
+    match dropout {
+        Some(d) if d.rate > 0.0 => {
+            for b in 0..bc {
+                let mut rng = stream(d.seeds[b], 1);
+                for t in 0..tt {
+                    dropout_mask(&mut rng, d.rate, &mut ws.h_mask[(t * bc + b) * h..(t * bc + b + 1) * h]);
+                }
+            }
+        }
+        _ => ws.h_mask.fill(1.0),
+    }
+    let (w_ih, w_hh) = (p.get(Tensor::EncoderWeightIh), p.get(Tensor::EncoderWeightHh));
+    let (b_ih, b_hh) = (p.get(Tensor::EncoderBiasIh), p.get(Tensor::EncoderBiasHh));
+    let step = bc * h;
+    for t in 0..tt {
+        matmul(&mut ws.gi, &ws.xg[t * bc * nin..], Op::N, w_ih, Op::T, bc, nin, 3 * h, false);
+        add_bias(&mut ws.gi, b_ih);
+        if t == 0 {
+            for row in ws.gh.chunks_exact_mut(3 * h) {
+                row.copy_from_slice(b_hh);
+            }
+        } else {
+            matmul(&mut ws.gh, &ws.h[(t - 1) * step..], Op::N, w_hh, Op::T, bc, h, 3 * h, false);
+            add_bias(&mut ws.gh, b_hh);
+        }
+        for b in 0..bc {
+            let (gi, gh) = (&ws.gi[b * 3 * h..(b + 1) * 3 * h], &ws.gh[b * 3 * h..(b + 1) * 3 * h]);
+            for k in 0..h {
+                let i = t * step + b * h + k;
+                let r = sigmoid(gi[k] + gh[k]);
+                let u = sigmoid(gi[h + k] + gh[h + k]);
+                let ghn = gh[2 * h + k];
+                let n = tanh(gi[2 * h + k] + r * ghn);
+                let prev = if t == 0 { 0.0 } else { ws.h[i - step] };
+                ws.r[i] = r;
+                ws.u[i] = u;
+                ws.n[i] = n;
+                ws.ghn[i] = ghn;
+                ws.h[i] = ((1.0 - u) * n + u * prev) * ws.h_mask[i];
+            }
+        }
+    }
+}
+
+/// BPTT: `ws.dh [TT, Bc, H]` holds d loss / d (dropped) `h_t` from the decoder
+/// and the posterior heads; adds the encoder's weight gradients to `g`.
+pub(super) fn backward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, ws: &mut Workspace, g: &mut Params) {
+    let (bc, tt, h, nin) = (c.trials, c.bins, cfg.hidden, cfg.n_in);
+    let step = bc * h;
+    let w_hh = p.get(Tensor::EncoderWeightHh);
+    for t in (0..tt).rev() {
+        for b in 0..bc {
+            let gate = (t * bc + b) * 3 * h;
+            for k in 0..h {
+                let i = t * step + b * h + k;
+                let dh = ws.dh[i] * ws.h_mask[i];
+                let (r, u, n, ghn) = (ws.r[i], ws.u[i], ws.n[i], ws.ghn[i]);
+                let prev = if t == 0 { 0.0 } else { ws.h[i - step] };
+                let dn = dh * (1.0 - u);
+                let du = dh * (prev - n);
+                let dan = dn * (1.0 - n * n);
+                let dar = dan * ghn * r * (1.0 - r);
+                let dau = du * u * (1.0 - u);
+                ws.dgi[gate + k] = dar;
+                ws.dgi[gate + h + k] = dau;
+                ws.dgi[gate + 2 * h + k] = dan;
+                ws.dgh[gate + k] = dar;
+                ws.dgh[gate + h + k] = dau;
+                ws.dgh[gate + 2 * h + k] = dan * r;
+                if t > 0 {
+                    ws.dh[i - step] += dh * u;
+                }
+            }
+        }
+        if t > 0 {
+            let (before, _) = ws.dh.split_at_mut(t * step);
+            matmul(&mut before[(t - 1) * step..], &ws.dgh[t * bc * 3 * h..], Op::N, w_hh, Op::N, bc, 3 * h, h, true);
+        }
+    }
+    // Weight gradients over all steps at once.
+    let rows = tt * bc;
+    matmul(g.get_mut(Tensor::EncoderWeightIh), &ws.dgi, Op::T, &ws.xg, Op::N, 3 * h, rows, nin, true);
+    add_column_sums(g.get_mut(Tensor::EncoderBiasIh), &ws.dgi[..rows * 3 * h]);
+    ws.h_prev[..step].fill(0.0);
+    ws.h_prev[step..rows * h].copy_from_slice(&ws.h[..(rows - bc) * h]);
+    matmul(g.get_mut(Tensor::EncoderWeightHh), &ws.dgh, Op::T, &ws.h_prev, Op::N, 3 * h, rows, h, true);
+    add_column_sums(g.get_mut(Tensor::EncoderBiasHh), &ws.dgh[..rows * 3 * h]);
+}

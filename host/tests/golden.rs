@@ -1,0 +1,116 @@
+//! The trainer's forward and backward against the authors' PyTorch code
+//! (`../shared/golden/`): outputs, KL, loss, every gradient, one Adam step.
+
+#[path = "../../core/tests/common/mod.rs"]
+mod common;
+
+use common::{rel_err, Golden};
+use lflow_host::model::{backward, forward, latents, log_rates, Chunk, LossScale, Workspace};
+use lflow_host::params::PARAMS;
+use lflow_host::{Mode, ModelConfig, Params};
+
+struct Case {
+    g: Golden,
+    cfg: ModelConfig,
+    params: Params,
+    noise: Vec<f32>,
+    b: usize,
+    t: usize,
+    tt: usize,
+}
+
+fn load(name: &str) -> Case {
+    let g = Golden::load(name);
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(common::shared_dir().join("golden").join(format!("{name}.json"))).unwrap(),
+    )
+    .unwrap();
+    let window = meta["causal_window"].as_u64().map(|w| w as usize);
+    let cfg = ModelConfig {
+        n_in: meta["n_in"].as_u64().unwrap() as usize,
+        n_out: meta["n_out"].as_u64().unwrap() as usize,
+        hidden: meta["hidden"].as_u64().unwrap() as usize,
+        ff: meta["ff"].as_u64().unwrap() as usize,
+        gamma: meta["gamma"].as_f64().unwrap() as f32,
+        eps: meta["step"].as_f64().unwrap() as f32,
+        mode: Mode::Paper,
+        window,
+    };
+    let mut params = Params::zeros(&cfg);
+    for t in PARAMS {
+        params.get_mut(t).copy_from_slice(g.get(&format!("param.{}", t.pytorch_name())));
+    }
+    let (b, t) = (g.shape("input.spikes")[0], g.shape("input.spikes")[1]);
+    let tt = g.shape("output.logrates")[1];
+    let (ne, h) = (g.shape("input.noise")[0], cfg.hidden);
+    let raw = g.get("input.noise");
+    let noise =
+        (0..b).flat_map(|bi| (0..ne).flat_map(move |i| raw[(i * b + bi) * h..(i * b + bi + 1) * h].to_vec())).collect();
+    Case { g, cfg, params, noise, b, t, tt }
+}
+
+fn check(name: &str) {
+    let c = load(name);
+    let beta = 0.05f32;
+    let grad_mask = c.g.tensors.get("input.cd_grad_mask").map(|(_, v)| v.as_slice());
+    let chunk = Chunk {
+        input: c.g.get("input.model_input"),
+        targets: c.g.get("input.targets"),
+        grad_mask,
+        noise: &c.noise,
+        trials: c.b,
+        observed: c.t,
+        bins: c.tt,
+    };
+    let mut ws = Workspace::new();
+    let sums = forward(&c.cfg, &c.params, &chunk, None, &mut ws);
+    let nll_mean = sums.nll / sums.elements as f64;
+    let kl = sums.kl / c.b as f64;
+    let loss = nll_mean + beta as f64 * kl;
+    let rel = |got: f64, want: f32| (got - want as f64).abs() / (want as f64).abs();
+    let e_lr = rel_err(log_rates(&ws), c.g.get("output.logrates"));
+    let e_lat = rel_err(latents(&ws), c.g.get("output.latents"));
+    let (e_kl, e_nll, e_loss) = (
+        rel(kl, c.g.get("output.kl")[0]),
+        rel(nll_mean, c.g.get("output.nll_mean")[0]),
+        rel(loss, c.g.get("output.loss")[0]),
+    );
+    eprintln!("{name}: logrates {e_lr:.2e} latents {e_lat:.2e} kl {e_kl:.2e} nll {e_nll:.2e} loss {e_loss:.2e}");
+    assert!(e_lr < 1e-4 && e_lat < 1e-4, "{name}: outputs");
+    assert!(e_kl < 1e-4 && e_nll < 1e-4 && e_loss < 1e-4, "{name}: loss terms");
+
+    let mut grads = Params::zeros(&c.cfg);
+    let scale = LossScale { nll: 1.0 / sums.elements as f32, kl: beta / c.b as f32 };
+    backward(&c.cfg, &c.params, &chunk, scale, &mut ws, &mut grads);
+    let mut worst = (0.0f64, "");
+    for t in PARAMS {
+        let e = rel_err(grads.get(t), c.g.get(&format!("grad.{}", t.pytorch_name())));
+        let bound =
+            if name == "paper_init_potential" && t == lflow_core::blob::Tensor::PotentialKernel { 1e-2 } else { 1e-3 };
+        assert!(e < bound, "{name}: grad {} rel err {e:.3e}", t.pytorch_name());
+        if e > worst.0 {
+            worst = (e, t.pytorch_name());
+        }
+    }
+    eprintln!("{name}: worst gradient {} {:.2e}", worst.1, worst.0);
+}
+
+#[test]
+fn paper_random_potential() {
+    check("paper_random_potential");
+}
+
+#[test]
+fn paper_init_potential() {
+    check("paper_init_potential");
+}
+
+#[test]
+fn causal_w3() {
+    check("causal_w3");
+}
+
+#[test]
+fn paper_cd() {
+    check("paper_cd");
+}
