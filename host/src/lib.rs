@@ -6,6 +6,7 @@
 //! authors' PyTorch parameter names. Vocabulary is shared with `lflow-core`
 //! (`Tensor`, `InputSchedule`, `Potential`, `Seeded`).
 
+pub mod adam;
 pub mod config;
 pub mod gemm;
 pub mod model;

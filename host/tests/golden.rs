@@ -5,6 +5,7 @@
 mod common;
 
 use common::{rel_err, Golden};
+use lflow_host::adam::{Adam, AdamConfig};
 use lflow_host::model::{backward, forward, latents, log_rates, Chunk, LossScale, Workspace};
 use lflow_host::params::PARAMS;
 use lflow_host::{Mode, ModelConfig, Params};
@@ -93,6 +94,20 @@ fn check(name: &str) {
         }
     }
     eprintln!("{name}: worst gradient {} {:.2e}", worst.1, worst.0);
+
+    // One Adam step from the recorded parameters and gradients.
+    let mut recorded = Params::zeros(&c.cfg);
+    for t in PARAMS {
+        recorded.get_mut(t).copy_from_slice(c.g.get(&format!("grad.{}", t.pytorch_name())));
+    }
+    let mut p = c.params.clone();
+    let mut adam = Adam::new(&c.cfg);
+    let conf = AdamConfig::default();
+    adam.update(&conf, conf.lr, 2e-5, &mut p, &recorded);
+    for t in PARAMS {
+        let e = rel_err(p.get(t), c.g.get(&format!("adam1.{}", t.pytorch_name())));
+        assert!(e < 1e-5, "{name}: adam {} rel err {e:.3e}", t.pytorch_name());
+    }
 }
 
 #[test]
