@@ -1,6 +1,21 @@
 //! Row-major f32 matrix products through `matrixmultiply` (a maintained SIMD
 //! gemm with runtime CPU feature detection), behind a bounds-checked safe call.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+static PROFILE: AtomicBool = AtomicBool::new(false);
+static GEMM_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// Count the wall time spent inside [`matmul`] (summed over threads) from now on.
+pub fn set_profiling(on: bool) {
+    PROFILE.store(on, Ordering::Relaxed);
+}
+
+/// Nanoseconds spent in [`matmul`] since the last call (all threads summed).
+pub fn take_gemm_nanos() -> u64 {
+    GEMM_NANOS.swap(0, Ordering::Relaxed)
+}
+
 /// How an operand is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -37,6 +52,7 @@ pub fn matmul(c: &mut [f32], a: &[f32], op_a: Op, b: &[f32], op_b: Op, m: usize,
         Op::T => (1, k as isize),
     };
     let beta = if accumulate { 1.0 } else { 0.0 };
+    let started = PROFILE.load(Ordering::Relaxed).then(std::time::Instant::now);
     // SAFETY: the assert above guarantees that every element addressed by the
     // strides, (m-1)*rs + (k-1)*cs etc., lies inside the slices; C does not
     // alias A or B (distinct borrows).
@@ -57,6 +73,9 @@ pub fn matmul(c: &mut [f32], a: &[f32], op_a: Op, b: &[f32], op_b: Op, m: usize,
             n as isize,
             1,
         );
+    }
+    if let Some(t0) = started {
+        GEMM_NANOS.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 }
 

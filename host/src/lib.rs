@@ -2,15 +2,22 @@
 //!
 //! The model of `../shared/MODEL.md` in both modes (paper: `PreviousBin`, full
 //! attention; streaming: `CurrentBin`, causal window), with forward and
-//! backward written out for this architecture, Adam, and checkpoints under the
-//! authors' PyTorch parameter names. Vocabulary is shared with `lflow-core`
-//! (`Tensor`, `InputSchedule`, `Potential`, `Seeded`).
+//! backward written out for this architecture ([`model`]), Adam ([`adam`]),
+//! the training loop ([`train`]) over a [`backend::Backend`], and checkpoints
+//! under the authors' PyTorch parameter names ([`checkpoint`]). Vocabulary is
+//! shared with `lflow-core` (`Tensor`, `InputSchedule`, `Potential`, `Seeded`).
 
 pub mod adam;
+pub mod backend;
+pub mod checkpoint;
 pub mod config;
+pub mod data;
+pub mod export;
 pub mod gemm;
+pub mod lorenz;
 pub mod model;
 pub mod params;
+pub mod train;
 
 pub use config::{Mode, ModelConfig};
 pub use params::Params;

@@ -137,16 +137,16 @@ fn gradient_mask_blocks_exactly_the_masked_elements() {
     let mut want = vec![0.0f64; nout];
     for b in 0..s.b {
         for t in 0..s.tt {
-            for n in 0..nout {
+            for (n, w) in want.iter_mut().enumerate() {
                 let i = (b * s.tt + t) * nout + n;
                 let m = if t < s.t && n < nin { s.mask[(b * s.t + t) * nin + n] as f64 } else { 1.0 };
-                want[n] += m * ((lr[i] as f64).exp() - s.targets[i] as f64) * norm;
+                *w += m * ((lr[i] as f64).exp() - s.targets[i] as f64) * norm;
             }
         }
     }
     let got = g_masked.get(lflow_core::blob::Tensor::ReadoutBias);
-    for n in 0..nout {
-        assert!((got[n] as f64 - want[n]).abs() < 1e-6, "neuron {n}: {} vs {}", got[n], want[n]);
+    for (n, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!((*g as f64 - w).abs() < 1e-6, "neuron {n}: {g} vs {w}");
     }
     assert_ne!(g_masked.get(lflow_core::blob::Tensor::ReadoutBias), g_full.get(lflow_core::blob::Tensor::ReadoutBias));
 }

@@ -151,10 +151,10 @@ pub(super) fn backward(
             for (acc, x) in da.iter_mut().flatten().zip(taps.iter().flatten()) {
                 *acc += -((1.0 - gamma) * eps) as f64 * x;
             }
-            for k in 0..h {
+            for (k, s) in sg.iter().enumerate() {
                 let (gz, gv) = (ws.dz[now + k], ws.dv[now + k]);
                 ws.dv[prev + k] += eps * gz + (1.0 - gamma) * gv;
-                ws.dz[prev + k] += gz - (1.0 - gamma) * eps * sg[k];
+                ws.dz[prev + k] += gz - (1.0 - gamma) * eps * s;
             }
         }
     }

@@ -1,0 +1,319 @@
+//! The training loop: batches, coordinated dropout, KL and L2 ramps, Adam,
+//! ReduceLROnPlateau on the validation NLL, best-checkpoint selection
+//! (MODEL.md sections 6-7). Every random draw comes from per-trial streams
+//! seeded from one `Seeded` generator, so a seed and a thread count fix the run.
+
+use crate::adam::{Adam, AdamConfig};
+use crate::backend::{Backend, Batch, Pass};
+use crate::config::{Mode, ModelConfig};
+use crate::data::{Dataset, Split};
+use crate::model::{LossScale, LossSums};
+use crate::params::Params;
+use lflow_core::Seeded;
+use serde::{Deserialize, Serialize};
+
+/// Training hyper-parameters; defaults are MODEL.md section 7 (MC_Maze).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Passes over the training trials.
+    pub epochs: usize,
+    /// Trials per batch.
+    pub batch_size: usize,
+    /// Adam's initial learning rate.
+    pub lr: f32,
+    /// Final coupled weight decay (ramped from 0).
+    pub weight_decay: f32,
+    /// Final KL weight `beta` (ramped from 0).
+    pub kl_weight: f32,
+    /// Epochs of the KL and L2 ramps.
+    pub ramp_epochs: usize,
+    /// Coordinated dropout keep rate `cd` (1 = off).
+    pub cd_rate: f32,
+    /// Dropout rate.
+    pub dropout: f32,
+    /// ReduceLROnPlateau factor.
+    pub plateau_factor: f32,
+    /// ReduceLROnPlateau patience, epochs.
+    pub plateau_patience: usize,
+    /// Smallest learning rate.
+    pub min_lr: f32,
+    /// Seed of initialisation, batching and every draw.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 2000,
+            batch_size: 256,
+            lr: 3e-3,
+            weight_decay: 2e-5,
+            kl_weight: 0.1,
+            ramp_epochs: 500,
+            cd_rate: 0.5,
+            dropout: 0.05,
+            plateau_factor: 0.95,
+            plateau_patience: 10,
+            min_lr: 1e-5,
+            seed: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Ramp fraction `clamp(epoch / ramp_epochs, 0, 1)`.
+    pub fn ramp(&self, epoch: usize) -> f32 {
+        if self.ramp_epochs == 0 {
+            1.0
+        } else {
+            (epoch as f32 / self.ramp_epochs as f32).clamp(0.0, 1.0)
+        }
+    }
+}
+
+/// Everything that changes during training (saved in checkpoints).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainState {
+    /// Current parameters.
+    pub params: Params,
+    /// Optimiser moments.
+    pub adam: Adam,
+    /// Current learning rate.
+    pub lr: f32,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// The run's generator.
+    pub rng: Seeded,
+    /// Best validation NLL so far (for the plateau scheduler and the best checkpoint).
+    pub best_valid: f64,
+    /// Epochs since the plateau scheduler last saw an improvement.
+    pub bad_epochs: usize,
+    /// Epoch of the best validation NLL.
+    pub best_epoch: usize,
+}
+
+/// What one epoch measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochStats {
+    /// Epoch index (0-based).
+    pub epoch: usize,
+    /// Mean training loss over batches (NLL mean + beta * KL / B).
+    pub train_loss: f64,
+    /// Mean training Poisson NLL per element over batches (without the KL term).
+    pub train_nll: f64,
+    /// Validation Poisson NLL per element, mean mode (`NaN` without validation trials).
+    pub valid_nll: f64,
+    /// Learning rate used.
+    pub lr: f32,
+    /// Whether the validation NLL is the best so far.
+    pub improved: bool,
+    /// Training trials per second (forward + backward + Adam).
+    pub trials_per_s: f64,
+}
+
+/// Trains one model on one backend.
+pub struct Trainer<B: Backend> {
+    /// The model's sizes.
+    pub model: ModelConfig,
+    /// Hyper-parameters.
+    pub config: TrainConfig,
+    /// Mutable state.
+    pub state: TrainState,
+    backend: B,
+    batch: Batch,
+    grads: Params,
+}
+
+/// Per-trial random streams: noise, dropout and coordinated-dropout masks.
+fn trial_stream(seed: u64, which: u64) -> Seeded {
+    Seeded::new(seed ^ which.wrapping_mul(0xD1B5_4A32_D192_ED03))
+}
+
+impl<B: Backend> Trainer<B> {
+    /// A fresh run: PyTorch-style initialisation from `config.seed`.
+    pub fn new(model: ModelConfig, config: TrainConfig, backend: B) -> Trainer<B> {
+        let mut rng = Seeded::new(config.seed);
+        let params = Params::init(&model, &mut rng);
+        let state = TrainState {
+            adam: Adam::new(&model),
+            lr: config.lr,
+            epoch: 0,
+            rng,
+            best_valid: f64::INFINITY,
+            bad_epochs: 0,
+            best_epoch: 0,
+            params,
+        };
+        Trainer::resume(model, config, state, backend)
+    }
+
+    /// Continue from a saved state.
+    pub fn resume(model: ModelConfig, config: TrainConfig, state: TrainState, backend: B) -> Trainer<B> {
+        let grads = Params::zeros(&model);
+        Trainer { model, config, state, backend, batch: Batch::default(), grads }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Fill `self.batch` with `trials` of `data`; `train` enables coordinated dropout.
+    fn fill_batch(&mut self, data: &Dataset, trials: &[usize], seeds: &[u64], train: bool) {
+        let (m, b) = (&self.model, &mut self.batch);
+        let (t_obs, tt, h) = (data.observed, data.bins(), m.hidden);
+        b.trials = trials.len();
+        b.observed = t_obs;
+        b.bins = tt;
+        b.input.clear();
+        b.targets.clear();
+        b.grad_mask.clear();
+        b.noise.resize(trials.len() * (tt + 1) * h, 0.0);
+        b.seeds.clear();
+        b.seeds.extend_from_slice(seeds);
+        let cd = self.config.cd_rate;
+        let use_cd = train && cd > 0.0 && cd < 1.0;
+        for (k, (&i, &seed)) in trials.iter().zip(seeds).enumerate() {
+            b.targets.extend_from_slice(data.trial_spikes(i));
+            let start = b.input.len();
+            data.push_input(i, &mut b.input);
+            let mut noise = trial_stream(seed, 1);
+            for x in &mut b.noise[k * (tt + 1) * h..(k + 1) * (tt + 1) * h] {
+                *x = noise.next_normal();
+            }
+            if use_cd {
+                let mut rng = trial_stream(seed, 2);
+                let uniform = |rng: &mut Seeded| (rng.next_u32() >> 8) as f32 / 16_777_216.0;
+                for x in &mut b.input[start..] {
+                    let kept = uniform(&mut rng) < cd;
+                    let pass = uniform(&mut rng) < 1.0 - cd;
+                    *x = if kept { *x / cd } else { 0.0 };
+                    let grad = match m.mode {
+                        Mode::Paper => !kept || pass,
+                        Mode::Streaming => !kept,
+                    };
+                    b.grad_mask.push(if grad { 1.0 } else { 0.0 });
+                }
+            }
+        }
+    }
+
+    fn next_seed(&mut self) -> u64 {
+        (u64::from(self.state.rng.next_u32()) << 32) | u64::from(self.state.rng.next_u32())
+    }
+
+    /// One epoch over the training trials, then validation and the scheduler.
+    pub fn epoch(&mut self, data: &Dataset) -> EpochStats {
+        let started = std::time::Instant::now();
+        let epoch = self.state.epoch;
+        let mut order = data.indices(Split::Train);
+        for i in (1..order.len()).rev() {
+            let j = (self.state.rng.next_u32() as usize) % (i + 1);
+            order.swap(i, j);
+        }
+        let ramp = self.config.ramp(epoch);
+        let (beta, wd) = (self.config.kl_weight * ramp, self.config.weight_decay * ramp);
+        let adam = AdamConfig { lr: self.state.lr, ..AdamConfig::default() };
+        let mut loss_sum = 0.0f64;
+        let mut nll_sum = 0.0f64;
+        let mut batches = 0usize;
+        let batch_size = self.config.batch_size.max(1);
+        for trials in order.chunks(batch_size) {
+            let seeds: Vec<u64> = trials.iter().map(|_| self.next_seed()).collect();
+            self.fill_batch(data, trials, &seeds, true);
+            let elements = trials.len() * data.bins() * self.model.n_out;
+            let scale = LossScale { nll: 1.0 / elements as f32, kl: beta / trials.len() as f32 };
+            let pass = Pass { dropout: self.config.dropout, scale, grads: Some(&mut self.grads), log_rates: None };
+            let sums = self.backend.run(&self.model, &self.state.params, &self.batch, pass);
+            loss_sum += sums.nll / elements as f64 + beta as f64 * sums.kl / trials.len() as f64;
+            nll_sum += sums.nll / elements as f64;
+            batches += 1;
+            self.state.adam.update(&adam, self.state.lr, wd, &mut self.state.params, &self.grads);
+        }
+        let train_time = started.elapsed().as_secs_f64();
+        let valid_nll = self.validation_nll(data);
+        let improved = valid_nll < self.state.best_valid;
+        if improved {
+            self.state.best_valid = valid_nll;
+            self.state.best_epoch = epoch;
+            self.state.bad_epochs = 0;
+        } else if valid_nll.is_finite() {
+            self.state.bad_epochs += 1;
+            if self.state.bad_epochs > self.config.plateau_patience {
+                self.state.lr = (self.state.lr * self.config.plateau_factor).max(self.config.min_lr);
+                self.state.bad_epochs = 0;
+            }
+        }
+        self.state.epoch += 1;
+        EpochStats {
+            epoch,
+            train_loss: loss_sum / batches.max(1) as f64,
+            train_nll: nll_sum / batches.max(1) as f64,
+            valid_nll,
+            lr: adam.lr,
+            improved,
+            trials_per_s: order.len() as f64 / train_time.max(1e-9),
+        }
+    }
+
+    /// Poisson NLL per element on the validation trials, deterministic (mean mode, no dropout).
+    pub fn validation_nll(&mut self, data: &Dataset) -> f64 {
+        let valid = data.indices(Split::Valid);
+        if valid.is_empty() {
+            return f64::NAN;
+        }
+        let sums = self.evaluate(data, &valid, None, None);
+        sums.nll / sums.elements as f64
+    }
+
+    /// Forward `trials` without dropout or coordinated dropout. `samples: None`
+    /// is mean mode (every draw 0); `Some(seed)` draws noise from `seed`.
+    /// Writes log-rates `[n, T + F, N_out]` to `log_rates` when given.
+    pub fn evaluate(
+        &mut self,
+        data: &Dataset,
+        trials: &[usize],
+        noise_seed: Option<u64>,
+        mut log_rates: Option<&mut [f32]>,
+    ) -> LossSums {
+        let mut total = LossSums::default();
+        let per = data.bins() * self.model.n_out;
+        let batch_size = self.config.batch_size.max(1);
+        for (k, chunk) in trials.chunks(batch_size).enumerate() {
+            let seeds: Vec<u64> =
+                chunk.iter().map(|&i| noise_seed.map_or(0, |s| s ^ (i as u64).wrapping_mul(0x9E37_79B9))).collect();
+            self.fill_batch(data, chunk, &seeds, false);
+            if noise_seed.is_none() {
+                self.batch.noise.fill(0.0);
+            }
+            let scale = LossScale { nll: 0.0, kl: 0.0 };
+            let out = log_rates.as_deref_mut().map(|o| &mut o[k * batch_size * per..][..chunk.len() * per]);
+            let pass = Pass { dropout: 0.0, scale, grads: None, log_rates: out };
+            let sums = self.backend.run(&self.model, &self.state.params, &self.batch, pass);
+            total.nll += sums.nll;
+            total.kl += sums.kl;
+            total.elements += sums.elements;
+        }
+        total
+    }
+
+    /// Log-rates `[n, T + F, N_out]` of `trials` averaged over `samples` noisy
+    /// passes (the paper's prediction, default 50), or mean mode for `samples == 0`.
+    pub fn predict(&mut self, data: &Dataset, trials: &[usize], samples: usize, seed: u64) -> Vec<f32> {
+        let n = trials.len() * data.bins() * self.model.n_out;
+        let mut mean = vec![0.0f32; n];
+        if samples == 0 {
+            self.evaluate(data, trials, None, Some(&mut mean));
+            return mean;
+        }
+        let mut one = vec![0.0f32; n];
+        for s in 0..samples {
+            self.evaluate(data, trials, Some(seed.wrapping_add(s as u64 * 0x51_7CC1_B727)), Some(&mut one));
+            for (m, x) in mean.iter_mut().zip(&one) {
+                *m += x / samples as f32;
+            }
+        }
+        mean
+    }
+}

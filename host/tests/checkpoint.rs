@@ -1,0 +1,133 @@
+//! Checkpoints: exact resume, PyTorch-named interop, clear errors on bad files.
+
+#[path = "../../core/tests/common/mod.rs"]
+mod common;
+
+use lflow_host::backend::CpuBackend;
+use lflow_host::checkpoint::{load, load_params, save, Checkpoint, CheckpointError};
+use lflow_host::lorenz::{generate, LorenzConfig};
+use lflow_host::params::PARAMS;
+use lflow_host::train::{TrainConfig, Trainer};
+use lflow_host::{Mode, ModelConfig};
+use safetensors::tensor::{Dtype, TensorView};
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lflow-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn setup() -> (lflow_host::data::Dataset, ModelConfig, TrainConfig) {
+    let data = generate(&LorenzConfig {
+        trials: 60,
+        eval_trials: 10,
+        observed: 10,
+        forward: 3,
+        held_in: 8,
+        held_out: 2,
+        seed: 1,
+        ..LorenzConfig::default()
+    });
+    let model = ModelConfig {
+        n_in: 8,
+        n_out: 10,
+        hidden: 8,
+        ff: 16,
+        gamma: 0.55,
+        eps: 0.01,
+        mode: Mode::Streaming,
+        window: Some(4),
+    };
+    let train = TrainConfig { batch_size: 16, plateau_patience: 0, ramp_epochs: 3, seed: 9, ..TrainConfig::default() };
+    (data, model, train)
+}
+
+#[test]
+fn interrupted_run_resumes_exactly() {
+    let (data, model, train) = setup();
+    let mut straight = Trainer::new(model.clone(), train.clone(), CpuBackend::new(2).unwrap());
+    for _ in 0..5 {
+        straight.epoch(&data);
+    }
+
+    let mut first = Trainer::new(model.clone(), train.clone(), CpuBackend::new(2).unwrap());
+    for _ in 0..2 {
+        first.epoch(&data);
+    }
+    let path = tmp("resume.safetensors");
+    save(&path, &Checkpoint { model: model.clone(), train: train.clone(), state: first.state.clone() }, true).unwrap();
+    drop(first);
+    let c = load(&path).unwrap();
+    assert_eq!((c.model.clone(), c.train.clone()), (model, train));
+    let mut resumed = Trainer::resume(c.model, c.train, c.state, CpuBackend::new(2).unwrap());
+    for _ in 2..5 {
+        resumed.epoch(&data);
+    }
+    assert_eq!(resumed.state, straight.state, "resumed run differs from the uninterrupted one");
+}
+
+#[test]
+fn pytorch_state_dict_loads_and_ours_uses_pytorch_names() {
+    // A state_dict as PyTorch's safetensors writes it: plain names, no metadata.
+    let g = common::Golden::load("paper_random_potential");
+    let owned: Vec<(String, Vec<usize>, Vec<u8>)> = PARAMS
+        .iter()
+        .map(|t| {
+            let key = format!("param.{}", t.pytorch_name());
+            let bytes = g.get(&key).iter().flat_map(|x| x.to_le_bytes()).collect();
+            (t.pytorch_name().to_string(), g.shape(&key).to_vec(), bytes)
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> =
+        owned.iter().map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap())).collect();
+    let path = tmp("torch.safetensors");
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    let (cfg, params) = load_params(&path).unwrap();
+    assert_eq!((cfg.n_in, cfg.n_out, cfg.hidden, cfg.ff), (5, 7, 8, 512));
+    for t in PARAMS {
+        assert_eq!(params.get(t), g.get(&format!("param.{}", t.pytorch_name())));
+    }
+    // Ours, read back as a plain safetensors file, holds the same names and shapes.
+    let (_, model, train) = setup();
+    let state = Trainer::new(model.clone(), train.clone(), CpuBackend::new(1).unwrap()).state;
+    let ours = tmp("ours.safetensors");
+    save(&ours, &Checkpoint { model, train, state }, true).unwrap();
+    let bytes = std::fs::read(&ours).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for t in PARAMS {
+        assert!(st.tensor(t.pytorch_name()).is_ok(), "{}", t.pytorch_name());
+    }
+}
+
+#[test]
+fn truncated_or_corrupt_checkpoints_name_the_file() {
+    let (_, model, train) = setup();
+    let state = Trainer::new(model.clone(), train.clone(), CpuBackend::new(1).unwrap()).state;
+    let path = tmp("good.safetensors");
+    save(&path, &Checkpoint { model, train, state }, true).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+
+    let truncated = tmp("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 100]).unwrap();
+    let e = load(&truncated).unwrap_err();
+    assert!(matches!(e, CheckpointError::Format { .. }), "{e}");
+    assert!(e.to_string().contains("truncated.safetensors"), "{e}");
+
+    let garbage = tmp("garbage.safetensors");
+    std::fs::write(&garbage, b"not a checkpoint at all").unwrap();
+    assert!(matches!(load(&garbage).unwrap_err(), CheckpointError::Format { .. }));
+
+    // A valid file with a NaN in a parameter: named with the tensor and index.
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let start = st.tensor("readout.bias").unwrap().data().as_ptr() as usize - bytes.as_ptr() as usize;
+    let mut bad = bytes.clone();
+    bad[start + 4..start + 8].copy_from_slice(&f32::NAN.to_le_bytes());
+    let nan = tmp("nan.safetensors");
+    std::fs::write(&nan, &bad).unwrap();
+    let e = load(&nan).unwrap_err();
+    assert!(matches!(&e, CheckpointError::NonFinite { name, index: 1, .. } if name == "readout.bias"), "{e}");
+
+    let missing = tmp("absent.safetensors");
+    assert!(matches!(load(&missing).unwrap_err(), CheckpointError::Io { .. }));
+    assert!(!tmp("good.safetensors.partial").exists(), "no temporary file is left behind");
+}

@@ -1,0 +1,64 @@
+//! The host's streaming model, trained, run over whole trials at once (causal
+//! mask, mean mode) equals `lflow-core` decoding the same weights one bin at a time.
+
+use lflow_core::{Mean, StorageFormat, StreamingDecoder};
+use lflow_host::backend::CpuBackend;
+use lflow_host::data::Split;
+use lflow_host::lorenz::{generate, LorenzConfig};
+use lflow_host::train::{TrainConfig, Trainer};
+use lflow_host::{Mode, ModelConfig};
+use lflow_tests::{rel_err, AlignedBytes};
+
+const N_IN: usize = 12;
+const N_OUT: usize = 15;
+const H: usize = 8;
+const FF: usize = 24;
+const W: usize = 5;
+type Device<'a> = StreamingDecoder<'a, N_IN, H, 24, FF, N_OUT, W, 0>;
+
+#[test]
+fn host_streaming_forward_equals_core_bin_by_bin() {
+    let data = generate(&LorenzConfig {
+        trials: 40,
+        eval_trials: 8,
+        observed: 16,
+        forward: 4,
+        held_in: N_IN,
+        held_out: N_OUT - N_IN,
+        seed: 2,
+        ..LorenzConfig::default()
+    });
+    let model = ModelConfig {
+        n_in: N_IN,
+        n_out: N_OUT,
+        hidden: H,
+        ff: FF,
+        gamma: 0.55,
+        eps: 0.01,
+        mode: Mode::Streaming,
+        window: Some(W),
+    };
+    let train = TrainConfig { batch_size: 16, seed: 4, ..TrainConfig::default() };
+    let mut t = Trainer::new(model.clone(), train, CpuBackend::new(2).unwrap());
+    for _ in 0..3 {
+        t.epoch(&data);
+    }
+    let eval = data.indices(Split::Eval);
+    let host = t.predict(&data, &eval, 0, 0);
+
+    let blob = AlignedBytes::new(&lflow_host::export::blob(&model, &t.state.params, StorageFormat::F32, None).unwrap());
+    let mut dev = Device::from_blob(blob.bytes()).unwrap();
+    let mut device = Vec::new();
+    for &i in &eval {
+        dev.reset();
+        let spikes = data.trial_spikes(i);
+        for bin in 0..data.bins() {
+            let src = bin.min(data.observed - 1) * N_OUT;
+            let x: [u16; N_IN] = std::array::from_fn(|n| spikes[src + n] as u16);
+            device.extend_from_slice(dev.step(&x, &mut Mean).unwrap().log_rates);
+        }
+    }
+    let e = rel_err(&device, &host);
+    eprintln!("host vs core, streaming mean mode: log-rates rel err {e:.2e}");
+    assert!(e < 1e-5, "host and core differ: {e}");
+}
