@@ -1,7 +1,34 @@
-//! Row-major f32 matrix products through `matrixmultiply` (a maintained SIMD
-//! gemm with runtime CPU feature detection), behind a bounds-checked safe call.
+//! Row-major f32 matrix products behind one bounds-checked safe call, through
+//! one of two maintained SIMD gemm crates with runtime CPU feature detection:
+//! `gemm` (faer's; the default: it packs into per-thread buffers and is
+//! faster on this model's small, skinny products, see README) or `matrixmultiply`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+
+/// Which gemm implementation [`matmul_strided`] calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmImpl {
+    /// The `gemm` crate.
+    Gemm,
+    /// The `matrixmultiply` crate.
+    MatrixMultiply,
+}
+
+static IMPL: AtomicU8 = AtomicU8::new(0);
+
+/// Choose the gemm implementation for the whole process.
+pub fn set_impl(which: GemmImpl) {
+    IMPL.store(which as u8, Ordering::Relaxed);
+}
+
+/// The gemm implementation in use.
+pub fn current_impl() -> GemmImpl {
+    if IMPL.load(Ordering::Relaxed) == GemmImpl::MatrixMultiply as u8 {
+        GemmImpl::MatrixMultiply
+    } else {
+        GemmImpl::Gemm
+    }
+}
 
 static PROFILE: AtomicBool = AtomicBool::new(false);
 static GEMM_NANOS: AtomicU64 = AtomicU64::new(0);
@@ -33,46 +60,117 @@ pub enum Op {
 /// If a slice is shorter than its shape: a caller bug, never data-dependent.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(c: &mut [f32], a: &[f32], op_a: Op, b: &[f32], op_b: Op, m: usize, k: usize, n: usize, accumulate: bool) {
-    assert!(c.len() >= m * n && a.len() >= m * k && b.len() >= k * n, "gemm operand too short");
+    let lda = if op_a == Op::N { k } else { m };
+    let ldb = if op_b == Op::N { n } else { k };
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    matmul_strided(
+        Strided { data: a, op: op_a, ld: lda },
+        Strided { data: b, op: op_b, ld: ldb },
+        c,
+        n,
+        m,
+        k,
+        n,
+        1.0,
+        beta,
+    );
+}
+
+/// A row-major operand whose rows are `ld` elements apart (a view into a wider matrix).
+#[derive(Clone, Copy, Debug)]
+pub struct Strided<'a> {
+    /// Elements from the operand's first one.
+    pub data: &'a [f32],
+    /// As stored or transposed.
+    pub op: Op,
+    /// Row stride of the stored matrix.
+    pub ld: usize,
+}
+
+/// `C = alpha A' B' + beta C` on strided views: `C` rows `ldc` apart.
+///
+/// # Panics
+/// If a view is too short for its shape and stride: a caller bug.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_strided(
+    a: Strided<'_>,
+    b: Strided<'_>,
+    c: &mut [f32],
+    ldc: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    beta: f32,
+) {
     if m == 0 || n == 0 {
         return;
     }
+    // The last element each view addresses must be inside it.
+    let extent = |rows: usize, cols: usize, ld: usize| (rows - 1) * ld + cols;
+    assert!(c.len() >= extent(m, n, ldc) && ldc >= n, "gemm output too short");
     if k == 0 {
-        if !accumulate {
-            c[..m * n].fill(0.0);
+        for row in c.chunks_mut(ldc).take(m) {
+            row[..n].iter_mut().for_each(|x| *x *= beta);
         }
         return;
     }
-    let (rsa, csa) = match op_a {
-        Op::N => (k as isize, 1),
-        Op::T => (1, m as isize),
+    let ((rsa, csa), (ra, ca)) = match a.op {
+        Op::N => ((a.ld, 1), (m, k)),
+        Op::T => ((1, a.ld), (k, m)),
     };
-    let (rsb, csb) = match op_b {
-        Op::N => (n as isize, 1),
-        Op::T => (1, k as isize),
+    let ((rsb, csb), (rb, cb)) = match b.op {
+        Op::N => ((b.ld, 1), (k, n)),
+        Op::T => ((1, b.ld), (n, k)),
     };
-    let beta = if accumulate { 1.0 } else { 0.0 };
+    assert!(a.data.len() >= extent(ra, ca, a.ld) && a.ld >= ca, "gemm operand A too short");
+    assert!(b.data.len() >= extent(rb, cb, b.ld) && b.ld >= cb, "gemm operand B too short");
     let started = PROFILE.load(Ordering::Relaxed).then(std::time::Instant::now);
-    // SAFETY: the assert above guarantees that every element addressed by the
-    // strides, (m-1)*rs + (k-1)*cs etc., lies inside the slices; C does not
-    // alias A or B (distinct borrows).
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
+    // SAFETY (both calls): the asserts above guarantee that every element the
+    // strides address lies inside its slice; C does not alias A or B (distinct
+    // borrows). `gemm` computes dst := alpha' dst + beta' lhs rhs.
+    match current_impl() {
+        GemmImpl::Gemm => unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                ldc as isize,
+                beta != 0.0,
+                a.data.as_ptr(),
+                csa as isize,
+                rsa as isize,
+                b.data.as_ptr(),
+                csb as isize,
+                rsb as isize,
+                beta,
+                alpha,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        },
+        GemmImpl::MatrixMultiply => unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                alpha,
+                a.data.as_ptr(),
+                rsa as isize,
+                csa as isize,
+                b.data.as_ptr(),
+                rsb as isize,
+                csb as isize,
+                beta,
+                c.as_mut_ptr(),
+                ldc as isize,
+                1,
+            )
+        },
     }
     if let Some(t0) = started {
         GEMM_NANOS.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -110,12 +208,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn matches_naive(m in 1usize..9, k in 0usize..9, n in 1usize..9, ta in any::<bool>(), tb in any::<bool>(), acc in any::<bool>()) {
+        fn matches_naive(imp in prop::sample::select(vec![GemmImpl::Gemm, GemmImpl::MatrixMultiply]), m in 1usize..9, k in 0usize..9, n in 1usize..9, ta in any::<bool>(), tb in any::<bool>(), acc in any::<bool>()) {
             let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.91).cos()).collect();
             let c0: Vec<f32> = (0..m * n).map(|i| i as f32 * 0.1).collect();
             let at = |i: usize, l: usize| if ta { a[l * m + i] } else { a[i * k + l] };
             let bt = |l: usize, j: usize| if tb { b[j * k + l] } else { b[l * n + j] };
+            set_impl(imp);
             let mut c = c0.clone();
             matmul(&mut c, &a, if ta { Op::T } else { Op::N }, &b, if tb { Op::T } else { Op::N }, m, k, n, acc);
             for i in 0..m {

@@ -9,6 +9,7 @@
 
 pub mod adam;
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

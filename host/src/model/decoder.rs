@@ -4,10 +4,16 @@
 use super::encoder::{dropout_mask, stream};
 use super::{Chunk, Dropout, LossScale, Workspace};
 use crate::config::ModelConfig;
-use crate::gemm::{add_bias, add_column_sums, matmul, Op};
+use crate::gemm::{add_bias, add_column_sums, matmul, matmul_strided, Op, Strided};
 use crate::params::Params;
 use lflow_core::blob::Tensor;
 use lflow_core::layer_norm::LAYER_NORM_EPS;
+
+/// Views of one head's queries, keys and values `[TT, D/2]` in a trial's `qkv` rows `[TT, 3D]`.
+fn head_views(rows: &[f32], d: usize, hd: usize, head: usize) -> (Strided<'_>, Strided<'_>, Strided<'_>) {
+    let view = |start: usize| Strided { data: &rows[start + head * hd..], op: Op::N, ld: 3 * d };
+    (view(0), view(d), view(2 * d))
+}
 
 /// LayerNorm of each row of `x` in place; keeps `x_hat` and `1 / std` per row.
 fn layer_norm(x: &mut [f32], w: &[f32], b: &[f32], xhat: &mut [f32], rstd: &mut [f32]) {
@@ -72,38 +78,28 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, dropout: Opt
     let scale = 1.0 / (hd as f32).sqrt();
     matmul(&mut ws.qkv, &ws.l, Op::N, p.get(Tensor::AttnInProjWeight), Op::T, rows, d, 3 * d, false);
     add_bias(&mut ws.qkv, p.get(Tensor::AttnInProjBias));
-    ws.ctx.fill(0.0);
     for b in 0..bc {
+        let rows_b = &ws.qkv[b * tt * 3 * d..(b + 1) * tt * 3 * d];
         for head in 0..2 {
-            for t in 0..tt {
-                let q = &ws.qkv[(b * tt + t) * 3 * d + head * hd..][..hd];
-                let probs = &mut ws.probs[((b * 2 + head) * tt + t) * tt..][..tt];
+            let (q, k, v) = head_views(rows_b, d, hd, head);
+            let probs = &mut ws.probs[(b * 2 + head) * tt * tt..][..tt * tt];
+            matmul_strided(q, Strided { op: Op::T, ..k }, probs, tt, tt, hd, tt, scale, 0.0);
+            for (t, row) in probs.chunks_exact_mut(tt).enumerate() {
                 let mut max = f32::NEG_INFINITY;
-                for (j, pj) in probs.iter_mut().enumerate() {
+                for (j, s) in row.iter().enumerate() {
                     if cfg.attends(t, j) {
-                        let k = &ws.qkv[(b * tt + j) * 3 * d + d + head * hd..][..hd];
-                        *pj = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
-                        max = max.max(*pj);
-                    } else {
-                        *pj = f32::NEG_INFINITY;
+                        max = max.max(*s);
                     }
                 }
                 let mut total = 0.0f32;
-                for pj in probs.iter_mut() {
-                    *pj = if pj.is_finite() { lflow_core::math::exp(*pj - max) } else { 0.0 };
-                    total += *pj;
+                for (j, s) in row.iter_mut().enumerate() {
+                    *s = if cfg.attends(t, j) { lflow_core::math::exp(*s - max) } else { 0.0 };
+                    total += *s;
                 }
-                let ctx = &mut ws.ctx[(b * tt + t) * d + head * hd..][..hd];
-                for (j, pj) in probs.iter_mut().enumerate() {
-                    *pj /= total;
-                    if *pj != 0.0 {
-                        let v = &ws.qkv[(b * tt + j) * 3 * d + 2 * d + head * hd..][..hd];
-                        for (cx, vx) in ctx.iter_mut().zip(v) {
-                            *cx += *pj * vx;
-                        }
-                    }
-                }
+                row.iter_mut().for_each(|s| *s /= total);
             }
+            let ctx = &mut ws.ctx[b * tt * d + head * hd..];
+            matmul_strided(Strided { data: probs, op: Op::N, ld: tt }, v, ctx, d, tt, tt, hd, 1.0, 0.0);
         }
     }
     // Residual 1: y = LN1(l + dropout(out_proj(ctx))).
@@ -203,43 +199,49 @@ pub(super) fn backward(
     // d ctx overwrites ctx (no longer needed).
     let dctx = &mut ws.ctx;
     matmul(dctx, &ws.d_rows2, Op::N, p.get(Tensor::AttnOutProjWeight), Op::N, rows, d, d, false);
-    ws.d_qkv.fill(0.0);
-    let dp = &mut ws.scratch[..tt];
+    let ds = &mut ws.scratch[..tt * tt];
     for b in 0..bc {
+        let rows_b = &ws.qkv[b * tt * 3 * d..(b + 1) * tt * 3 * d];
+        let d_rows_b = &mut ws.d_qkv[b * tt * 3 * d..(b + 1) * tt * 3 * d];
         for head in 0..2 {
-            for t in 0..tt {
-                let r = b * tt + t;
-                let probs = &ws.probs[((b * 2 + head) * tt + t) * tt..][..tt];
-                let dc = &dctx[r * d + head * hd..][..hd];
-                let mut sum = 0.0f32;
-                for (j, (pj, dpj)) in probs.iter().zip(dp.iter_mut()).enumerate() {
-                    if *pj == 0.0 {
-                        *dpj = 0.0;
-                        continue;
-                    }
-                    let rj = b * tt + j;
-                    let v = &ws.qkv[rj * 3 * d + 2 * d + head * hd..][..hd];
-                    *dpj = dc.iter().zip(v).map(|(a, b)| a * b).sum::<f32>();
-                    sum += pj * *dpj;
-                    let dv = &mut ws.d_qkv[rj * 3 * d + 2 * d + head * hd..][..hd];
-                    for (o, x) in dv.iter_mut().zip(dc) {
-                        *o += pj * x;
-                    }
-                }
-                for (j, (pj, dpj)) in probs.iter().zip(dp.iter()).enumerate() {
-                    if *pj == 0.0 {
-                        continue;
-                    }
-                    let ds = pj * (dpj - sum) * att_scale;
-                    let rj = b * tt + j;
-                    for x in 0..hd {
-                        let kx = ws.qkv[rj * 3 * d + d + head * hd + x];
-                        let qx = ws.qkv[r * 3 * d + head * hd + x];
-                        ws.d_qkv[r * 3 * d + head * hd + x] += ds * kx;
-                        ws.d_qkv[rj * 3 * d + d + head * hd + x] += ds * qx;
-                    }
+            let (q, k, v) = head_views(rows_b, d, hd, head);
+            let probs = &ws.probs[(b * 2 + head) * tt * tt..][..tt * tt];
+            let p_view = Strided { data: probs, op: Op::N, ld: tt };
+            let dc = Strided { data: &dctx[b * tt * d + head * hd..], op: Op::N, ld: d };
+            // dP = dctx V^T; dV = P^T dctx.
+            matmul_strided(dc, Strided { op: Op::T, ..v }, ds, tt, tt, hd, tt, 1.0, 0.0);
+            let off = head * hd;
+            matmul_strided(
+                Strided { op: Op::T, ..p_view },
+                dc,
+                &mut d_rows_b[2 * d + off..],
+                3 * d,
+                tt,
+                tt,
+                hd,
+                1.0,
+                0.0,
+            );
+            // dS = P (dP - sum_j P dP), folded with the score scale.
+            for (prow, srow) in probs.chunks_exact(tt).zip(ds.chunks_exact_mut(tt)) {
+                let dot: f32 = prow.iter().zip(srow.iter()).map(|(p, g)| p * g).sum();
+                for (g, p) in srow.iter_mut().zip(prow) {
+                    *g = p * (*g - dot);
                 }
             }
+            let ds_view = Strided { data: ds, op: Op::N, ld: tt };
+            matmul_strided(ds_view, k, &mut d_rows_b[off..], 3 * d, tt, tt, hd, att_scale, 0.0);
+            matmul_strided(
+                Strided { op: Op::T, ..ds_view },
+                q,
+                &mut d_rows_b[d + off..],
+                3 * d,
+                tt,
+                tt,
+                hd,
+                att_scale,
+                0.0,
+            );
         }
     }
     matmul(g.get_mut(Tensor::AttnInProjWeight), &ws.d_qkv, Op::T, &ws.l, Op::N, 3 * d, rows, d, true);

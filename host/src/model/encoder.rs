@@ -45,9 +45,10 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, dropout: Opt
     let (w_ih, w_hh) = (p.get(Tensor::EncoderWeightIh), p.get(Tensor::EncoderWeightHh));
     let (b_ih, b_hh) = (p.get(Tensor::EncoderBiasIh), p.get(Tensor::EncoderBiasHh));
     let step = bc * h;
+    // The input projection does not depend on h: one gemm for every step.
+    matmul(&mut ws.gi, &ws.xg, Op::N, w_ih, Op::T, tt * bc, nin, 3 * h, false);
+    add_bias(&mut ws.gi, b_ih);
     for t in 0..tt {
-        matmul(&mut ws.gi, &ws.xg[t * bc * nin..], Op::N, w_ih, Op::T, bc, nin, 3 * h, false);
-        add_bias(&mut ws.gi, b_ih);
         if t == 0 {
             for row in ws.gh.chunks_exact_mut(3 * h) {
                 row.copy_from_slice(b_hh);
@@ -57,7 +58,8 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, dropout: Opt
             add_bias(&mut ws.gh, b_hh);
         }
         for b in 0..bc {
-            let (gi, gh) = (&ws.gi[b * 3 * h..(b + 1) * 3 * h], &ws.gh[b * 3 * h..(b + 1) * 3 * h]);
+            let gi = &ws.gi[(t * bc + b) * 3 * h..(t * bc + b + 1) * 3 * h];
+            let gh = &ws.gh[b * 3 * h..(b + 1) * 3 * h];
             for k in 0..h {
                 let i = t * step + b * h + k;
                 let r = sigmoid(gi[k] + gh[k]);

@@ -72,7 +72,7 @@ impl Workspace {
         self.trials = trials;
         self.bins = bins;
         fit(&mut self.xg, enc * cfg.n_in);
-        fit(&mut self.gi, trials * 3 * h);
+        fit(&mut self.gi, enc * 3 * h);
         fit(&mut self.gh, trials * 3 * h);
         for v in [&mut self.r, &mut self.u, &mut self.n, &mut self.ghn, &mut self.h, &mut self.h_mask] {
             fit(v, enc * h);

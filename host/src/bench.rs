@@ -1,0 +1,132 @@
+//! `lflow bench train`: training throughput for one configuration.
+
+use crate::backend::CpuBackend;
+use crate::config::{Mode, ModelConfig};
+use crate::data::{Dataset, Split};
+use crate::train::{TrainConfig, Trainer};
+use lflow_core::Seeded;
+use serde::Serialize;
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct TrainBench {
+    /// Latent size `H`.
+    pub hidden: usize,
+    /// Trials per batch.
+    pub batch: usize,
+    /// Worker threads.
+    pub threads: usize,
+    /// Paper or streaming.
+    pub mode: Mode,
+    /// Observed bins.
+    pub observed: usize,
+    /// Forward bins.
+    pub forward: usize,
+    /// Held-in neurons.
+    pub n_in: usize,
+    /// All neurons.
+    pub n_out: usize,
+    /// Feed-forward width.
+    pub ff: usize,
+    /// Streaming window.
+    pub window: usize,
+    /// Timed batches (after one warm-up batch).
+    pub batches: usize,
+}
+
+/// The figures, as `--json` prints them.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainBenchResult {
+    /// Training trials per second (forward + backward + Adam).
+    pub trials_per_s: f64,
+    /// Latent size.
+    pub hidden: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Threads.
+    pub threads: usize,
+    /// `paper` or `streaming`.
+    pub mode: Mode,
+    /// Floating-point operations per trial, forward + backward (counted, see [`flops_per_trial`]).
+    pub flops_per_trial: f64,
+    /// Achieved rate.
+    pub gflops_per_s: f64,
+    /// Share of the worker threads' time spent inside gemm.
+    pub gemm_share: f64,
+}
+
+/// FLOPs of one trial's forward and backward pass: every matrix product
+/// (2 per multiply-add; backward twice the forward: input and weight
+/// gradients) and the attention's score and context products. Element-wise
+/// work is not counted.
+pub fn flops_per_trial(cfg: &ModelConfig, bins: usize) -> f64 {
+    let (h, d, ff, nin, nout) =
+        (cfg.hidden, cfg.d_model(), cfg.ff, cfg.n_in, cfg.n_out) as (usize, usize, usize, usize, usize);
+    let per_bin = 3 * h * nin + 3 * h * h + 3 * d * d + d * d + 2 * d * ff + d * nout;
+    let heads = 4 * h * h / bins.max(1); // four posterior heads, once per trial
+    let attended: usize = (0..bins).map(|t| (0..bins).filter(|&j| cfg.attends(t, j)).count()).sum();
+    let attention = 2 * attended * d; // scores and context, all heads
+    let forward = 2.0 * ((per_bin + heads) * bins + attention) as f64;
+    3.0 * forward
+}
+
+fn random_dataset(b: &TrainBench, seed: u64) -> Dataset {
+    let mut rng = Seeded::new(seed);
+    let bins = b.observed + b.forward;
+    let spikes = (0..b.batch * bins * b.n_out).map(|_| (rng.next_u32() % 3) as f32).collect();
+    Dataset {
+        n_in: b.n_in,
+        n_out: b.n_out,
+        observed: b.observed,
+        forward: b.forward,
+        bin_ms: 20.0,
+        spikes,
+        true_rates: None,
+        behavior: None,
+        n_beh: 0,
+        split: vec![Split::Train; b.batch],
+    }
+}
+
+/// Run the benchmark.
+pub fn run(b: &TrainBench) -> Result<TrainBenchResult, rayon::ThreadPoolBuildError> {
+    let cfg = ModelConfig {
+        n_in: b.n_in,
+        n_out: b.n_out,
+        hidden: b.hidden,
+        ff: b.ff,
+        gamma: 0.55,
+        eps: 0.01,
+        mode: b.mode,
+        window: (b.mode == Mode::Streaming).then_some(b.window),
+    };
+    let data = random_dataset(b, 1);
+    let train = TrainConfig { batch_size: b.batch, ..TrainConfig::default() };
+    let mut trainer = Trainer::new(cfg.clone(), train, CpuBackend::new(b.threads)?);
+    trainer.epoch(&data); // warm-up: sizes every workspace
+    crate::gemm::take_gemm_nanos();
+    crate::gemm::set_profiling(true);
+    let started = std::time::Instant::now();
+    let mut trials = 0usize;
+    let mut train_secs = 0.0f64;
+    for _ in 0..b.batches.max(1) {
+        let s = trainer.epoch(&data);
+        trials += b.batch;
+        train_secs += b.batch as f64 / s.trials_per_s;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    crate::gemm::set_profiling(false);
+    let gemm_secs = crate::gemm::take_gemm_nanos() as f64 * 1e-9;
+    let trials_per_s = trials as f64 / train_secs;
+    let flops = flops_per_trial(&cfg, b.observed + b.forward);
+    Ok(TrainBenchResult {
+        trials_per_s,
+        hidden: b.hidden,
+        batch: b.batch,
+        threads: trainer.backend().threads(),
+        mode: b.mode,
+        flops_per_trial: flops,
+        gflops_per_s: flops * trials_per_s * 1e-9,
+        gemm_share: gemm_secs / (wall * trainer.backend().threads() as f64),
+    })
+}
