@@ -53,6 +53,8 @@ pub struct Pass<'a> {
     pub grads: Option<&'a mut Params>,
     /// When given, the log-rates `[B, T + F, N_out]` are copied here.
     pub log_rates: Option<&'a mut [f32]>,
+    /// When given, the latents `[B, T + F, 3H]` (`[z, v, h]`) are copied here.
+    pub latents: Option<&'a mut [f32]>,
 }
 
 /// What the trainer asks of a backend.
@@ -98,7 +100,7 @@ impl Backend for CpuBackend {
 
     fn run(&mut self, cfg: &ModelConfig, params: &Params, batch: &Batch, pass: Pass<'_>) -> LossSums {
         use rayon::prelude::*;
-        let Pass { dropout, scale, grads, log_rates } = pass;
+        let Pass { dropout, scale, grads, log_rates, latents } = pass;
         let parts = self.threads.min(batch.trials).max(1);
         while self.workers.len() < parts {
             self.workers.push(Worker { ws: Workspace::new(), grads: Params::zeros(cfg), sums: LossSums::default() });
@@ -138,6 +140,12 @@ impl Backend for CpuBackend {
             let per = batch.bins * cfg.n_out;
             for (w, &(start, len)) in workers.iter().zip(&bounds) {
                 out[start * per..(start + len) * per].copy_from_slice(&model::log_rates(&w.ws)[..len * per]);
+            }
+        }
+        if let Some(out) = latents {
+            let per = batch.bins * cfg.d_model();
+            for (w, &(start, len)) in workers.iter().zip(&bounds) {
+                out[start * per..(start + len) * per].copy_from_slice(&model::latents(&w.ws)[..len * per]);
             }
         }
         total

@@ -84,6 +84,7 @@ fn random_dataset(b: &TrainBench, seed: u64) -> Dataset {
         true_rates: None,
         behavior: None,
         n_beh: 0,
+        conditions: None,
         split: vec![Split::Train; b.batch],
     }
 }

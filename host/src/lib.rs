@@ -13,11 +13,14 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod evaluate;
 pub mod export;
 pub mod gemm;
 pub mod lorenz;
+pub mod metrics;
 pub mod model;
 pub mod params;
+pub mod run;
 pub mod train;
 
 pub use config::{Mode, ModelConfig};

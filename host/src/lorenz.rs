@@ -151,6 +151,7 @@ pub fn generate(c: &LorenzConfig) -> Dataset {
         true_rates: Some(rates),
         behavior: Some(behavior),
         n_beh: 3,
+        conditions: None,
         split,
     }
 }

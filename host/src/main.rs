@@ -1,13 +1,18 @@
-//! `lflow`: train, evaluate and benchmark LangevinFlow.
+//! `lflow`: make or load data, train LangevinFlow, evaluate, plot, benchmark.
 
-use clap::{Parser, Subcommand, ValueEnum};
-use lflow_host::bench::{self, TrainBench};
-use lflow_host::Mode;
+mod cli;
+
+use clap::{Parser, Subcommand};
+use cli::{bench, demo, eval, generate, plot, train};
 use std::process::ExitCode;
 
-/// LangevinFlow from spike counts to a Cortex-M.
+/// LangevinFlow: from binned spike counts to firing rates and behaviour, on a
+/// workstation and on a Cortex-M.
+///
+/// Start with `lflow demo`: it generates a synthetic Lorenz data set, trains
+/// the streaming model, evaluates and plots it.
 #[derive(Parser)]
-#[command(name = "lflow", version, about, long_about = None)]
+#[command(name = "lflow", version, verbatim_doc_comment)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -15,130 +20,83 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole job on synthetic data: generate Lorenz, train, evaluate, plot.
+    ///
+    /// Example (writes demo/lorenz.safetensors, demo/run-streaming/...):
+    ///
+    ///     lflow demo --out demo
+    #[command(verbatim_doc_comment)]
+    Demo(demo::DemoArgs),
+    /// Make a synthetic data set.
+    #[command(subcommand)]
+    Generate(GenerateCommand),
+    /// Train a model on a data set into a run folder.
+    ///
+    /// Example:
+    ///
+    ///     lflow generate lorenz --out lorenz.safetensors
+    ///     lflow train --data lorenz.safetensors --config configs/lorenz.toml --out runs/lorenz
+    ///     lflow train --data lorenz.safetensors --out runs/lorenz --resume --epochs 300
+    ///
+    /// Ctrl-C stops after the current epoch with a resumable checkpoint.
+    #[command(verbatim_doc_comment)]
+    Train(train::TrainArgs),
+    /// Evaluate a run: co-bps, fp-bps, velocity R2, PSTH R2, rate R2 (written to RUN/eval.json).
+    ///
+    /// Example:
+    ///
+    ///     lflow eval runs/lorenz
+    ///     lflow eval runs/lorenz --samples 0      # mean mode, as a device decodes
+    #[command(verbatim_doc_comment)]
+    Eval(eval::EvalArgs),
+    /// Draw a run's plots into RUN/plots (loss, rates, raster, latents, behaviour).
+    ///
+    /// Example:
+    ///
+    ///     lflow plot runs/lorenz
+    #[command(verbatim_doc_comment)]
+    Plot(plot::PlotArgs),
     /// Measure speed.
     #[command(subcommand)]
     Bench(BenchCommand),
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ModeArg {
-    Paper,
-    Streaming,
+#[derive(Subcommand)]
+enum GenerateCommand {
+    /// LFADS-style Lorenz latents driving Poisson neurons, seeded.
+    ///
+    /// Example (the defaults: 1000 trials, 50+10 bins of 10 ms, 40+10 neurons):
+    ///
+    ///     lflow generate lorenz --out lorenz.safetensors --seed 1
+    #[command(verbatim_doc_comment)]
+    Lorenz(generate::LorenzArgs),
 }
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Training throughput: trials per second of forward + backward + Adam on
-    /// random spikes of the given shape.
+    /// Training throughput: trials per second of forward + backward + Adam.
     ///
     /// Example, the reference configuration at H=64 on 2 threads:
     ///
     ///     lflow bench train --hidden 64 --batch 256 --threads 2 --json
     #[command(verbatim_doc_comment)]
-    Train {
-        /// Latent size H (the decoder is 3H wide).
-        #[arg(long, default_value_t = 64)]
-        hidden: usize,
-        /// Trials per batch.
-        #[arg(long, default_value_t = 256)]
-        batch: usize,
-        /// Worker threads (0: one per core).
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
-        /// Paper (full attention) or streaming (causal window) mode.
-        #[arg(long, value_enum, default_value_t = ModeArg::Paper)]
-        mode: ModeArg,
-        /// Observed bins per trial.
-        #[arg(long, default_value_t = 50)]
-        bins: usize,
-        /// Forward (prediction) bins per trial.
-        #[arg(long, default_value_t = 10)]
-        forward: usize,
-        /// Held-in neurons.
-        #[arg(long, default_value_t = 40)]
-        n_in: usize,
-        /// All neurons (held-in + held-out).
-        #[arg(long, default_value_t = 50)]
-        n_out: usize,
-        /// Feed-forward width.
-        #[arg(long, default_value_t = 512)]
-        ff: usize,
-        /// Causal window in bins (streaming mode).
-        #[arg(long, default_value_t = 32)]
-        window: usize,
-        /// Timed batches.
-        #[arg(long, default_value_t = 5)]
-        batches: usize,
-        /// The gemm crate to multiply with.
-        #[arg(long, value_enum, default_value_t = GemmArg::Gemm)]
-        gemm: GemmArg,
-        /// Print one JSON object instead of a sentence.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum GemmArg {
-    Gemm,
-    Matrixmultiply,
+    Train(bench::TrainBenchArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Bench(BenchCommand::Train {
-            hidden,
-            batch,
-            threads,
-            mode,
-            bins,
-            forward,
-            n_in,
-            n_out,
-            ff,
-            window,
-            batches,
-            gemm,
-            json,
-        }) => {
-            lflow_host::gemm::set_impl(match gemm {
-                GemmArg::Gemm => lflow_host::gemm::GemmImpl::Gemm,
-                GemmArg::Matrixmultiply => lflow_host::gemm::GemmImpl::MatrixMultiply,
-            });
-            if hidden == 0 || hidden % 4 != 0 {
-                eprintln!("error: --hidden {hidden}: the latent size must be a positive multiple of 4");
-                return ExitCode::from(2);
-            }
-            if n_in == 0 || n_out < n_in || batch == 0 || bins == 0 {
-                eprintln!("error: need --batch > 0, --bins > 0 and 0 < --n-in <= --n-out");
-                return ExitCode::from(2);
-            }
-            let mode = match mode {
-                ModeArg::Paper => Mode::Paper,
-                ModeArg::Streaming => Mode::Streaming,
-            };
-            let spec =
-                TrainBench { hidden, batch, threads, mode, observed: bins, forward, n_in, n_out, ff, window, batches };
-            match bench::run(&spec) {
-                Ok(r) if json => println!("{}", serde_json::to_string(&r).unwrap_or_default()),
-                Ok(r) => println!(
-                    "{:.0} trials/s ({} threads, H={}, batch {}, {:?}): {:.1} MFLOP/trial, {:.1} GFLOP/s, gemm {:.0}% of thread time",
-                    r.trials_per_s,
-                    r.threads,
-                    r.hidden,
-                    r.batch,
-                    r.mode,
-                    r.flops_per_trial * 1e-6,
-                    r.gflops_per_s,
-                    100.0 * r.gemm_share
-                ),
-                Err(e) => {
-                    eprintln!("error: cannot start {threads} threads: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
+    let result = match Cli::parse().command {
+        Command::Demo(a) => demo::demo(&a).map(|s| print!("{s}")),
+        Command::Generate(GenerateCommand::Lorenz(a)) => generate::lorenz(&a).map(|s| println!("{s}")),
+        Command::Train(a) => train::train(&a).map(|dir| println!("run: {}", dir.path.display())),
+        Command::Eval(a) => eval::eval(&a).map(|r| print!("{}", eval::table(&r))),
+        Command::Plot(a) => plot::plot(&a).map(|files| files.iter().for_each(|f| println!("{}", f.display()))),
+        Command::Bench(BenchCommand::Train(a)) => bench::train(&a).map(|s| println!("{s}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
-    ExitCode::SUCCESS
 }

@@ -224,7 +224,13 @@ impl<B: Backend> Trainer<B> {
             self.fill_batch(data, trials, &seeds, true);
             let elements = trials.len() * data.bins() * self.model.n_out;
             let scale = LossScale { nll: 1.0 / elements as f32, kl: beta / trials.len() as f32 };
-            let pass = Pass { dropout: self.config.dropout, scale, grads: Some(&mut self.grads), log_rates: None };
+            let pass = Pass {
+                dropout: self.config.dropout,
+                scale,
+                grads: Some(&mut self.grads),
+                log_rates: None,
+                latents: None,
+            };
             let sums = self.backend.run(&self.model, &self.state.params, &self.batch, pass);
             loss_sum += sums.nll / elements as f64 + beta as f64 * sums.kl / trials.len() as f64;
             nll_sum += sums.nll / elements as f64;
@@ -267,18 +273,37 @@ impl<B: Backend> Trainer<B> {
         sums.nll / sums.elements as f64
     }
 
-    /// Forward `trials` without dropout or coordinated dropout. `samples: None`
-    /// is mean mode (every draw 0); `Some(seed)` draws noise from `seed`.
+    /// Forward `trials` without dropout or coordinated dropout. `noise_seed:
+    /// None` is mean mode (every draw 0); `Some(seed)` draws noise from `seed`.
     /// Writes log-rates `[n, T + F, N_out]` to `log_rates` when given.
     pub fn evaluate(
         &mut self,
         data: &Dataset,
         trials: &[usize],
         noise_seed: Option<u64>,
+        log_rates: Option<&mut [f32]>,
+    ) -> LossSums {
+        self.forward_only(data, trials, noise_seed, log_rates, None)
+    }
+
+    /// Latents `[n, T + F, 3H]` (`[z, v, h]`) of `trials` in mean mode.
+    pub fn latents(&mut self, data: &Dataset, trials: &[usize]) -> Vec<f32> {
+        let mut out = vec![0.0f32; trials.len() * data.bins() * self.model.d_model()];
+        self.forward_only(data, trials, None, None, Some(&mut out));
+        out
+    }
+
+    fn forward_only(
+        &mut self,
+        data: &Dataset,
+        trials: &[usize],
+        noise_seed: Option<u64>,
         mut log_rates: Option<&mut [f32]>,
+        mut latents: Option<&mut [f32]>,
     ) -> LossSums {
         let mut total = LossSums::default();
         let per = data.bins() * self.model.n_out;
+        let per_latent = data.bins() * self.model.d_model();
         let batch_size = self.config.batch_size.max(1);
         for (k, chunk) in trials.chunks(batch_size).enumerate() {
             let seeds: Vec<u64> =
@@ -289,7 +314,8 @@ impl<B: Backend> Trainer<B> {
             }
             let scale = LossScale { nll: 0.0, kl: 0.0 };
             let out = log_rates.as_deref_mut().map(|o| &mut o[k * batch_size * per..][..chunk.len() * per]);
-            let pass = Pass { dropout: 0.0, scale, grads: None, log_rates: out };
+            let lat = latents.as_deref_mut().map(|o| &mut o[k * batch_size * per_latent..][..chunk.len() * per_latent]);
+            let pass = Pass { dropout: 0.0, scale, grads: None, log_rates: out, latents: lat };
             let sums = self.backend.run(&self.model, &self.state.params, &self.batch, pass);
             total.nll += sums.nll;
             total.kl += sums.kl;

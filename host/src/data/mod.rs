@@ -1,5 +1,9 @@
-//! Trials of binned spike counts in memory (the file format arrives with `lflow` data sets).
+//! Trials of binned spike counts: in memory, and on disk as one safetensors
+//! file (`host/DATA.md`).
 
+mod file;
+
+pub use file::{load, save, DataError};
 use serde::{Deserialize, Serialize};
 
 /// Which part of the experiment a trial belongs to.
@@ -35,8 +39,31 @@ pub struct Dataset {
     pub behavior: Option<Vec<f32>>,
     /// Behaviour dimensions.
     pub n_beh: usize,
+    /// Condition id of each trial, when trials repeat conditions (for PSTHs).
+    pub conditions: Option<Vec<u32>>,
     /// Split of each trial.
     pub split: Vec<Split>,
+}
+
+impl Split {
+    /// The code stored on disk.
+    pub fn code(self) -> u8 {
+        match self {
+            Split::Train => 0,
+            Split::Valid => 1,
+            Split::Eval => 2,
+        }
+    }
+
+    /// The split with code `c`.
+    pub fn from_code(c: u8) -> Option<Split> {
+        match c {
+            0 => Some(Split::Train),
+            1 => Some(Split::Valid),
+            2 => Some(Split::Eval),
+            _ => None,
+        }
+    }
 }
 
 impl Dataset {

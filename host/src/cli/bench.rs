@@ -1,0 +1,106 @@
+//! `lflow bench train`.
+
+use super::train::ModeArg;
+use super::CliError;
+use clap::{Args, ValueEnum};
+use lflow_host::bench::{self, TrainBench};
+use lflow_host::gemm::{set_impl, GemmImpl};
+
+/// `--gemm`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum GemmArg {
+    /// The `gemm` crate.
+    Gemm,
+    /// The `matrixmultiply` crate.
+    Matrixmultiply,
+}
+
+/// Arguments of `lflow bench train`.
+#[derive(Args, Debug, Clone)]
+pub struct TrainBenchArgs {
+    /// Latent size H (the decoder is 3H wide).
+    #[arg(long, default_value_t = 64)]
+    pub hidden: usize,
+    /// Trials per batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Paper (full attention) or streaming (causal window) mode.
+    #[arg(long, value_enum, default_value_t = ModeArg::Paper)]
+    pub mode: ModeArg,
+    /// Observed bins per trial.
+    #[arg(long, default_value_t = 50)]
+    pub bins: usize,
+    /// Forward (prediction) bins per trial.
+    #[arg(long, default_value_t = 10)]
+    pub forward: usize,
+    /// Held-in neurons.
+    #[arg(long, default_value_t = 40)]
+    pub n_in: usize,
+    /// All neurons (held-in + held-out).
+    #[arg(long, default_value_t = 50)]
+    pub n_out: usize,
+    /// Feed-forward width.
+    #[arg(long, default_value_t = 512)]
+    pub ff: usize,
+    /// Causal window in bins (streaming mode).
+    #[arg(long, default_value_t = 32)]
+    pub window: usize,
+    /// Timed batches (after one warm-up batch).
+    #[arg(long, default_value_t = 5)]
+    pub batches: usize,
+    /// The gemm crate to multiply with.
+    #[arg(long, value_enum, default_value_t = GemmArg::Gemm)]
+    pub gemm: GemmArg,
+    /// Print one JSON object instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run the benchmark and format its result.
+pub fn train(a: &TrainBenchArgs) -> Result<String, CliError> {
+    if a.hidden == 0 || !a.hidden.is_multiple_of(4) {
+        return Err(CliError::Usage(format!(
+            "--hidden {}: the latent size must be a positive multiple of 4",
+            a.hidden
+        )));
+    }
+    if a.n_in == 0 || a.n_out < a.n_in || a.batch == 0 || a.bins == 0 || a.ff == 0 {
+        return Err(CliError::Usage("need --batch, --bins, --ff > 0 and 0 < --n-in <= --n-out".into()));
+    }
+    set_impl(match a.gemm {
+        GemmArg::Gemm => GemmImpl::Gemm,
+        GemmArg::Matrixmultiply => GemmImpl::MatrixMultiply,
+    });
+    let spec = TrainBench {
+        hidden: a.hidden,
+        batch: a.batch,
+        threads: a.threads,
+        mode: a.mode.into(),
+        observed: a.bins,
+        forward: a.forward,
+        n_in: a.n_in,
+        n_out: a.n_out,
+        ff: a.ff,
+        window: a.window,
+        batches: a.batches,
+    };
+    let r = bench::run(&spec)?;
+    Ok(if a.json {
+        serde_json::to_string(&r).unwrap_or_default()
+    } else {
+        format!(
+            "{:.0} trials/s ({} threads, H={}, batch {}, {:?}): {:.1} MFLOP/trial, {:.1} GFLOP/s, gemm {:.0}% of thread time",
+            r.trials_per_s,
+            r.threads,
+            r.hidden,
+            r.batch,
+            r.mode,
+            r.flops_per_trial * 1e-6,
+            r.gflops_per_s,
+            100.0 * r.gemm_share
+        )
+    })
+}

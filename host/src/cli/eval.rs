@@ -1,0 +1,68 @@
+//! `lflow eval`: the benchmark's metrics of a run's best model.
+
+use super::train::load_best;
+use super::CliError;
+use clap::Args;
+use lflow_host::data::Dataset;
+use lflow_host::evaluate::{evaluate, EvalReport};
+use lflow_host::run::RunDir;
+use std::path::PathBuf;
+
+/// Arguments of `lflow eval`.
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// The run folder (`lflow train --out`).
+    pub run: PathBuf,
+    /// Evaluate on this data set instead of the one trained on.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Noisy passes averaged (default: the run's [eval] samples, 50); 0 = mean mode.
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// Rates (spikes per bin) of every trial of `data` from a run's best model.
+pub fn predict_rates(dir: &RunDir, data: &Dataset, samples: usize, threads: usize) -> Result<Vec<f32>, CliError> {
+    let mut t = load_best(dir, threads)?;
+    if t.model.n_in != data.n_in || t.model.n_out != data.n_out {
+        return Err(CliError::Usage(format!(
+            "the model reads {} held-in and predicts {} neurons; the data set has {} and {}",
+            t.model.n_in, t.model.n_out, data.n_in, data.n_out
+        )));
+    }
+    let all: Vec<usize> = (0..data.trials()).collect();
+    Ok(t.predict(data, &all, samples, 0x5EED).iter().map(|lr| lr.exp()).collect())
+}
+
+/// Evaluate, write `RUN/eval.json`, return the report.
+pub fn eval(a: &EvalArgs) -> Result<EvalReport, CliError> {
+    let (dir, record) = RunDir::open(&a.run)?;
+    let data_path = a.data.clone().unwrap_or(record.data.clone());
+    let data = lflow_host::data::load(&data_path)?;
+    let samples = a.samples.unwrap_or(record.config.eval.samples);
+    let rates = predict_rates(&dir, &data, samples, a.threads)?;
+    let report = evaluate(&data, &rates, record.config.eval.psth_sd_ms);
+    let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+    dir.write(&dir.eval_json(), json.as_bytes())?;
+    Ok(report)
+}
+
+/// The report as a table.
+pub fn table(r: &EvalReport) -> String {
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
+    let rows = [
+        ("co-bps", r.co_bps, r.oracle_co_bps),
+        ("fp-bps", r.fp_bps, r.oracle_fp_bps),
+        ("vel R2", r.vel_r2, None),
+        ("psth R2", r.psth_r2, None),
+        ("rate R2", r.rate_r2, None),
+    ];
+    let mut out = format!("{:<8} {:>9} {:>12}\n", "metric", "model", "true rates");
+    for (name, model, oracle) in rows {
+        out += &format!("{name:<8} {:>9} {:>12}\n", f(model), f(oracle));
+    }
+    out
+}

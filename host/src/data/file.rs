@@ -1,0 +1,257 @@
+//! The data-set file: safetensors tensors plus JSON metadata (`host/DATA.md`).
+
+use super::{Dataset, Split};
+use crate::checkpoint::write_atomically;
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The metadata value of `format`.
+pub const FORMAT: &str = "lflow-data-1";
+
+/// Why a data set could not be read or written. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The file system refused.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not a readable safetensors file (truncated, corrupt header, ...).
+    #[error("{path}: not a valid data set file: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        reason: String,
+    },
+    /// A required tensor is absent.
+    #[error("{path}: tensor `{tensor}` is missing")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        tensor: &'static str,
+    },
+    /// A tensor of the wrong shape or element type.
+    #[error("{path}: tensor `{tensor}` is {found}, expected {expected}")]
+    Shape {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        tensor: &'static str,
+        /// What the other tensors and the metadata imply.
+        expected: String,
+        /// What the file holds.
+        found: String,
+    },
+    /// A value that is not allowed (NaN, negative or fractional count, unknown split, ...).
+    #[error("{path}: tensor `{tensor}` at index {index:?} is {value}: {what}")]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        tensor: &'static str,
+        /// Multi-dimensional index of the value.
+        index: Vec<usize>,
+        /// The value.
+        value: f64,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// Metadata absent or malformed.
+    #[error("{path}: metadata `{key}`: {reason}")]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The split cannot be trained on.
+    #[error("{path}: split: {reason}")]
+    Split {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Meta {
+    format: String,
+    n_in: usize,
+    observed: usize,
+    forward: usize,
+    bin_ms: f32,
+}
+
+fn bytes_f32(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Write `d` to `path` atomically.
+pub fn save(path: &Path, d: &Dataset) -> Result<(), DataError> {
+    let (b, tt) = (d.trials(), d.bins());
+    let mut owned: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> =
+        vec![("spikes", Dtype::F32, vec![b, tt, d.n_out], bytes_f32(&d.spikes))];
+    owned.push(("split", Dtype::U8, vec![b], d.split.iter().map(|s| s.code()).collect()));
+    if let Some(r) = &d.true_rates {
+        owned.push(("true_rates", Dtype::F32, vec![b, tt, d.n_out], bytes_f32(r)));
+    }
+    if let Some(x) = &d.behavior {
+        owned.push(("behavior", Dtype::F32, vec![b, d.observed, d.n_beh], bytes_f32(x)));
+    }
+    if let Some(c) = &d.conditions {
+        owned.push(("condition", Dtype::I32, vec![b], c.iter().flat_map(|x| (*x as i32).to_le_bytes()).collect()));
+    }
+    let views: Vec<(&str, TensorView<'_>)> = owned
+        .iter()
+        .map(|(n, dt, s, bytes)| (*n, TensorView::new(*dt, s.clone(), bytes).expect("shape matches data")))
+        .collect();
+    let meta = Meta { format: FORMAT.into(), n_in: d.n_in, observed: d.observed, forward: d.forward, bin_ms: d.bin_ms };
+    let mut metadata = HashMap::new();
+    metadata.insert("lflow".to_string(), serde_json::to_string(&meta).expect("metadata serialises"));
+    let bytes = safetensors::serialize(views, Some(metadata)).expect("in-memory serialisation");
+    write_atomically(path, &bytes).map_err(|e| match e {
+        crate::checkpoint::CheckpointError::Io { path, source } => DataError::Io { path, source },
+        other => DataError::Format { path: path.to_path_buf(), reason: other.to_string() },
+    })
+}
+
+/// The multi-dimensional index of flat element `i` in `shape`.
+fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+    let mut out = vec![0; shape.len()];
+    for (o, s) in out.iter_mut().zip(shape).rev() {
+        *o = i % s.max(&1);
+        i /= s.max(&1);
+    }
+    out
+}
+
+struct Reader<'a> {
+    path: &'a Path,
+    st: safetensors::SafeTensors<'a>,
+}
+
+impl Reader<'_> {
+    fn view(&self, name: &'static str, dtype: Dtype, shape: &[usize]) -> Result<Option<Vec<u8>>, DataError> {
+        let Ok(v) = self.st.tensor(name) else { return Ok(None) };
+        if v.dtype() != dtype || v.shape() != shape {
+            return Err(DataError::Shape {
+                path: self.path.to_path_buf(),
+                tensor: name,
+                expected: format!("{dtype:?} {shape:?}"),
+                found: format!("{:?} {:?}", v.dtype(), v.shape()),
+            });
+        }
+        Ok(Some(v.data().to_vec()))
+    }
+
+    fn f32s(&self, name: &'static str, shape: &[usize]) -> Result<Option<Vec<f32>>, DataError> {
+        let Some(bytes) = self.view(name, Dtype::F32, shape)? else { return Ok(None) };
+        let v: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(self.bad(name, i, shape, v[i] as f64, "not finite"));
+        }
+        Ok(Some(v))
+    }
+
+    fn bad(&self, tensor: &'static str, i: usize, shape: &[usize], value: f64, what: &'static str) -> DataError {
+        DataError::Value { path: self.path.to_path_buf(), tensor, index: unravel(i, shape), value, what }
+    }
+}
+
+/// Read and validate a data set.
+pub fn load(path: &Path) -> Result<Dataset, DataError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let format = |reason: String| DataError::Format { path: path.to_path_buf(), reason };
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
+    let meta_err = |reason: String| DataError::Metadata { path: path.to_path_buf(), key: "lflow".into(), reason };
+    let text = header.metadata().as_ref().and_then(|m| m.get("lflow")).ok_or_else(|| meta_err("absent".into()))?;
+    let meta: Meta = serde_json::from_str(text).map_err(|e| meta_err(e.to_string()))?;
+    if meta.format != FORMAT {
+        return Err(meta_err(format!("format {:?}, expected {FORMAT:?}", meta.format)));
+    }
+    if meta.observed == 0 || meta.bin_ms.is_nan() || meta.bin_ms <= 0.0 {
+        return Err(meta_err("observed bins and bin_ms must be positive".into()));
+    }
+    let r = Reader { path, st };
+    let spikes_view =
+        r.st.tensor("spikes").map_err(|_| DataError::Missing { path: path.to_path_buf(), tensor: "spikes" })?;
+    let shape = spikes_view.shape().to_vec();
+    let tt = meta.observed + meta.forward;
+    if shape.len() != 3 || shape[1] != tt || shape[2] < meta.n_in || meta.n_in == 0 {
+        return Err(DataError::Shape {
+            path: path.to_path_buf(),
+            tensor: "spikes",
+            expected: format!("[trials, {tt}, n_out >= n_in = {}]", meta.n_in),
+            found: format!("{:?} {:?}", spikes_view.dtype(), shape),
+        });
+    }
+    let (b, n_out) = (shape[0], shape[2]);
+    let spikes = r.f32s("spikes", &shape)?.ok_or(DataError::Missing { path: path.to_path_buf(), tensor: "spikes" })?;
+    for (i, &x) in spikes.iter().enumerate() {
+        if x < 0.0 {
+            return Err(r.bad("spikes", i, &shape, x as f64, "a negative spike count"));
+        }
+        if x.fract() != 0.0 {
+            return Err(r.bad("spikes", i, &shape, x as f64, "a fractional spike count"));
+        }
+    }
+    let split_bytes =
+        r.view("split", Dtype::U8, &[b])?.ok_or(DataError::Missing { path: path.to_path_buf(), tensor: "split" })?;
+    let mut split = Vec::with_capacity(b);
+    for (i, &c) in split_bytes.iter().enumerate() {
+        split.push(
+            Split::from_code(c)
+                .ok_or_else(|| r.bad("split", i, &[b], c as f64, "not 0 (train), 1 (valid) or 2 (eval)"))?,
+        );
+    }
+    if !split.contains(&Split::Train) {
+        return Err(DataError::Split { path: path.to_path_buf(), reason: "no training trial (code 0)".into() });
+    }
+    let true_rates = r.f32s("true_rates", &[b, tt, n_out])?;
+    if let Some(rates) = &true_rates {
+        if let Some(i) = rates.iter().position(|x| *x < 0.0) {
+            return Err(r.bad("true_rates", i, &[b, tt, n_out], rates[i] as f64, "a negative rate"));
+        }
+    }
+    let n_beh = r.st.tensor("behavior").ok().and_then(|v| v.shape().get(2).copied()).unwrap_or(0);
+    let behavior = r.f32s("behavior", &[b, meta.observed, n_beh])?;
+    let conditions = match r.view("condition", Dtype::I32, &[b])? {
+        None => None,
+        Some(bytes) => {
+            let mut out = Vec::with_capacity(b);
+            for (i, c) in bytes.chunks_exact(4).enumerate() {
+                let v = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                if v < 0 {
+                    return Err(r.bad("condition", i, &[b], v as f64, "a negative condition id"));
+                }
+                out.push(v as u32);
+            }
+            Some(out)
+        }
+    };
+    Ok(Dataset {
+        n_in: meta.n_in,
+        n_out,
+        observed: meta.observed,
+        forward: meta.forward,
+        bin_ms: meta.bin_ms,
+        spikes,
+        true_rates,
+        n_beh: if behavior.is_some() { n_beh } else { 0 },
+        behavior,
+        conditions,
+        split,
+    })
+}

@@ -1,0 +1,258 @@
+//! A training run: its TOML configuration and its folder.
+//!
+//! ```text
+//! RUN/run.json            data path and the resolved configuration
+//! RUN/config.toml         the configuration as given (resolved), for reading
+//! RUN/metrics.csv         one row per epoch
+//! RUN/last.safetensors    resumable checkpoint (parameters, Adam, RNG, scheduler)
+//! RUN/best.safetensors    the parameters of the best validation NLL
+//! RUN/eval.json           `lflow eval`
+//! RUN/plots/*.png         `lflow plot`
+//! ```
+
+use crate::checkpoint::{write_atomically, CheckpointError};
+use crate::config::{Mode, ModelConfig};
+use crate::data::{DataError, Dataset};
+use crate::train::TrainConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The model part of a configuration (the neuron counts come from the data).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// Latent size `H` (multiple of 4).
+    pub hidden: usize,
+    /// Feed-forward width.
+    pub ff: usize,
+    /// Langevin damping.
+    pub gamma: f32,
+    /// Langevin step.
+    pub eps: f32,
+    /// `paper` or `streaming`.
+    pub mode: Mode,
+    /// Causal window in bins (streaming mode).
+    pub window: usize,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection { hidden: 280, ff: 512, gamma: 0.55, eps: 0.01, mode: Mode::Paper, window: 32 }
+    }
+}
+
+/// How `lflow eval` predicts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSection {
+    /// Noisy passes averaged (0: mean mode, as the device decodes).
+    pub samples: usize,
+    /// Gaussian smoothing of the PSTH targets, ms.
+    pub psth_sd_ms: f64,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        EvalSection { samples: 50, psth_sd_ms: 50.0 }
+    }
+}
+
+/// A whole configuration file. Every key is optional (defaults: MODEL.md
+/// section 7); unknown keys are errors.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// `[model]`.
+    pub model: ModelSection,
+    /// `[train]`.
+    pub train: TrainConfig,
+    /// `[eval]`.
+    pub eval: EvalSection,
+}
+
+/// What `run.json` records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The data set trained on.
+    pub data: PathBuf,
+    /// The resolved configuration.
+    pub config: RunConfig,
+}
+
+/// Why a run could not be set up or read.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The file system refused.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The configuration does not parse or is inconsistent.
+    #[error("{path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The data set.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A checkpoint.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The run folder already holds a run.
+    #[error("{path} already holds a run: pass --resume to continue it, or choose another --out")]
+    Exists {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// Not a run folder.
+    #[error("{path}: not a run folder (no run.json); train one with `lflow train`")]
+    NotARun {
+        /// The folder.
+        path: PathBuf,
+    },
+}
+
+impl RunConfig {
+    /// Parse TOML text; `path` names the file in errors.
+    pub fn from_toml(text: &str, path: &Path) -> Result<RunConfig, RunError> {
+        let c: RunConfig =
+            toml::from_str(text).map_err(|e| RunError::Config { path: path.into(), reason: e.to_string() })?;
+        c.check(path)?;
+        Ok(c)
+    }
+
+    /// Read and parse a TOML file.
+    pub fn load(path: &Path) -> Result<RunConfig, RunError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RunError::Io { path: path.into(), source })?;
+        RunConfig::from_toml(&text, path)
+    }
+
+    /// Check the values (sizes, ranges).
+    pub fn check(&self, path: &Path) -> Result<(), RunError> {
+        let bad = |reason: &str| Err(RunError::Config { path: path.into(), reason: reason.to_string() });
+        let m = &self.model;
+        if m.hidden == 0 || !m.hidden.is_multiple_of(4) {
+            return bad("model.hidden must be a positive multiple of 4");
+        }
+        if m.ff == 0 {
+            return bad("model.ff must be positive");
+        }
+        let eps_ok = m.eps > 0.0 && m.eps <= 1.0;
+        if !((0.0..=1.0).contains(&m.gamma) && eps_ok) {
+            return bad("model.gamma must lie in [0, 1] and model.eps in (0, 1]");
+        }
+        if m.mode == Mode::Streaming && m.window == 0 {
+            return bad("model.window must be positive in streaming mode");
+        }
+        let t = &self.train;
+        let ok =
+            t.batch_size > 0 && t.lr > 0.0 && (0.0..1.0).contains(&t.dropout) && t.cd_rate > 0.0 && t.cd_rate <= 1.0;
+        if !ok {
+            return bad("train: batch_size > 0, lr > 0, dropout in [0, 1) and cd_rate in (0, 1] are required");
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// The model for `data`.
+    pub fn model_config(&self, data: &Dataset) -> ModelConfig {
+        ModelConfig {
+            n_in: data.n_in,
+            n_out: data.n_out,
+            hidden: self.model.hidden,
+            ff: self.model.ff,
+            gamma: self.model.gamma,
+            eps: self.model.eps,
+            mode: self.model.mode,
+            window: (self.model.mode == Mode::Streaming).then_some(self.model.window),
+        }
+    }
+}
+
+/// A run folder.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    /// Its path.
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// Create a new run folder (refusing one that already holds a run).
+    pub fn create(path: &Path, record: &RunRecord) -> Result<RunDir, RunError> {
+        let dir = RunDir { path: path.to_path_buf() };
+        if dir.run_json().exists() {
+            return Err(RunError::Exists { path: path.into() });
+        }
+        std::fs::create_dir_all(path).map_err(|source| RunError::Io { path: path.into(), source })?;
+        dir.write(&dir.run_json(), serde_json::to_string_pretty(record).unwrap_or_default().as_bytes())?;
+        dir.write(&path.join("config.toml"), record.config.to_toml().as_bytes())?;
+        Ok(dir)
+    }
+
+    /// Open an existing run folder and its record.
+    pub fn open(path: &Path) -> Result<(RunDir, RunRecord), RunError> {
+        let dir = RunDir { path: path.to_path_buf() };
+        let file = dir.run_json();
+        let text = std::fs::read_to_string(&file).map_err(|_| RunError::NotARun { path: path.into() })?;
+        let record = serde_json::from_str(&text).map_err(|e| RunError::Config { path: file, reason: e.to_string() })?;
+        Ok((dir, record))
+    }
+
+    /// Write a file of the run atomically.
+    pub fn write(&self, file: &Path, bytes: &[u8]) -> Result<(), RunError> {
+        write_atomically(file, bytes).map_err(RunError::from)
+    }
+
+    /// `run.json`.
+    pub fn run_json(&self) -> PathBuf {
+        self.path.join("run.json")
+    }
+    /// `last.safetensors`.
+    pub fn last(&self) -> PathBuf {
+        self.path.join("last.safetensors")
+    }
+    /// `best.safetensors`.
+    pub fn best(&self) -> PathBuf {
+        self.path.join("best.safetensors")
+    }
+    /// `metrics.csv`.
+    pub fn metrics(&self) -> PathBuf {
+        self.path.join("metrics.csv")
+    }
+    /// `eval.json`.
+    pub fn eval_json(&self) -> PathBuf {
+        self.path.join("eval.json")
+    }
+    /// `plots/`.
+    pub fn plots(&self) -> PathBuf {
+        self.path.join("plots")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_paper_and_unknown_keys_are_errors() {
+        let c = RunConfig::from_toml("", Path::new("x.toml")).unwrap();
+        assert_eq!((c.model.hidden, c.model.ff, c.train.batch_size, c.train.epochs), (280, 512, 256, 2000));
+        assert_eq!((c.train.lr, c.train.cd_rate, c.train.dropout, c.model.gamma), (3e-3, 0.5, 0.05, 0.55));
+        let e = RunConfig::from_toml("[train]\nlearning_rate = 1.0\n", Path::new("bad.toml")).unwrap_err();
+        assert!(e.to_string().contains("bad.toml") && e.to_string().contains("learning_rate"), "{e}");
+        let e = RunConfig::from_toml("[model]\nhidden = 6\n", Path::new("h.toml")).unwrap_err();
+        assert!(e.to_string().contains("multiple of 4"), "{e}");
+        let round = RunConfig::from_toml(&c.to_toml(), Path::new("r.toml")).unwrap();
+        assert_eq!(round, c);
+    }
+}
