@@ -104,6 +104,8 @@ pub struct EpochStats {
     pub train_nll: f64,
     /// Validation Poisson NLL per element, mean mode (`NaN` without validation trials).
     pub valid_nll: f64,
+    /// Validation co-bps (held-out neurons, observed bins, mean mode; `NaN` without them).
+    pub valid_co_bps: f64,
     /// Learning rate used.
     pub lr: f32,
     /// Whether the validation NLL is the best so far.
@@ -238,7 +240,7 @@ impl<B: Backend> Trainer<B> {
             self.state.adam.update(&adam, self.state.lr, wd, &mut self.state.params, &self.grads);
         }
         let train_time = started.elapsed().as_secs_f64();
-        let valid_nll = self.validation_nll(data);
+        let (valid_nll, valid_co_bps) = self.validation(data);
         let improved = valid_nll < self.state.best_valid;
         if improved {
             self.state.best_valid = valid_nll;
@@ -257,20 +259,38 @@ impl<B: Backend> Trainer<B> {
             train_loss: loss_sum / batches.max(1) as f64,
             train_nll: nll_sum / batches.max(1) as f64,
             valid_nll,
+            valid_co_bps,
             lr: adam.lr,
             improved,
             trials_per_s: order.len() as f64 / train_time.max(1e-9),
         }
     }
 
-    /// Poisson NLL per element on the validation trials, deterministic (mean mode, no dropout).
-    pub fn validation_nll(&mut self, data: &Dataset) -> f64 {
+    /// Poisson NLL per element and co-bps on the validation trials,
+    /// deterministic (mean mode, no dropout); `NaN` without validation trials.
+    pub fn validation(&mut self, data: &Dataset) -> (f64, f64) {
         let valid = data.indices(Split::Valid);
         if valid.is_empty() {
-            return f64::NAN;
+            return (f64::NAN, f64::NAN);
         }
-        let sums = self.evaluate(data, &valid, None, None);
-        sums.nll / sums.elements as f64
+        let per = data.bins() * self.model.n_out;
+        let mut lr = vec![0.0f32; valid.len() * per];
+        let sums = self.evaluate(data, &valid, None, Some(&mut lr));
+        let (n, nin) = (data.n_out, data.n_in);
+        if n == nin {
+            return (sums.nll / sums.elements as f64, f64::NAN);
+        }
+        let (mut rates, mut spikes) = (Vec::new(), Vec::new());
+        for (k, &i) in valid.iter().enumerate() {
+            let s = data.trial_spikes(i);
+            for t in 0..data.observed {
+                for j in nin..n {
+                    rates.push((lr[k * per + t * n + j] as f64).exp());
+                    spikes.push(s[t * n + j] as f64);
+                }
+            }
+        }
+        (sums.nll / sums.elements as f64, crate::metrics::bits_per_spike(&rates, &spikes, n - nin))
     }
 
     /// Forward `trials` without dropout or coordinated dropout. `noise_seed:

@@ -159,21 +159,27 @@ fn loss_plot(dir: &RunDir, out: &Path) -> Result<PathBuf, CliError> {
     let text = std::fs::read_to_string(dir.metrics()).unwrap_or_default();
     let mut train = Vec::new();
     let mut valid = Vec::new();
+    let mut co_bps = Vec::new();
     for line in text.lines().skip(1) {
         let f: Vec<f64> = line.split(',').map(|x| x.parse().unwrap_or(f64::NAN)).collect();
-        if f.len() >= 4 {
+        if f.len() >= 5 {
             train.push((f[0], f[2]));
             if f[3].is_finite() {
                 valid.push((f[0], f[3]));
             }
+            if f[4].is_finite() {
+                co_bps.push((f[0], f[4]));
+            }
         }
     }
-    draw(out, "loss.png", (900, 500), |root| {
+    draw(out, "loss.png", (1100, 450), |root| {
+        let (left, right) = root.split_horizontally(550);
         let series = vec![
             ("training Poisson NLL".to_string(), COLORS[0], train),
             ("validation Poisson NLL (mean mode)".to_string(), COLORS[1], valid),
         ];
-        lines(root, "Loss per element", "epoch", &series)
+        lines(&left, "Loss per element", "epoch", &series)?;
+        lines(&right, "Validation co-bps (mean mode)", "epoch", &[("co-bps".to_string(), COLORS[2], co_bps)])
     })
 }
 

@@ -138,7 +138,7 @@ fn run_epochs(dir: &RunDir, data: &Dataset, t: &mut Trainer<CpuBackend>, quiet: 
     let io = |source| CliError::Run(lflow_host::run::RunError::Io { path: metrics.clone(), source });
     let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&metrics).map_err(io)?;
     if new_file {
-        writeln!(csv, "epoch,train_loss,train_nll,valid_nll,lr,trials_per_s,seconds").map_err(io)?;
+        writeln!(csv, "epoch,train_loss,train_nll,valid_nll,valid_co_bps,lr,trials_per_s,seconds").map_err(io)?;
     }
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(total as u64) };
     bar.set_style(
@@ -152,11 +152,12 @@ fn run_epochs(dir: &RunDir, data: &Dataset, t: &mut Trainer<CpuBackend>, quiet: 
         let s = t.epoch(data);
         writeln!(
             csv,
-            "{},{:.6},{:.6},{:.6},{:e},{:.1},{:.2}",
+            "{},{:.6},{:.6},{:.6},{:.6},{:e},{:.1},{:.2}",
             s.epoch,
             s.train_loss,
             s.train_nll,
             s.valid_nll,
+            s.valid_co_bps,
             s.lr,
             s.trials_per_s,
             began.elapsed().as_secs_f64()
@@ -171,13 +172,13 @@ fn run_epochs(dir: &RunDir, data: &Dataset, t: &mut Trainer<CpuBackend>, quiet: 
         }
         bar.set_position(t.state.epoch as u64);
         bar.set_message(format!(
-            "loss {:.4} valid NLL {:.4} lr {:.1e} {:.0} trials/s",
-            s.train_loss, s.valid_nll, s.lr, s.trials_per_s
+            "loss {:.4} valid NLL {:.4} co-bps {:.3} lr {:.1e} {:.0} trials/s",
+            s.train_loss, s.valid_nll, s.valid_co_bps, s.lr, s.trials_per_s
         ));
         if quiet && (t.state.epoch * 10 / total.max(1) != s.epoch * 10 / total.max(1) || t.state.epoch == total) {
             eprintln!(
-                "epoch {}/{}: loss {:.4}, valid NLL {:.4}, lr {:.1e}, {:.0} trials/s",
-                t.state.epoch, total, s.train_loss, s.valid_nll, s.lr, s.trials_per_s
+                "epoch {}/{}: loss {:.4}, valid NLL {:.4}, valid co-bps {:.3}, lr {:.1e}, {:.0} trials/s",
+                t.state.epoch, total, s.train_loss, s.valid_nll, s.valid_co_bps, s.lr, s.trials_per_s
             );
         }
         if STOP.load(Ordering::SeqCst) {
