@@ -21,6 +21,10 @@ fi
 for component in rustfmt clippy; do
   rustup component list --installed | grep -q "^$component" || rustup component add "$component"
 done
+# plotters draws text through fontconfig: its headers at build time, a font at run time.
+if ! pkg-config --exists fontconfig 2>/dev/null || ! ls /usr/share/fonts/truetype/dejavu >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq pkg-config libfontconfig1-dev fonts-dejavu-core
+fi
 if [ ! -d ../shared/golden ] && [ -z "${LFLOW_SHARED:-}" ]; then
   echo "error: ../shared/golden not found (set LFLOW_SHARED to the shared folder)" >&2
   exit 1
@@ -41,6 +45,13 @@ step "tests"
 run_tests cargo test --workspace --features lflow-core/std
 step "tests with fast-math"
 run_tests cargo test -p lflow-core --features std,fast-math
+
+step "the demo, end to end on a reduced size (README's first command at full size)"
+demo_dir=target/demo-test
+rm -rf "$demo_dir"
+cargo run -q -p lflow-host -- demo --out "$demo_dir" --trials 200 --epochs 4 --samples 4 --threads 2 --quiet
+test -s "$demo_dir/run-streaming/eval.json"
+test -s "$demo_dir/run-streaming/plots/latents.png"
 
 step "benchmarks and fuzz target compile"
 cargo bench -q -p lflow-core --features std --no-run

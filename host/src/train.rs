@@ -132,6 +132,14 @@ fn trial_stream(seed: u64, which: u64) -> Seeded {
     Seeded::new(seed ^ which.wrapping_mul(0xD1B5_4A32_D192_ED03))
 }
 
+/// The noise source of trial `trial` in a prediction pass seeded with `seed`
+/// ([`Trainer::predict`] with one sample uses `seed` itself). A device decoding
+/// that trial with this `Seeded` source draws exactly the host's noise, in the
+/// same order (`e_z`, `e_v`, then one `e_t` per bin).
+pub fn prediction_noise(seed: u64, trial: usize) -> Seeded {
+    trial_stream(seed ^ (trial as u64).wrapping_mul(0x9E37_79B9), 1)
+}
+
 impl<B: Backend> Trainer<B> {
     /// A fresh run: PyTorch-style initialisation from `config.seed`.
     pub fn new(model: ModelConfig, config: TrainConfig, backend: B) -> Trainer<B> {
@@ -326,6 +334,7 @@ impl<B: Backend> Trainer<B> {
         let per_latent = data.bins() * self.model.d_model();
         let batch_size = self.config.batch_size.max(1);
         for (k, chunk) in trials.chunks(batch_size).enumerate() {
+            // Must match `prediction_noise`.
             let seeds: Vec<u64> =
                 chunk.iter().map(|&i| noise_seed.map_or(0, |s| s ^ (i as u64).wrapping_mul(0x9E37_79B9))).collect();
             self.fill_batch(data, chunk, &seeds, false);

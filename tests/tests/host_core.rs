@@ -5,7 +5,7 @@ use lflow_core::{Mean, StorageFormat, StreamingDecoder};
 use lflow_host::backend::CpuBackend;
 use lflow_host::data::Split;
 use lflow_host::lorenz::{generate, LorenzConfig};
-use lflow_host::train::{TrainConfig, Trainer};
+use lflow_host::train::{prediction_noise, TrainConfig, Trainer};
 use lflow_host::{Mode, ModelConfig};
 use lflow_tests::{rel_err, AlignedBytes};
 
@@ -61,4 +61,22 @@ fn host_streaming_forward_equals_core_bin_by_bin() {
     let e = rel_err(&device, &host);
     eprintln!("host vs core, streaming mean mode: log-rates rel err {e:.2e}");
     assert!(e < 1e-5, "host and core differ: {e}");
+
+    // With noise: the host's seeded prediction, replayed by the device from the same seed.
+    let seed = 77;
+    let host = t.predict(&data, &eval, 1, seed);
+    let mut device = Vec::new();
+    for &i in &eval {
+        dev.reset();
+        let mut noise = prediction_noise(seed, i);
+        let spikes = data.trial_spikes(i);
+        for bin in 0..data.bins() {
+            let src = bin.min(data.observed - 1) * N_OUT;
+            let x: [u16; N_IN] = std::array::from_fn(|n| spikes[src + n] as u16);
+            device.extend_from_slice(dev.step(&x, &mut noise).unwrap().log_rates);
+        }
+    }
+    let e = rel_err(&device, &host);
+    eprintln!("host vs core, streaming seeded noise: log-rates rel err {e:.2e}");
+    assert!(e < 1e-5, "host and core differ with seeded noise: {e}");
 }
