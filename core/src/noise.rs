@@ -28,6 +28,12 @@ pub trait NoiseSource {
     fn fill(&mut self, out: &mut [f32]) -> Result<(), NoiseError>;
 }
 
+impl<T: NoiseSource + ?Sized> NoiseSource for &mut T {
+    fn fill(&mut self, out: &mut [f32]) -> Result<(), NoiseError> {
+        (**self).fill(out)
+    }
+}
+
 /// Every draw is 0: mean-mode decoding.
 #[derive(Clone, Copy, Debug, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -172,4 +172,25 @@ mod tests {
         assert!(r.oracle_co_bps.is_some() && r.rate_r2.is_some());
         assert_eq!((r.vel_r2, r.psth_r2), (None, None));
     }
+
+    #[test]
+    fn psth_r2_by_hand() {
+        // Trials 0 and 2 share condition 0, trial 1 is condition 1; only trial 2 is evaluated,
+        // so condition 0 alone is scored. With a vanishing smoothing width the true PSTH is
+        // the mean over trials 0 and 2 of their observed spikes.
+        let mut d = tiny();
+        d.conditions = Some(vec![0, 1, 0]);
+        let rates: Vec<f32> = (0..18).map(|i| 0.25 * i as f32).collect();
+        let r = evaluate(&d, &rates, 1e-3);
+        // Observed bins: trial 0 [[1,0],[0,1]], trial 2 [[1,2],[0,0]] -> mean [[1,1],[0,0.5]].
+        // Prediction: trial 2's rates at bins 0, 1: [[3.0, 3.25], [3.5, 3.75]].
+        let truth = [1.0, 1.0, 0.0, 0.5];
+        let pred = [3.0, 3.25, 3.5, 3.75];
+        let r2 = |t: [f64; 2], p: [f64; 2]| {
+            let m = (t[0] + t[1]) / 2.0;
+            1.0 - ((t[0] - p[0]).powi(2) + (t[1] - p[1]).powi(2)) / ((t[0] - m).powi(2) + (t[1] - m).powi(2))
+        };
+        let want = (r2([truth[0], truth[2]], [pred[0], pred[2]]) + r2([truth[1], truth[3]], [pred[1], pred[3]])) / 2.0;
+        assert!((r.psth_r2.unwrap() - want).abs() < 1e-9, "{:?} vs {want}", r.psth_r2);
+    }
 }

@@ -24,6 +24,13 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `lflow generate lorenz --out DATA` with `extra` flags.
+fn generate(data: &Path, extra: &[&str]) {
+    let mut args = vec!["generate", "lorenz", "--out", s(data)];
+    args.extend_from_slice(extra);
+    ok(&args);
+}
+
 const CONFIG: &str = r#"
 [model]
 hidden = 12
@@ -50,30 +57,29 @@ fn generate_train_eval_plot_beats_an_untrained_model() {
     let data = d.join("lorenz.safetensors");
     let config = d.join("small.toml");
     std::fs::write(&config, CONFIG).unwrap();
-    ok(&[
-        "generate",
-        "lorenz",
-        "--out",
-        s(&data),
-        "--trials",
-        "240",
-        "--eval-trials",
-        "40",
-        "--observed",
-        "20",
-        "--forward",
-        "5",
-        "--held-in",
-        "16",
-        "--held-out",
-        "4",
-        "--base-hz",
-        "30",
-        "--gain",
-        "1.2",
-        "--seed",
-        "3",
-    ]);
+    generate(
+        &data,
+        &[
+            "--trials",
+            "240",
+            "--eval-trials",
+            "40",
+            "--observed",
+            "20",
+            "--forward",
+            "5",
+            "--held-in",
+            "16",
+            "--held-out",
+            "4",
+            "--base-hz",
+            "30",
+            "--gain",
+            "1.2",
+            "--seed",
+            "3",
+        ],
+    );
     let (trained, untrained) = (d.join("trained"), d.join("untrained"));
     ok(&["train", "--data", s(&data), "--config", s(&config), "--out", s(&untrained), "--epochs", "0", "--quiet"]);
     ok(&["train", "--data", s(&data), "--config", s(&config), "--out", s(&trained), "--quiet", "--threads", "2"]);
@@ -118,20 +124,7 @@ const MIN_RATE_R2: f64 = 0.6;
 fn resume_continues_the_run() {
     let d = dir("resume");
     let data = d.join("lorenz.safetensors");
-    ok(&[
-        "generate",
-        "lorenz",
-        "--out",
-        s(&data),
-        "--trials",
-        "60",
-        "--eval-trials",
-        "10",
-        "--observed",
-        "10",
-        "--forward",
-        "2",
-    ]);
+    generate(&data, &["--trials", "60", "--eval-trials", "10", "--observed", "10", "--forward", "2"]);
     let config = d.join("c.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let run = d.join("run");
@@ -149,20 +142,7 @@ fn resume_continues_the_run() {
 fn bad_inputs_leave_no_run_behind() {
     let d = dir("bad");
     let data = d.join("lorenz.safetensors");
-    ok(&[
-        "generate",
-        "lorenz",
-        "--out",
-        s(&data),
-        "--trials",
-        "20",
-        "--eval-trials",
-        "4",
-        "--observed",
-        "5",
-        "--forward",
-        "1",
-    ]);
+    generate(&data, &["--trials", "20", "--eval-trials", "4", "--observed", "5", "--forward", "1"]);
     let run = d.join("run");
     let missing = lflow(&["train", "--data", s(&data), "--config", "no/such.toml", "--out", s(&run)]);
     assert!(!missing.status.success());
@@ -193,4 +173,45 @@ fn help_teaches_with_examples() {
         let text = ok(cmd);
         assert!(text.contains("Example") && text.contains("lflow "), "{cmd:?}:\n{text}");
     }
+}
+
+#[test]
+fn ctrl_c_stops_with_a_resumable_checkpoint() {
+    let d = dir("ctrlc");
+    let data = d.join("lorenz.safetensors");
+    generate(&data, &["--trials", "80", "--eval-trials", "10", "--observed", "10", "--forward", "2"]);
+    let config = d.join("c.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let run = d.join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lflow"))
+        .args(["train", "--data", s(&data), "--config", s(&config), "--out", s(&run), "--epochs", "100000", "--quiet"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) for a first epoch, then interrupt.
+    let metrics = run.join("metrics.csv");
+    for _ in 0..600 {
+        if std::fs::read_to_string(&metrics).map(|m| m.lines().count() > 2).unwrap_or(false) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "interrupted training exits cleanly: {status}");
+    let c = lflow_host::checkpoint::load(&run.join("last.safetensors")).unwrap();
+    assert!(c.state.epoch >= 2 && c.state.epoch < 100000);
+    let rows = std::fs::read_to_string(&metrics).unwrap().lines().count() - 1;
+    assert_eq!(rows, c.state.epoch, "every finished epoch is in metrics.csv and the checkpoint");
+    ok(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&run),
+        "--resume",
+        "--epochs",
+        &(c.state.epoch + 1).to_string(),
+        "--quiet",
+    ]);
 }

@@ -1,9 +1,9 @@
 //! The host's streaming model, trained, run over whole trials at once (causal
 //! mask, mean mode) equals `lflow-core` decoding the same weights one bin at a time.
 
-use lflow_core::{Mean, StorageFormat, StreamingDecoder};
+use lflow_core::{Mean, NoiseSource, StorageFormat, StreamingDecoder};
 use lflow_host::backend::CpuBackend;
-use lflow_host::data::Split;
+use lflow_host::data::{Dataset, Split};
 use lflow_host::lorenz::{generate, LorenzConfig};
 use lflow_host::train::{prediction_noise, TrainConfig, Trainer};
 use lflow_host::{Mode, ModelConfig};
@@ -15,6 +15,28 @@ const H: usize = 8;
 const FF: usize = 24;
 const W: usize = 5;
 type Device<'a> = StreamingDecoder<'a, N_IN, H, 24, FF, N_OUT, W, 0>;
+
+/// Log-rates of `trials` decoded bin by bin on the device, noise from `noise(trial)`.
+fn decode(
+    dev: &mut Device<'_>,
+    data: &Dataset,
+    trials: &[usize],
+    noise: impl Fn(usize) -> Box<dyn NoiseSource>,
+) -> Vec<f32> {
+    let mut out = Vec::new();
+    for &i in trials {
+        dev.reset();
+        let mut boxed = noise(i);
+        let spikes = data.trial_spikes(i);
+        for bin in 0..data.bins() {
+            let src = bin.min(data.observed - 1) * N_OUT;
+            let x: [u16; N_IN] = std::array::from_fn(|n| spikes[src + n] as u16);
+            let mut source: &mut dyn NoiseSource = boxed.as_mut();
+            out.extend_from_slice(dev.step(&x, &mut source).unwrap().log_rates);
+        }
+    }
+    out
+}
 
 #[test]
 fn host_streaming_forward_equals_core_bin_by_bin() {
@@ -48,16 +70,7 @@ fn host_streaming_forward_equals_core_bin_by_bin() {
 
     let blob = AlignedBytes::new(&lflow_host::export::blob(&model, &t.state.params, StorageFormat::F32, None).unwrap());
     let mut dev = Device::from_blob(blob.bytes()).unwrap();
-    let mut device = Vec::new();
-    for &i in &eval {
-        dev.reset();
-        let spikes = data.trial_spikes(i);
-        for bin in 0..data.bins() {
-            let src = bin.min(data.observed - 1) * N_OUT;
-            let x: [u16; N_IN] = std::array::from_fn(|n| spikes[src + n] as u16);
-            device.extend_from_slice(dev.step(&x, &mut Mean).unwrap().log_rates);
-        }
-    }
+    let device = decode(&mut dev, &data, &eval, |_| Box::new(Mean));
     let e = rel_err(&device, &host);
     eprintln!("host vs core, streaming mean mode: log-rates rel err {e:.2e}");
     assert!(e < 1e-5, "host and core differ: {e}");
@@ -65,17 +78,7 @@ fn host_streaming_forward_equals_core_bin_by_bin() {
     // With noise: the host's seeded prediction, replayed by the device from the same seed.
     let seed = 77;
     let host = t.predict(&data, &eval, 1, seed);
-    let mut device = Vec::new();
-    for &i in &eval {
-        dev.reset();
-        let mut noise = prediction_noise(seed, i);
-        let spikes = data.trial_spikes(i);
-        for bin in 0..data.bins() {
-            let src = bin.min(data.observed - 1) * N_OUT;
-            let x: [u16; N_IN] = std::array::from_fn(|n| spikes[src + n] as u16);
-            device.extend_from_slice(dev.step(&x, &mut noise).unwrap().log_rates);
-        }
-    }
+    let device = decode(&mut dev, &data, &eval, |i| Box::new(prediction_noise(seed, i)));
     let e = rel_err(&device, &host);
     eprintln!("host vs core, streaming seeded noise: log-rates rel err {e:.2e}");
     assert!(e < 1e-5, "host and core differ with seeded noise: {e}");

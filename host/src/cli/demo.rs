@@ -1,11 +1,12 @@
 //! `lflow demo`: generate Lorenz, train the streaming model, evaluate, plot.
 
 use super::eval::{eval, table, EvalArgs};
-use super::generate::{lorenz, LorenzArgs};
+use super::generate::write;
 use super::plot::{plot, PlotArgs};
 use super::train::{train, TrainArgs};
 use super::CliError;
 use clap::Args;
+use lflow_host::lorenz::LorenzConfig;
 use lflow_host::run::RunConfig;
 use std::path::{Path, PathBuf};
 
@@ -44,21 +45,13 @@ pub fn demo(a: &DemoArgs) -> Result<String, CliError> {
     let config = RunConfig::from_toml(LORENZ_TOML, Path::new("configs/lorenz.toml"))?;
     std::fs::write(&config_path, LORENZ_TOML)
         .map_err(|source| lflow_host::run::RunError::Io { path: config_path.clone(), source })?;
-    let gen = LorenzArgs {
-        out: data.clone(),
+    let lorenz = LorenzConfig {
         trials: a.trials,
         eval_trials: (a.trials / 5).min(200),
-        valid_fraction: 0.2,
-        observed: 50,
-        forward: 10,
-        held_in: 40,
-        held_out: 10,
-        bin_ms: 10.0,
-        base_hz: 15.0,
-        gain: 1.0,
         seed: config.train.seed,
+        ..LorenzConfig::default()
     };
-    let mut summary = format!("data: {}\n", lorenz(&gen)?);
+    let mut summary = format!("data: {}\n", write(&data, &lorenz)?);
     let run = a.out.join("run-streaming");
     if run.join("run.json").exists() {
         // The demo owns this folder: a rerun starts it afresh.

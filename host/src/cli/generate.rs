@@ -3,7 +3,7 @@
 use super::CliError;
 use clap::Args;
 use lflow_host::lorenz::{generate, LorenzConfig};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `lflow generate lorenz`.
 #[derive(Args, Debug, Clone)]
@@ -73,12 +73,17 @@ pub fn lorenz(a: &LorenzArgs) -> Result<String, CliError> {
     if a.bin_ms.is_nan() || a.bin_ms <= 0.0 || !(0.0..1.0).contains(&a.valid_fraction) {
         return Err(CliError::Usage("need --bin-ms > 0 and --valid-fraction in [0, 1)".into()));
     }
-    let d = generate(&a.config());
-    lflow_host::data::save(&a.out, &d)?;
+    write(&a.out, &a.config())
+}
+
+/// Generate the data set of `c` into `out`; returns a one-line summary.
+pub fn write(out: &Path, c: &LorenzConfig) -> Result<String, CliError> {
+    let d = generate(c);
+    lflow_host::data::save(out, &d)?;
     let spikes: f64 = d.spikes.iter().map(|x| *x as f64).sum();
     Ok(format!(
         "{}: {} trials x {}+{} bins of {} ms, {}+{} neurons, {:.3} spikes per bin per neuron",
-        a.out.display(),
+        out.display(),
         d.trials(),
         d.observed,
         d.forward,
