@@ -56,6 +56,7 @@ fn round_trip_in_every_format() {
                 continue;
             }
             let m = blob.matrix(t).unwrap();
+            let storage = if t.is_quantized() { storage } else { StorageFormat::F32 };
             assert_eq!((m.rows(), m.cols(), m.format()), (rows as usize, cols as usize, storage));
             let (q, scales) = quantize_i8(&want, rows as usize, cols as usize);
             for r in 0..rows as usize {
@@ -213,13 +214,13 @@ fn every_blob_error_variant_is_reachable() {
         crafted(I8, true, |b| {
             let count = u32_at(b, 48);
             let last = 64 + 24 * (count as usize - 1);
-            // Move the last entry (velocity bias) over the scales of the velocity weight.
-            let scales_at = entry_offset(b, Tensor::VelocityWeight.id() | 0x100);
+            // Move the last entry (velocity bias) over the scales of the readout weight.
+            let scales_at = entry_offset(b, Tensor::ReadoutWeight.id() | 0x100);
             let last_entry: Vec<u8> = b[last..last + 24].to_vec();
             b[scales_at..scales_at + 24].copy_from_slice(&last_entry);
             put_u32(b, 48, count - 1);
         }),
-        BlobError::MissingSection { section: SectionId::Scales(Tensor::VelocityWeight) },
+        BlobError::MissingSection { section: SectionId::Scales(Tensor::ReadoutWeight) },
     );
     expect(
         crafted(F32, true, |b| b[zmb + 2] = 1),

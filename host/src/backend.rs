@@ -53,8 +53,17 @@ pub struct Pass<'a> {
     pub grads: Option<&'a mut Params>,
     /// When given, the log-rates `[B, T + F, N_out]` are copied here.
     pub log_rates: Option<&'a mut [f32]>,
-    /// When given, the latents `[B, T + F, 3H]` (`[z, v, h]`) are copied here.
-    pub latents: Option<&'a mut [f32]>,
+    /// When given, these per-bin features `[B, T + F, 3H]` are copied here.
+    pub features: Option<(Features, &'a mut [f32])>,
+}
+
+/// Per-bin activations of width `3H` a pass can hand back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Features {
+    /// The decoder's input `l = [z, v, h]`.
+    Latents,
+    /// The decoder's output `y2` (what the readout and the velocity decoder read).
+    DecoderOutput,
 }
 
 /// What the trainer asks of a backend.
@@ -100,7 +109,7 @@ impl Backend for CpuBackend {
 
     fn run(&mut self, cfg: &ModelConfig, params: &Params, batch: &Batch, pass: Pass<'_>) -> LossSums {
         use rayon::prelude::*;
-        let Pass { dropout, scale, grads, log_rates, latents } = pass;
+        let Pass { dropout, scale, grads, log_rates, features } = pass;
         let parts = self.threads.min(batch.trials).max(1);
         while self.workers.len() < parts {
             self.workers.push(Worker { ws: Workspace::new(), grads: Params::zeros(cfg), sums: LossSums::default() });
@@ -142,10 +151,14 @@ impl Backend for CpuBackend {
                 out[start * per..(start + len) * per].copy_from_slice(&model::log_rates(&w.ws)[..len * per]);
             }
         }
-        if let Some(out) = latents {
+        if let Some((which, out)) = features {
             let per = batch.bins * cfg.d_model();
             for (w, &(start, len)) in workers.iter().zip(&bounds) {
-                out[start * per..(start + len) * per].copy_from_slice(&model::latents(&w.ws)[..len * per]);
+                let src = match which {
+                    Features::Latents => model::latents(&w.ws),
+                    Features::DecoderOutput => model::decoder_output(&w.ws),
+                };
+                out[start * per..(start + len) * per].copy_from_slice(&src[..len * per]);
             }
         }
         total

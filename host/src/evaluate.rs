@@ -23,6 +23,10 @@ pub struct EvalReport {
     pub oracle_co_bps: Option<f64>,
     /// fp-bps of the true rates.
     pub oracle_fp_bps: Option<f64>,
+    /// R² of the behaviour decoded by the model's own linear velocity decoder
+    /// (the device's, from `y2`), when one was given (`lflow export`, `eval --blob`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder_vel_r2: Option<f64>,
 }
 
 /// Gather `[trials, bins in range, neurons in range]` of a `[B, TT, N]` array as f64.

@@ -42,3 +42,116 @@ pub fn blob(
     }
     w.finish()
 }
+
+/// Fit the device's velocity decoder: ridge regression (alpha by 5-fold CV over
+/// `logspace(-4, 0, 9)`) from `y2` of the streaming model in mean mode to the
+/// behaviour, on the observed bins of the training trials. `None` without behaviour.
+pub fn fit_velocity<B: crate::backend::Backend>(
+    t: &mut crate::train::Trainer<B>,
+    data: &crate::data::Dataset,
+) -> Option<VelocityReadout> {
+    let beh = data.behavior.as_ref()?;
+    let train = data.indices(crate::data::Split::Train);
+    if data.n_beh == 0 || train.is_empty() {
+        return None;
+    }
+    let (x, y) = velocity_rows(t, data, &train, beh);
+    let d = t.model.d_model();
+    let (ridge, _) = crate::metrics::ridge_cv(&x, &y, d, data.n_beh);
+    Some(VelocityReadout {
+        n_beh: data.n_beh,
+        weight: ridge.coef.iter().map(|w| *w as f32).collect(),
+        bias: ridge.intercept.iter().map(|b| *b as f32).collect(),
+    })
+}
+
+/// Rows of `y2` (observed bins) and behaviour for `trials`, as f64.
+pub fn velocity_rows<B: crate::backend::Backend>(
+    t: &mut crate::train::Trainer<B>,
+    data: &crate::data::Dataset,
+    trials: &[usize],
+    beh: &[f32],
+) -> (Vec<f64>, Vec<f64>) {
+    let d = t.model.d_model();
+    let (t_obs, tt, k) = (data.observed, data.bins(), data.n_beh);
+    let y2 = t.features(data, trials, crate::backend::Features::DecoderOutput);
+    let x = (0..trials.len())
+        .flat_map(|j| y2[j * tt * d..(j * tt + t_obs) * d].iter().map(|v| *v as f64).collect::<Vec<_>>())
+        .collect();
+    let y = trials.iter().flat_map(|&i| beh[i * t_obs * k..(i + 1) * t_obs * k].iter().map(|v| *v as f64)).collect();
+    (x, y)
+}
+
+/// A blob's weights dequantised exactly as `lflow-core` reads them (`q * scale`
+/// for int8, f16 widened), with its model configuration and velocity decoder.
+#[derive(Clone, Debug)]
+pub struct BlobModel {
+    /// Sizes and constants from the header (streaming mode, the blob's window).
+    pub config: ModelConfig,
+    /// Storage format of the matrices.
+    pub storage: StorageFormat,
+    /// The dequantised parameters.
+    pub params: Params,
+    /// The velocity decoder (`None` when `n_beh` is 0).
+    pub velocity: Option<VelocityReadout>,
+}
+
+/// Read a blob for host-side evaluation.
+pub fn read_blob(bytes: &[u8]) -> Result<BlobModel, lflow_core::BlobError> {
+    let blob = lflow_core::blob::Blob::parse(bytes, None)?;
+    let h = *blob.header();
+    let d = h.dims;
+    let config = ModelConfig {
+        n_in: d.n_in as usize,
+        n_out: d.n_out as usize,
+        hidden: d.hidden as usize,
+        ff: d.ff as usize,
+        gamma: h.gamma,
+        eps: h.eps,
+        mode: match h.schedule {
+            lflow_core::InputSchedule::CurrentBin => crate::config::Mode::Streaming,
+            lflow_core::InputSchedule::PreviousBin => crate::config::Mode::Paper,
+        },
+        window: Some(d.window as usize),
+    };
+    let dense = |t: Tensor| -> Result<Vec<f32>, lflow_core::BlobError> {
+        if t.is_matrix() {
+            let m = blob.matrix(t)?;
+            Ok((0..m.rows())
+                .flat_map(|r| (0..m.cols()).map(move |c| (r, c)))
+                .map(|(r, c)| m.get(r, c).unwrap_or(0.0))
+                .collect())
+        } else {
+            Ok(blob.vector(t)?.to_vec())
+        }
+    };
+    let mut params = Params::zeros(&config);
+    for t in PARAMS {
+        params.get_mut(t).copy_from_slice(&dense(t)?);
+    }
+    let velocity = (d.n_beh > 0)
+        .then(|| -> Result<VelocityReadout, lflow_core::BlobError> {
+            Ok(VelocityReadout {
+                n_beh: d.n_beh as usize,
+                weight: dense(Tensor::VelocityWeight)?,
+                bias: dense(Tensor::VelocityBias)?,
+            })
+        })
+        .transpose()?;
+    Ok(BlobModel { config, storage: h.storage, params, velocity })
+}
+
+impl VelocityReadout {
+    /// Decode rows of `y2` (`[rows, 3H]`) to behaviour `[rows, n_beh]`.
+    pub fn apply(&self, y2: &[f64]) -> Vec<f64> {
+        let d = self.weight.len() / self.n_beh.max(1);
+        y2.chunks(d.max(1))
+            .flat_map(|row| {
+                (0..self.n_beh).map(move |o| {
+                    self.bias[o] as f64
+                        + self.weight[o * d..(o + 1) * d].iter().zip(row).map(|(w, x)| *w as f64 * x).sum::<f64>()
+                })
+            })
+            .collect()
+    }
+}

@@ -3,7 +3,7 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
-use cli::{bench, demo, eval, generate, plot, train};
+use cli::{bench, demo, eval, export, generate, plot, train};
 use std::process::ExitCode;
 
 /// LangevinFlow: from binned spike counts to firing rates and behaviour, on a
@@ -47,8 +47,20 @@ enum Command {
     ///
     ///     lflow eval runs/lorenz
     ///     lflow eval runs/lorenz --samples 0      # mean mode, as a device decodes
+    ///     lflow eval runs/lorenz --blob model.lfw # an exported blob's weights
     #[command(verbatim_doc_comment)]
     Eval(eval::EvalArgs),
+    /// Write a streaming run as an LFW1 blob for the device, with its velocity decoder.
+    ///
+    /// Fits the velocity (behaviour) decoder from the model's decoder output on the
+    /// training trials, writes the blob, and prints what quantisation costs.
+    ///
+    /// Example:
+    ///
+    ///     lflow export runs/lorenz --format i8 --out model.lfw
+    ///     lflow eval runs/lorenz --blob model.lfw
+    #[command(verbatim_doc_comment)]
+    Export(export::ExportArgs),
     /// Draw a run's plots into RUN/plots (loss, rates, raster, latents, behaviour).
     ///
     /// Example:
@@ -88,7 +100,11 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::demo(&a).map(|s| print!("{s}")),
         Command::Generate(GenerateCommand::Lorenz(a)) => generate::lorenz(&a).map(|s| println!("{s}")),
         Command::Train(a) => train::train(&a).map(|dir| println!("run: {}", dir.path.display())),
-        Command::Eval(a) => eval::eval(&a).map(|r| print!("{}", eval::table(&r))),
+        Command::Eval(a) => match &a.blob {
+            Some(b) => export::eval_blob(&a.run, b, a.data.as_ref(), a.threads).map(|s| print!("{s}")),
+            None => eval::eval(&a).map(|r| print!("{}", eval::table(&r))),
+        },
+        Command::Export(a) => export::export(&a).map(|s| print!("{s}")),
         Command::Plot(a) => plot::plot(&a).map(|files| files.iter().for_each(|f| println!("{}", f.display()))),
         Command::Bench(BenchCommand::Train(a)) => bench::train(&a).map(|s| println!("{s}")),
     };

@@ -4,7 +4,7 @@
 //! seeded from one `Seeded` generator, so a seed and a thread count fix the run.
 
 use crate::adam::{Adam, AdamConfig};
-use crate::backend::{Backend, Batch, Pass};
+use crate::backend::{Backend, Batch, Features, Pass};
 use crate::config::{Mode, ModelConfig};
 use crate::data::{Dataset, Split};
 use crate::model::{LossScale, LossSums};
@@ -239,7 +239,7 @@ impl<B: Backend> Trainer<B> {
                 scale,
                 grads: Some(&mut self.grads),
                 log_rates: None,
-                latents: None,
+                features: None,
             };
             let sums = self.backend.run(&self.model, &self.state.params, &self.batch, pass);
             loss_sum += sums.nll / elements as f64 + beta as f64 * sums.kl / trials.len() as f64;
@@ -316,8 +316,13 @@ impl<B: Backend> Trainer<B> {
 
     /// Latents `[n, T + F, 3H]` (`[z, v, h]`) of `trials` in mean mode.
     pub fn latents(&mut self, data: &Dataset, trials: &[usize]) -> Vec<f32> {
+        self.features(data, trials, Features::Latents)
+    }
+
+    /// Per-bin features `[n, T + F, 3H]` of `trials` in mean mode.
+    pub fn features(&mut self, data: &Dataset, trials: &[usize], which: Features) -> Vec<f32> {
         let mut out = vec![0.0f32; trials.len() * data.bins() * self.model.d_model()];
-        self.forward_only(data, trials, None, None, Some(&mut out));
+        self.forward_only(data, trials, None, None, Some((which, &mut out)));
         out
     }
 
@@ -327,7 +332,7 @@ impl<B: Backend> Trainer<B> {
         trials: &[usize],
         noise_seed: Option<u64>,
         mut log_rates: Option<&mut [f32]>,
-        mut latents: Option<&mut [f32]>,
+        mut features: Option<(Features, &mut [f32])>,
     ) -> LossSums {
         let mut total = LossSums::default();
         let per = data.bins() * self.model.n_out;
@@ -343,8 +348,9 @@ impl<B: Backend> Trainer<B> {
             }
             let scale = LossScale { nll: 0.0, kl: 0.0 };
             let out = log_rates.as_deref_mut().map(|o| &mut o[k * batch_size * per..][..chunk.len() * per]);
-            let lat = latents.as_deref_mut().map(|o| &mut o[k * batch_size * per_latent..][..chunk.len() * per_latent]);
-            let pass = Pass { dropout: 0.0, scale, grads: None, log_rates: out, latents: lat };
+            let feat =
+                features.as_mut().map(|(w, o)| (*w, &mut o[k * batch_size * per_latent..][..chunk.len() * per_latent]));
+            let pass = Pass { dropout: 0.0, scale, grads: None, log_rates: out, features: feat };
             let sums = self.backend.run(&self.model, &self.state.params, &self.batch, pass);
             total.nll += sums.nll;
             total.kl += sums.kl;

@@ -100,7 +100,7 @@ impl<'a> Blob<'a> {
                 return Err(BlobError::MissingSection { section: SectionId::Values(t) });
             }
             if header.storage == StorageFormat::I8
-                && t.is_matrix()
+                && t.is_quantized()
                 && scales.get(t.index()).copied().flatten().is_none()
             {
                 return Err(BlobError::MissingSection { section: SectionId::Scales(t) });
@@ -232,7 +232,7 @@ fn parse_entry(bytes: &[u8], at: usize, index: usize, header: &Header, data_star
     }
     let found_dtype = byte(bytes, at + 2);
     let (expected_dtype, shape) = match section {
-        SectionId::Values(t) if t.is_matrix() => (header.storage.code(), t.shape(&header.dims)),
+        SectionId::Values(t) if t.is_quantized() => (header.storage.code(), t.shape(&header.dims)),
         SectionId::Values(t) => (dtype::F32, t.shape(&header.dims)),
         SectionId::Scales(t) if header.storage == StorageFormat::I8 => (dtype::F32, (t.shape(&header.dims).0, 1)),
         SectionId::Scales(_) => return Err(BlobError::UnknownSection { index, id }),

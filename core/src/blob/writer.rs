@@ -131,7 +131,7 @@ impl BlobWriter {
         for t in Tensor::ALL {
             let values = self.tensors[t.index()].as_ref().ok_or(WriteError::Missing { tensor: t })?;
             let (rows, cols) = t.shape(&self.dims);
-            if !t.is_matrix() {
+            if !t.is_quantized() {
                 sections.push((SectionId::Values(t), dtype::F32, (rows, cols), f32_bytes(values)));
                 continue;
             }

@@ -19,6 +19,9 @@ pub struct EvalArgs {
     /// Noisy passes averaged (default: the run's [eval] samples, 50); 0 = mean mode.
     #[arg(long)]
     pub samples: Option<usize>,
+    /// Evaluate this LFW1 blob (`lflow export`) instead: its weights as the device reads them, mean mode.
+    #[arg(long)]
+    pub blob: Option<PathBuf>,
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod demo;
 pub mod eval;
+pub mod export;
 pub mod generate;
 pub mod plot;
 pub mod train;

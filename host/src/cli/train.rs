@@ -199,6 +199,16 @@ fn run_epochs(dir: &RunDir, data: &Dataset, t: &mut Trainer<CpuBackend>, quiet: 
 pub fn load_best(dir: &RunDir, threads: usize) -> Result<Trainer<CpuBackend>, CliError> {
     let (model, params) = checkpoint::load_params(&dir.best())?;
     let (_, record) = RunDir::open(&dir.path)?;
+    predictor(model, params, record.config.train, threads)
+}
+
+/// A trainer holding `params`, used for prediction only.
+pub fn predictor(
+    model: lflow_host::ModelConfig,
+    params: lflow_host::Params,
+    train: lflow_host::train::TrainConfig,
+    threads: usize,
+) -> Result<Trainer<CpuBackend>, CliError> {
     let state = TrainState {
         adam: lflow_host::adam::Adam::new(&model),
         lr: 0.0,
@@ -209,5 +219,5 @@ pub fn load_best(dir: &RunDir, threads: usize) -> Result<Trainer<CpuBackend>, Cl
         best_epoch: 0,
         params,
     };
-    Ok(Trainer::resume(model, record.config.train, state, CpuBackend::new(threads)?))
+    Ok(Trainer::resume(model, train, state, CpuBackend::new(threads)?))
 }

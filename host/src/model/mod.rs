@@ -102,6 +102,11 @@ pub fn log_rates(ws: &Workspace) -> &[f32] {
     &ws.lr
 }
 
+/// Decoder output `y2 [Bc, TT, 3H]` of the last forward pass.
+pub fn decoder_output(ws: &Workspace) -> &[f32] {
+    &ws.y2
+}
+
 /// Latents `[Bc, TT, 3H]` (`[z, v, h]`) of the last forward pass.
 pub fn latents(ws: &Workspace) -> &[f32] {
     &ws.l

@@ -1,0 +1,85 @@
+//! Export round trip: a trained streaming model written as f32, f16 and int8
+//! blobs decodes through `lflow-core` bin by bin as the host model computes,
+//! velocity decoder included.
+
+use lflow_core::{Mean, StorageFormat, StreamingDecoder};
+use lflow_host::backend::{CpuBackend, Features};
+use lflow_host::data::Split;
+use lflow_host::export::{blob, fit_velocity};
+use lflow_host::lorenz::{generate, LorenzConfig};
+use lflow_host::train::{TrainConfig, Trainer};
+use lflow_host::{Mode, ModelConfig};
+use lflow_tests::{rel_err, AlignedBytes};
+
+const N_IN: usize = 12;
+const N_OUT: usize = 15;
+const H: usize = 8;
+const D: usize = 24;
+const FF: usize = 24;
+const W: usize = 5;
+const N_BEH: usize = 3;
+type Device<'a> = StreamingDecoder<'a, N_IN, H, D, FF, N_OUT, W, N_BEH>;
+
+#[test]
+fn blobs_decode_on_core_as_the_host_model() {
+    let data = generate(&LorenzConfig {
+        trials: 60,
+        eval_trials: 10,
+        observed: 16,
+        forward: 4,
+        held_in: N_IN,
+        held_out: N_OUT - N_IN,
+        seed: 6,
+        ..LorenzConfig::default()
+    });
+    let model = ModelConfig {
+        n_in: N_IN,
+        n_out: N_OUT,
+        hidden: H,
+        ff: FF,
+        gamma: 0.55,
+        eps: 0.01,
+        mode: Mode::Streaming,
+        window: Some(W),
+    };
+    let mut t = Trainer::new(
+        model.clone(),
+        TrainConfig { batch_size: 16, seed: 2, ..TrainConfig::default() },
+        CpuBackend::new(2).unwrap(),
+    );
+    for _ in 0..4 {
+        t.epoch(&data);
+    }
+    let velocity = fit_velocity(&mut t, &data).expect("behaviour is present");
+    let eval = data.indices(Split::Eval);
+    let host_lr = t.predict(&data, &eval, 0, 0);
+    let y2 = t.features(&data, &eval, Features::DecoderOutput);
+    let y2_64: Vec<f64> = y2.iter().map(|v| *v as f64).collect();
+    let host_vel: Vec<f32> = velocity.apply(&y2_64).iter().map(|v| *v as f32).collect();
+
+    for (storage, bound) in [(StorageFormat::F32, 1e-5), (StorageFormat::F16, F16_BOUND), (StorageFormat::I8, I8_BOUND)]
+    {
+        let bytes = AlignedBytes::new(&blob(&model, &t.state.params, storage, Some(&velocity)).unwrap());
+        let mut dev = Device::from_blob(bytes.bytes()).unwrap();
+        let (mut lr, mut vel) = (Vec::new(), Vec::new());
+        for &i in &eval {
+            dev.reset();
+            let spikes = data.trial_spikes(i);
+            for bin in 0..data.bins() {
+                let src = bin.min(data.observed - 1) * N_OUT;
+                let x: [u16; N_IN] = std::array::from_fn(|n| spikes[src + n] as u16);
+                let out = dev.step(&x, &mut Mean).unwrap();
+                lr.extend_from_slice(out.log_rates);
+                vel.extend_from_slice(out.velocity);
+            }
+        }
+        let (e_lr, e_vel) = (rel_err(&lr, &host_lr), rel_err(&vel, &host_vel));
+        eprintln!("{storage:?} blob vs host f32: log-rates {e_lr:.2e}, velocity {e_vel:.2e}");
+        assert!(e_lr < bound && e_vel < bound, "{storage:?}: log-rates {e_lr}, velocity {e_vel}");
+    }
+}
+
+/// Measured 1.7e-4 (log-rates) and 4.0e-4 (velocity); 2.5x margin or more.
+const F16_BOUND: f64 = 1e-3;
+/// Measured 3.8e-3 (log-rates) and 8.1e-3 (velocity); 2.5x margin or more.
+const I8_BOUND: f64 = 2e-2;
