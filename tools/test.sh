@@ -36,7 +36,7 @@ cargo clippy -p lflow-core -- -D warnings
 cargo clippy --workspace --all-targets --features lflow-core/std -- -D warnings
 
 step "no_std builds for $target (no std dependency may creep in)"
-for features in "" fast-math defmt fast-math,defmt; do
+for features in "" fast-math defmt fast-math,defmt wire; do
   echo "features: ${features:-none}"
   cargo build -q -p lflow-core --target "$target" --no-default-features --features "$features"
 done
@@ -44,7 +44,7 @@ done
 step "tests"
 run_tests cargo test --workspace --features lflow-core/std
 step "tests with fast-math"
-run_tests cargo test -p lflow-core --features std,fast-math
+run_tests cargo test -p lflow-core --features std,fast-math,wire
 
 step "the demo, end to end on a reduced size (README's first command at full size)"
 demo_dir=target/demo-test

@@ -36,6 +36,8 @@ pub mod potential;
 pub mod readout;
 pub mod schedule;
 pub mod velocity;
+#[cfg(feature = "wire")]
+pub mod wire;
 
 pub use blob::{BlobError, Dims};
 pub use decoder::{Stage, StepError, StepOutput, StreamingDecoder, SPIKE_CEILING};

@@ -1,0 +1,305 @@
+//! The host <-> device wire protocol (feature `wire`), specified in
+//! `firmware/PROTOCOL.md`: each message is serialised with `postcard`,
+//! followed by the CRC-32 of those bytes (little-endian), COBS-encoded and
+//! terminated by one `0x00`. Both sides use this module; nothing it receives
+//! can make it panic.
+
+use serde::{Deserialize, Serialize};
+
+/// Protocol version, sent in [`DeviceMessage::Hello`].
+pub const WIRE_VERSION: u16 = 1;
+/// Largest encoded frame, terminator included; longer frames are dropped as `Oversize`.
+pub const MAX_FRAME: usize = 1024;
+
+/// Host to device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostMessage<'a> {
+    /// One bin of spike counts, `N_IN` little-endian `u16`s. `seq` counts bins from 0.
+    Bin {
+        /// Sequence number.
+        seq: u32,
+        /// Counts, two bytes each.
+        counts: &'a [u8],
+    },
+    /// Start a new trial (the decoder's state is cleared); the next `seq` is 0.
+    Reset,
+    /// Ask for a [`DeviceMessage::Stats`].
+    Stats,
+}
+
+/// Device to host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceMessage<'a> {
+    /// Sent at boot, and in reply to a frame before the blob validated.
+    Hello {
+        /// Firmware version.
+        firmware: u16,
+        /// [`WIRE_VERSION`].
+        wire: u16,
+        /// `N_IN, H, D, FF, N_OUT, W, N_BEH` of the embedded model.
+        dims: [u32; 7],
+        /// Storage format code of the blob.
+        storage: u8,
+        /// Input schedule code of the blob.
+        schedule: u8,
+        /// `None` when the blob validated; otherwise why it was refused (a `BlobError` name).
+        blob_error: Option<&'a str>,
+    },
+    /// One decoded bin.
+    Decoded {
+        /// The bin's sequence number.
+        seq: u32,
+        /// Decoded velocity, `N_BEH` little-endian `f32`s.
+        velocity: &'a [u8],
+        /// CRC-32 of the rates' `N_OUT` little-endian `f32`s (the host checks them bit for bit).
+        rates_crc: u32,
+        /// Instructions (or timer ticks) the step took, as the device counts them.
+        instructions: u32,
+    },
+    /// Counters since boot.
+    Stats {
+        /// Bins decoded.
+        bins: u32,
+        /// Error replies sent.
+        errors: u32,
+        /// Spike counts clamped to the ceiling.
+        clamped: u32,
+        /// Decoder resets after a non-finite value.
+        resets: u32,
+    },
+    /// Something went wrong; decoding goes on with the next frame.
+    Error(DeviceError),
+}
+
+/// Errors the device reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum DeviceError {
+    /// The frame's COBS encoding is broken.
+    BadFrame,
+    /// The CRC does not match.
+    BadCrc,
+    /// The payload is not a host message.
+    Malformed,
+    /// The frame exceeded [`MAX_FRAME`] bytes.
+    Oversize,
+    /// A bin arrived out of order; it was decoded and the count restarts from it.
+    SequenceGap {
+        /// The sequence number expected.
+        expected: u32,
+        /// The one received.
+        got: u32,
+    },
+    /// A bin with another number of counts than the model's `N_IN`.
+    WrongCount {
+        /// `N_IN`.
+        expected: u16,
+        /// Counts received.
+        got: u16,
+    },
+    /// A non-finite value appeared; the state was reset (a new trial starts).
+    StateReset {
+        /// The bin.
+        seq: u32,
+        /// The stage (`lflow_core::Stage` as its index).
+        stage: u8,
+    },
+    /// The embedded blob was refused at boot: nothing is decoded.
+    BlobRejected,
+}
+
+/// Why a frame could not be built or read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum WireError {
+    /// The output buffer is too small for the message.
+    BufferTooSmall,
+    /// Broken COBS encoding.
+    Cobs,
+    /// Shorter than a CRC.
+    Truncated,
+    /// CRC mismatch.
+    Crc,
+    /// The payload does not deserialise.
+    Postcard,
+    /// The frame exceeded the reader's buffer.
+    Oversize,
+}
+
+impl WireError {
+    /// The [`DeviceError`] a device reports for it.
+    pub fn device_error(self) -> DeviceError {
+        match self {
+            WireError::Cobs | WireError::BufferTooSmall => DeviceError::BadFrame,
+            WireError::Truncated | WireError::Crc => DeviceError::BadCrc,
+            WireError::Postcard => DeviceError::Malformed,
+            WireError::Oversize => DeviceError::Oversize,
+        }
+    }
+}
+
+/// Encode `msg` into `out` as one frame (terminator included), using
+/// `scratch` for the payload; returns the frame's length.
+pub fn encode<T: Serialize>(msg: &T, scratch: &mut [u8], out: &mut [u8]) -> Result<usize, WireError> {
+    let used = postcard::to_slice(msg, scratch).map_err(|_| WireError::BufferTooSmall)?.len();
+    let crc = crate::blob::crc32(scratch.get(..used).ok_or(WireError::BufferTooSmall)?);
+    let end = used + 4;
+    scratch.get_mut(used..end).ok_or(WireError::BufferTooSmall)?.copy_from_slice(&crc.to_le_bytes());
+    let payload = scratch.get(..end).ok_or(WireError::BufferTooSmall)?;
+    let n = cobs::try_encode(payload, out).map_err(|_| WireError::BufferTooSmall)?;
+    *out.get_mut(n).ok_or(WireError::BufferTooSmall)? = 0;
+    Ok(n + 1)
+}
+
+/// Decode one frame (without its `0x00` terminator) in place.
+pub fn decode<'a, T: Deserialize<'a>>(frame: &'a mut [u8]) -> Result<T, WireError> {
+    let n = cobs::decode_in_place(frame).map_err(|_| WireError::Cobs)?;
+    let payload = frame.get(..n).ok_or(WireError::Cobs)?;
+    let split = n.checked_sub(4).ok_or(WireError::Truncated)?;
+    let (body, crc) = payload.split_at(split);
+    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if crate::blob::crc32(body) != stored {
+        return Err(WireError::Crc);
+    }
+    postcard::from_bytes(body).map_err(|_| WireError::Postcard)
+}
+
+/// Collects bytes into frames: push every received byte; a `0x00` completes a frame.
+#[derive(Clone, Debug)]
+pub struct FrameReader<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    overflow: bool,
+}
+
+impl<const N: usize> Default for FrameReader<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> FrameReader<N> {
+    /// An empty reader.
+    pub const fn new() -> Self {
+        FrameReader { buf: [0; N], len: 0, overflow: false }
+    }
+
+    /// Push one byte. Returns `Some(Ok(frame))` when a frame is complete (the
+    /// terminator is not included), `Some(Err(Oversize))` when one was too long,
+    /// `None` otherwise. Empty frames (two terminators in a row) are skipped.
+    pub fn push(&mut self, byte: u8) -> Option<Result<&mut [u8], WireError>> {
+        if byte == 0 {
+            let (len, overflow) = (self.len, self.overflow);
+            self.len = 0;
+            self.overflow = false;
+            if overflow {
+                return Some(Err(WireError::Oversize));
+            }
+            if len == 0 {
+                return None;
+            }
+            return self.buf.get_mut(..len).map(Ok);
+        }
+        match self.buf.get_mut(self.len) {
+            Some(slot) if !self.overflow => {
+                *slot = byte;
+                self.len += 1;
+            }
+            _ => self.overflow = true,
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    fn frame<T: Serialize>(msg: &T) -> Vec<u8> {
+        let (mut scratch, mut out) = ([0u8; MAX_FRAME], [0u8; MAX_FRAME + 16]);
+        let n = encode(msg, &mut scratch, &mut out).unwrap();
+        out[..n].to_vec()
+    }
+
+    proptest! {
+        #[test]
+        fn encode_then_decode_is_the_identity(seq in any::<u32>(), counts in proptest::collection::vec(any::<u8>(), 0..300),
+                                              crc in any::<u32>(), vel in proptest::collection::vec(any::<u8>(), 0..16)) {
+            let m = HostMessage::Bin { seq, counts: &counts };
+            let mut f = frame(&m);
+            prop_assert_eq!(f.pop(), Some(0));
+            prop_assert!(!f.contains(&0), "COBS leaves no zero inside a frame");
+            prop_assert_eq!(decode::<HostMessage<'_>>(&mut f).unwrap(), m);
+            let d = DeviceMessage::Decoded { seq, velocity: &vel, rates_crc: crc, instructions: seq ^ crc };
+            let mut f = frame(&d);
+            f.pop();
+            prop_assert_eq!(decode::<DeviceMessage<'_>>(&mut f).unwrap(), d);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut reader = FrameReader::<256>::new();
+            for b in &bytes {
+                if let Some(Ok(f)) = reader.push(*b) {
+                    let _ = decode::<HostMessage<'_>>(f);
+                }
+            }
+            let mut copy = bytes.clone();
+            let _ = decode::<DeviceMessage<'_>>(&mut copy);
+        }
+
+        #[test]
+        fn any_single_byte_corruption_is_caught(seq in any::<u32>(), at in any::<prop::sample::Index>(), x in 1u8..=255) {
+            let counts = [3u8, 0, 255, 1, 0, 0, 7, 9];
+            let mut f = frame(&HostMessage::Bin { seq, counts: &counts });
+            f.pop();
+            let i = at.index(f.len());
+            f[i] ^= x;
+            prop_assert!(decode::<HostMessage<'_>>(&mut f).is_err());
+        }
+    }
+
+    #[test]
+    fn reader_resynchronises_after_garbage_and_oversize() {
+        let good = frame(&HostMessage::Reset);
+        let mut stream = Vec::new();
+        stream.extend_from_slice(&[7, 7, 7, 0]); // garbage, then a terminator
+        stream.extend_from_slice(&[1u8; 300]); // too long for the reader
+        stream.push(0);
+        stream.extend_from_slice(&good);
+        stream.extend_from_slice(&[0, 0]); // empty frames are skipped
+        stream.extend_from_slice(&frame(&HostMessage::Stats));
+        let mut reader = FrameReader::<64>::new();
+        let mut out = Vec::new();
+        for b in stream {
+            if let Some(r) = reader.push(b) {
+                out.push(r.map_err(|e| e.device_error()).and_then(|f| decode::<HostMessage<'_>>(f).map(|m| std::format!("{m:?}")).map_err(|e| e.device_error())));
+            }
+        }
+        assert_eq!(
+            out,
+            std::vec![
+                Err(DeviceError::BadFrame),
+                Err(DeviceError::Oversize),
+                Ok(std::string::String::from("Reset")),
+                Ok(std::string::String::from("Stats")),
+            ]
+        );
+    }
+
+    #[test]
+    fn truncated_and_tampered_frames_are_typed_errors() {
+        let mut f = frame(&HostMessage::Stats);
+        f.pop();
+        let mut short = f[..2].to_vec();
+        assert!(matches!(decode::<HostMessage<'_>>(&mut short), Err(WireError::Truncated | WireError::Cobs)));
+        let mut bad = frame(&DeviceMessage::Error(DeviceError::Oversize));
+        bad.pop();
+        let last = bad.len() - 1;
+        bad[last] ^= 0x01;
+        assert!(decode::<DeviceMessage<'_>>(&mut bad).is_err());
+        assert!(encode(&HostMessage::Bin { seq: 1, counts: &[1; 64] }, &mut [0u8; 16], &mut [0u8; 128]).is_err());
+    }
+}
