@@ -25,6 +25,10 @@ done
 if ! pkg-config --exists fontconfig 2>/dev/null || ! ls /usr/share/fonts/truetype/dejavu >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq pkg-config libfontconfig1-dev fonts-dejavu-core
 fi
+# The firmware tests boot the Cortex-M7 image under QEMU.
+if ! command -v qemu-system-arm >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq qemu-system-arm
+fi
 if [ ! -d ../shared/golden ] && [ -z "${LFLOW_SHARED:-}" ]; then
   echo "error: ../shared/golden not found (set LFLOW_SHARED to the shared folder)" >&2
   exit 1
@@ -40,6 +44,10 @@ for features in "" fast-math defmt fast-math,defmt wire; do
   echo "features: ${features:-none}"
   cargo build -q -p lflow-core --target "$target" --no-default-features --features "$features"
 done
+
+step "firmware: QEMU and STM32H7 builds"
+(cd firmware && cargo build -q --release && cargo build -q --release --no-default-features --features stm32h7 \
+  && cargo clippy -q --release -- -D warnings && cargo fmt -- --check)
 
 step "tests"
 run_tests cargo test --workspace --features lflow-core/std

@@ -275,7 +275,9 @@ mod tests {
         let mut out = Vec::new();
         for b in stream {
             if let Some(r) = reader.push(b) {
-                out.push(r.map_err(|e| e.device_error()).and_then(|f| decode::<HostMessage<'_>>(f).map(|m| std::format!("{m:?}")).map_err(|e| e.device_error())));
+                out.push(r.map_err(|e| e.device_error()).and_then(|f| {
+                    decode::<HostMessage<'_>>(f).map(|m| std::format!("{m:?}")).map_err(|e| e.device_error())
+                }));
             }
         }
         assert_eq!(

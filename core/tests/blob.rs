@@ -286,6 +286,9 @@ fn every_blob_error_variant_is_reachable() {
         BlobError::NonFinite { section: SectionId::Scales(Tensor::ReadoutWeight), index: 0 },
     );
     let seen = seen.into_inner();
+    for name in &seen {
+        assert!(!name.is_empty());
+    }
     assert_eq!(seen.len(), ALL_VARIANTS, "variants reached: {seen:?}");
 }
 

@@ -13,6 +13,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod device;
 pub mod evaluate;
 pub mod export;
 pub mod gemm;

@@ -172,6 +172,40 @@ pub enum BlobError {
     },
 }
 
+impl BlobError {
+    /// The variant's name (for a wire reply or a log line).
+    pub const fn name(&self) -> &'static str {
+        use BlobError::*;
+        match self {
+            TooShort { .. } => "TooShort",
+            BadMagic { .. } => "BadMagic",
+            UnsupportedVersion { .. } => "UnsupportedVersion",
+            HeaderCrc { .. } => "HeaderCrc",
+            BadHeaderLength { .. } => "BadHeaderLength",
+            LengthMismatch { .. } => "LengthMismatch",
+            BodyCrc { .. } => "BodyCrc",
+            UnknownStorage { .. } => "UnknownStorage",
+            UnknownSchedule { .. } => "UnknownSchedule",
+            UnsupportedHeads { .. } => "UnsupportedHeads",
+            InconsistentDims { .. } => "InconsistentDims",
+            DimensionMismatch { .. } => "DimensionMismatch",
+            BadScalar { .. } => "BadScalar",
+            ReservedNonZero { .. } => "ReservedNonZero",
+            BadSectionCount { .. } => "BadSectionCount",
+            UnknownSection { .. } => "UnknownSection",
+            DuplicateSection { .. } => "DuplicateSection",
+            MissingSection { .. } => "MissingSection",
+            WrongDtype { .. } => "WrongDtype",
+            WrongShape { .. } => "WrongShape",
+            WrongLength { .. } => "WrongLength",
+            SectionOutOfBounds { .. } => "SectionOutOfBounds",
+            SectionOverlap { .. } => "SectionOverlap",
+            Misaligned { .. } => "Misaligned",
+            NonFinite { .. } => "NonFinite",
+        }
+    }
+}
+
 impl core::fmt::Display for BlobError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         use BlobError::*;

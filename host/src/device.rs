@@ -1,0 +1,124 @@
+//! A device on the other end of the wire protocol: the firmware under
+//! `qemu-system-arm` (machine `mps2-an500`), its UART on a local unix socket.
+
+use lflow_core::wire::{decode, encode, DeviceMessage, FrameReader, HostMessage, WireError, MAX_FRAME};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why the device link failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// QEMU could not be started.
+    #[error("cannot start qemu-system-arm (install it: apt-get install qemu-system-arm): {0}")]
+    Spawn(std::io::Error),
+    /// The serial socket did not come up.
+    #[error("{path}: QEMU's serial socket did not come up within {secs} s")]
+    Socket {
+        /// The socket.
+        path: PathBuf,
+        /// Seconds waited.
+        secs: u64,
+    },
+    /// Reading or writing the socket failed (or timed out).
+    #[error("serial link: {0}")]
+    Io(#[from] std::io::Error),
+    /// A frame could not be encoded or decoded.
+    #[error("serial link: bad frame: {0:?}")]
+    Wire(WireError),
+    /// The device closed the link.
+    #[error("the device closed the serial link")]
+    Closed,
+}
+
+/// The firmware running under QEMU.
+pub struct QemuDevice {
+    child: Child,
+    stream: UnixStream,
+    reader: FrameReader<MAX_FRAME>,
+    scratch: Vec<u8>,
+    out: Vec<u8>,
+    socket: PathBuf,
+}
+
+impl QemuDevice {
+    /// Boot `elf` under QEMU; with `icount`, SysTick counts instructions (`-icount shift=6`).
+    pub fn start(elf: &Path, icount: bool) -> Result<QemuDevice, LinkError> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = std::env::temp_dir().join(format!("lflow-qemu-{}-{n}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&socket);
+        let mut cmd = Command::new("qemu-system-arm");
+        cmd.args(["-cpu", "cortex-m7", "-machine", "mps2-an500", "-nographic", "-monitor", "none"])
+            .args(["-semihosting-config", "enable=on,target=native"])
+            .arg("-chardev")
+            .arg(format!("socket,id=s0,path={},server=on,wait=on", socket.display()))
+            .args(["-serial", "chardev:s0"]);
+        if icount {
+            cmd.args(["-icount", "shift=6"]);
+        }
+        cmd.arg("-kernel").arg(elf).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = cmd.spawn().map_err(LinkError::Spawn)?;
+        let started = Instant::now();
+        let stream = loop {
+            match UnixStream::connect(&socket) {
+                Ok(s) => break s,
+                Err(_) if started.elapsed() < Duration::from_secs(20) => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => {
+                    let _ = child.kill();
+                    return Err(LinkError::Socket { path: socket, secs: 20 });
+                }
+            }
+        };
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        Ok(QemuDevice {
+            child,
+            stream,
+            reader: FrameReader::new(),
+            scratch: vec![0; MAX_FRAME],
+            out: vec![0; MAX_FRAME + 8],
+            socket,
+        })
+    }
+
+    /// Send one message.
+    pub fn send(&mut self, msg: &HostMessage<'_>) -> Result<(), LinkError> {
+        let n = encode(msg, &mut self.scratch, &mut self.out).map_err(LinkError::Wire)?;
+        self.stream.write_all(&self.out[..n])?;
+        Ok(())
+    }
+
+    /// Send raw bytes (tests of malformed input).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+        self.stream.write_all(bytes)?;
+        Ok(())
+    }
+
+    /// Receive the next frame's bytes (still encoded); decode with [`QemuDevice::decode`].
+    pub fn recv_frame(&mut self) -> Result<Vec<u8>, LinkError> {
+        let mut byte = [0u8; 1];
+        loop {
+            if self.stream.read(&mut byte)? == 0 {
+                return Err(LinkError::Closed);
+            }
+            if let Some(frame) = self.reader.push(byte[0]) {
+                return frame.map(|f| f.to_vec()).map_err(LinkError::Wire);
+            }
+        }
+    }
+
+    /// Decode a received frame in place.
+    pub fn decode(frame: &mut [u8]) -> Result<DeviceMessage<'_>, LinkError> {
+        decode(frame).map_err(LinkError::Wire)
+    }
+}
+
+impl Drop for QemuDevice {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}

@@ -1,0 +1,183 @@
+//! The firmware under QEMU (`mps2-an500`) decodes exactly what `lflow-core`
+//! computes on the host, bit for bit, for f32, f16 and int8 blobs; malformed
+//! frames get typed errors and decoding goes on; a corrupt blob is refused.
+//! Needs `qemu-system-arm` (tools/test.sh installs it).
+
+use lflow_core::blob::{crc32, BlobWriter, Tensor};
+use lflow_core::wire::{DeviceError, DeviceMessage, HostMessage};
+use lflow_core::{Dims, InputSchedule, Mean, Seeded, StorageFormat, StreamingDecoder};
+use lflow_host::device::QemuDevice;
+use lflow_tests::AlignedBytes;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const N_IN: usize = 12;
+const H: usize = 8;
+const D: usize = 24;
+const FF: usize = 24;
+const N_OUT: usize = 15;
+const W: usize = 5;
+const N_BEH: usize = 2;
+type Host<'a> = StreamingDecoder<'a, N_IN, H, D, FF, N_OUT, W, N_BEH>;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn blob(storage: StorageFormat, seed: u64) -> Vec<u8> {
+    let dims = Dims { n_in: 12, hidden: 8, d_model: 24, ff: 24, n_out: 15, window: 5, n_beh: 2 };
+    let mut w = BlobWriter::new(dims, storage, InputSchedule::CurrentBin, 0.55, 0.01).unwrap();
+    let mut rng = Seeded::new(seed);
+    for t in Tensor::ALL {
+        let (r, c) = t.shape(&dims);
+        let v: Vec<f32> = (0..r * c).map(|_| rng.next_normal() / (c as f32).sqrt()).collect();
+        w.tensor(t, &v).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+/// Build the firmware with `bytes` embedded; returns the ELF's path.
+fn firmware(bytes: &[u8], tag: &str) -> PathBuf {
+    let dir = root().join("target").join("qemu-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let blob_path = dir.join(format!("{tag}.lfw"));
+    std::fs::write(&blob_path, bytes).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root().join("firmware"))
+        .args(["build", "--release", "--quiet"])
+        .env("LFLOW_BLOB", &blob_path)
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "firmware build for {tag}");
+    let elf = dir.join(format!("{tag}.elf"));
+    std::fs::copy(dir.join("target/thumbv7em-none-eabihf/release/lflow-firmware"), &elf).unwrap();
+    elf
+}
+
+fn counts(rng: &mut Seeded) -> [u16; N_IN] {
+    std::array::from_fn(|_| (rng.next_u32() % 5) as u16)
+}
+
+fn bin_bytes(c: &[u16]) -> Vec<u8> {
+    c.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn next(dev: &mut QemuDevice) -> Vec<u8> {
+    dev.recv_frame().expect("a reply")
+}
+
+#[test]
+fn firmware_under_qemu_matches_core_bit_for_bit() {
+    for (storage, tag) in [(StorageFormat::F32, "f32"), (StorageFormat::F16, "f16"), (StorageFormat::I8, "i8")] {
+        let bytes = blob(storage, 11);
+        let elf = firmware(&bytes, tag);
+        let aligned = AlignedBytes::new(&bytes);
+        let mut host = Host::from_blob(aligned.bytes()).unwrap();
+        let mut dev = QemuDevice::start(&elf, true).unwrap();
+        let mut hello = next(&mut dev);
+        match QemuDevice::decode(&mut hello).unwrap() {
+            DeviceMessage::Hello { dims, blob_error, storage: s, .. } => {
+                assert_eq!(dims, [12, 8, 24, 24, 15, 5, 2]);
+                assert_eq!((blob_error, s), (None, storage.code()));
+            }
+            other => panic!("expected hello, got {other:?}"),
+        }
+        let mut rng = Seeded::new(3);
+        let (mut bins, mut instructions) = (0u32, 0u64);
+        for _trial in 0..2 {
+            dev.send(&HostMessage::Reset).unwrap();
+            host.reset();
+            for seq in 0..15u32 {
+                let c = counts(&mut rng);
+                let raw = bin_bytes(&c);
+                dev.send(&HostMessage::Bin { seq, counts: &raw }).unwrap();
+                let want = host.step(&c, &mut Mean).unwrap();
+                let want_rates: Vec<u8> = want.rates.iter().flat_map(|r| r.to_le_bytes()).collect();
+                let want_vel: Vec<u8> = want.velocity.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let mut frame = next(&mut dev);
+                match QemuDevice::decode(&mut frame).unwrap() {
+                    DeviceMessage::Decoded { seq: s, velocity, rates_crc, instructions: n } => {
+                        assert_eq!(s, seq);
+                        assert_eq!(velocity, &want_vel[..], "{tag}: velocity of bin {seq}");
+                        assert_eq!(rates_crc, crc32(&want_rates), "{tag}: rates of bin {seq}");
+                        bins += 1;
+                        instructions += u64::from(n);
+                    }
+                    other => panic!("expected a decoded bin, got {other:?}"),
+                }
+            }
+        }
+        eprintln!(
+            "{tag}: {bins} bins bit for bit, {} instructions per bin (tiny model)",
+            instructions / u64::from(bins)
+        );
+        assert!(instructions > 0, "SysTick counts instructions under -icount");
+    }
+}
+
+#[test]
+fn malformed_frames_get_typed_errors_and_decoding_goes_on() {
+    let bytes = blob(StorageFormat::F32, 5);
+    let elf = firmware(&bytes, "errors");
+    let mut dev = QemuDevice::start(&elf, false).unwrap();
+    next(&mut dev); // hello
+    let expect_error = |dev: &mut QemuDevice, raw: Option<&[u8]>, msg: Option<HostMessage<'_>>| -> DeviceError {
+        if let Some(r) = raw {
+            dev.send_raw(r).unwrap();
+        }
+        if let Some(m) = msg {
+            dev.send(&m).unwrap();
+        }
+        let mut f = next(dev);
+        match QemuDevice::decode(&mut f).unwrap() {
+            DeviceMessage::Error(e) => e,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    };
+    assert_eq!(expect_error(&mut dev, Some(&[7, 7, 7, 0]), None), DeviceError::BadFrame);
+    assert_eq!(expect_error(&mut dev, Some(&[[1u8; 2000].as_slice(), &[0]].concat()), None), DeviceError::Oversize);
+    let counts = bin_bytes(&[1; N_IN]);
+    // A frame whose CRC is wrong: payload `Reset` (postcard 0x01) with a zero CRC, COBS by hand.
+    assert_eq!(expect_error(&mut dev, Some(&[0x02, 0x01, 0x01, 0x01, 0x01, 0x01, 0x00]), None), DeviceError::BadCrc);
+    let short = bin_bytes(&[1; 3]);
+    assert_eq!(
+        expect_error(&mut dev, None, Some(HostMessage::Bin { seq: 0, counts: &short })),
+        DeviceError::WrongCount { expected: N_IN as u16, got: 3 }
+    );
+    // A skipped sequence number: an error, then the bin is decoded anyway.
+    assert_eq!(
+        expect_error(&mut dev, None, Some(HostMessage::Bin { seq: 4, counts: &counts })),
+        DeviceError::SequenceGap { expected: 0, got: 4 }
+    );
+    let mut f = next(&mut dev);
+    assert!(matches!(QemuDevice::decode(&mut f).unwrap(), DeviceMessage::Decoded { seq: 4, .. }));
+    dev.send(&HostMessage::Bin { seq: 5, counts: &counts }).unwrap();
+    let mut f = next(&mut dev);
+    assert!(matches!(QemuDevice::decode(&mut f).unwrap(), DeviceMessage::Decoded { seq: 5, .. }));
+    dev.send(&HostMessage::Stats).unwrap();
+    let mut f = next(&mut dev);
+    match QemuDevice::decode(&mut f).unwrap() {
+        DeviceMessage::Stats { bins, errors, .. } => assert_eq!((bins, errors), (2, 5)),
+        other => panic!("expected stats, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_corrupt_blob_is_refused_at_boot() {
+    let mut bytes = blob(StorageFormat::I8, 9);
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x5A; // body CRC no longer matches
+    let elf = firmware(&bytes, "corrupt");
+    let mut dev = QemuDevice::start(&elf, false).unwrap();
+    let mut hello = next(&mut dev);
+    match QemuDevice::decode(&mut hello).unwrap() {
+        DeviceMessage::Hello { blob_error, .. } => assert_eq!(blob_error, Some("BodyCrc")),
+        other => panic!("expected hello, got {other:?}"),
+    }
+    let counts = bin_bytes(&[0; N_IN]);
+    dev.send(&HostMessage::Bin { seq: 0, counts: &counts }).unwrap();
+    let mut f = next(&mut dev);
+    assert_eq!(QemuDevice::decode(&mut f).unwrap(), DeviceMessage::Error(DeviceError::BlobRejected));
+}
