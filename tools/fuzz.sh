@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fuzz `from_blob` followed by `step` for a bounded time (not part of CI).
-#   tools/fuzz.sh [SECONDS]      default 120
+# Fuzz `from_blob` followed by `step`, and the device's wire-frame decoder,
+# each for a bounded time (not part of CI).
+#   tools/fuzz.sh [SECONDS]      default 120 per target
 # Installs cargo-fuzz when missing, seeds the corpus with valid blobs of every
 # format, runs libFuzzer on the nightly toolchain, and prints executions and
 # crashes found.
@@ -31,12 +32,16 @@ PY
   done
 done
 
-log="$tmp/fuzz.log"
-set +e
-(cd core/fuzz && cargo +nightly fuzz run blob_step -- -max_total_time="$secs" -print_final_stats=1) 2>&1 | tee "$log" | tail -n 25
-status=${PIPESTATUS[0]}
-set -e
-execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' | tail -n 1)
-crashes=$(ls core/fuzz/artifacts/blob_step 2>/dev/null | grep -c -E '^(crash|oom|timeout|leak)-' || true)
-echo "fuzz blob_step: ${secs}s, executions ${execs:-unknown}, crash artifacts ${crashes}, exit ${status}"
+status=0
+for target in blob_step wire_frames; do
+  log="$tmp/$target.log"
+  set +e
+  (cd core/fuzz && cargo +nightly fuzz run "$target" -- -max_total_time="$secs" -print_final_stats=1) 2>&1 | tee "$log" | tail -n 8
+  rc=${PIPESTATUS[0]}
+  set -e
+  [ "$rc" = 0 ] || status=$rc
+  execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' | tail -n 1)
+  crashes=$(ls "core/fuzz/artifacts/$target" 2>/dev/null | grep -c -E '^(crash|oom|timeout|leak)-' || true)
+  echo "fuzz $target: ${secs}s, executions ${execs:-unknown}, crash artifacts ${crashes}, exit ${rc}"
+done
 exit "$status"

@@ -47,6 +47,7 @@ done
 
 step "firmware: QEMU and STM32H7 builds"
 (cd firmware && cargo build -q --release && cargo build -q --release --no-default-features --features stm32h7 \
+  && cargo build -q --release --target "$(rustc -vV | sed -n 's/^host: //p')" \
   && cargo clippy -q --release -- -D warnings && cargo fmt -- --check)
 
 step "tests"
@@ -57,9 +58,13 @@ run_tests cargo test -p lflow-core --features std,fast-math,wire
 step "the demo, end to end on a reduced size (README's first command at full size)"
 demo_dir=target/demo-test
 rm -rf "$demo_dir"
-cargo run -q -p lflow-host -- demo --out "$demo_dir" --trials 200 --epochs 4 --samples 4 --threads 2 --quiet
+cargo run -q -p lflow-host -- demo --out "$demo_dir" --trials 200 --epochs 4 --samples 4 --threads 2 --quiet \
+  --device-trials 2
 test -s "$demo_dir/run-streaming/eval.json"
 test -s "$demo_dir/run-streaming/plots/latents.png"
+# The closed loop through the firmware under QEMU: every bin equal to lflow-core on the host.
+grep -q '"mismatches": 0' "$demo_dir/closed_loop.json"
+grep -q '"bins": [1-9]' "$demo_dir/closed_loop.json"
 
 step "benchmarks and fuzz target compile"
 cargo bench -q -p lflow-core --features std --no-run

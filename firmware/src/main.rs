@@ -2,8 +2,8 @@
 //! decode spike bins received over the serial port, one reply per frame
 //! (`firmware/PROTOCOL.md`). Mean mode (no noise), as the host's `closed-loop`
 //! compares bit for bit.
-#![no_std]
-#![no_main]
+#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(target_os = "none", no_main)]
 
 mod board;
 
@@ -12,9 +12,8 @@ mod config {
     include!(concat!(env!("OUT_DIR"), "/config.rs"));
 }
 
-use board::{Counter, Serial};
+use board::Serial;
 use config::*;
-use cortex_m_rt::entry;
 use lflow_core::blob::{AlignedBlob, VERSION};
 use lflow_core::wire::{decode, encode, DeviceError, DeviceMessage, FrameReader, HostMessage, MAX_FRAME, WIRE_VERSION};
 use lflow_core::{Mean, StepError, StreamingDecoder};
@@ -64,15 +63,31 @@ fn hello<'a>(blob_error: Option<&'a str>) -> DeviceMessage<'a> {
     }
 }
 
-#[entry]
+#[cfg(target_os = "none")]
+#[cortex_m_rt::entry]
 fn main() -> ! {
-    let peripherals = cortex_m::Peripherals::take();
-    let counter = peripherals.map(|p| Counter::new(p.SYST));
-    let mut link = Link { serial: board::serial(), scratch: [0; MAX_FRAME], out: [0; MAX_FRAME + 8], errors: 0 };
+    let counter = cortex_m::Peripherals::take().map(|p| board::Counter::new(p.SYST));
+    run(board::serial(), counter.as_ref(), |d| cortex_m::singleton!(: Decoder = d))
+}
+
+/// The host twin: the same loop over stdin/stdout, no instruction counter.
+#[cfg(not(target_os = "none"))]
+fn main() {
+    run(board::serial(), None, |d| Some(Box::leak(Box::new(d))))
+}
+
+/// Validate the blob, greet, then answer frames forever. `place` moves the
+/// decoder into static storage (its RAM is then known at link time).
+fn run<S: Serial>(
+    serial: S,
+    counter: Option<&board::Counter>,
+    place: impl FnOnce(Decoder) -> Option<&'static mut Decoder>,
+) -> ! {
+    let mut link = Link { serial, scratch: [0; MAX_FRAME], out: [0; MAX_FRAME + 8], errors: 0 };
     let mut reader = FrameReader::<MAX_FRAME>::new();
 
     let decoder = match Decoder::from_blob(&BLOB.0) {
-        Ok(d) => cortex_m::singleton!(: Decoder = d),
+        Ok(d) => place(d),
         Err(e) => {
             // Refuse to decode: answer every frame with the reason.
             link.send(&hello(Some(e.name())));
@@ -87,7 +102,6 @@ fn main() -> ! {
     };
     let Some(decoder) = decoder else { board::exit(false) };
     link.send(&hello(None));
-
     let (mut next_seq, mut bins, mut resets) = (0u32, 0u32, 0u32);
     let mut counts = [0u16; N_IN];
     let mut rate_bytes = [0u8; 4 * N_OUT];
@@ -125,7 +139,7 @@ fn main() -> ! {
                     link.error(DeviceError::SequenceGap { expected: next_seq, got: seq });
                 }
                 next_seq = seq.wrapping_add(1);
-                let start = counter.as_ref().map_or(0, |c| c.now());
+                let start = counter.map_or(0, |c| c.now());
                 let result = decoder.step(&counts, &mut Mean).map(|out| {
                     for (dst, r) in rate_bytes.chunks_exact_mut(4).zip(out.rates) {
                         dst.copy_from_slice(&r.to_le_bytes());
@@ -134,7 +148,7 @@ fn main() -> ! {
                         dst.copy_from_slice(&v.to_le_bytes());
                     }
                 });
-                let instructions = counter.as_ref().map_or(0, |c| c.since(start));
+                let instructions = counter.map_or(0, |c| c.since(start));
                 match result {
                     Ok(()) => {
                         bins = bins.wrapping_add(1);
@@ -153,6 +167,7 @@ fn main() -> ! {
     }
 }
 
+#[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     board::exit(false)

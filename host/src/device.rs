@@ -1,5 +1,6 @@
 //! A device on the other end of the wire protocol: the firmware under
-//! `qemu-system-arm` (machine `mps2-an500`), its UART on a local unix socket.
+//! `qemu-system-arm` (machine `mps2-an500`), its UART on a local unix socket,
+//! or its host twin (the same program built for the host, on stdin/stdout).
 
 use lflow_core::wire::{decode, encode, DeviceMessage, FrameReader, HostMessage, WireError, MAX_FRAME};
 use std::io::{Read, Write};
@@ -33,10 +34,11 @@ pub enum LinkError {
     Closed,
 }
 
-/// The firmware running under QEMU.
+/// The firmware running under QEMU, or its host twin.
 pub struct QemuDevice {
     child: Child,
-    stream: UnixStream,
+    input: Box<dyn Read + Send>,
+    output: Box<dyn Write + Send>,
     reader: FrameReader<MAX_FRAME>,
     scratch: Vec<u8>,
     out: Vec<u8>,
@@ -73,26 +75,43 @@ impl QemuDevice {
             }
         };
         stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-        Ok(QemuDevice {
-            child,
-            stream,
-            reader: FrameReader::new(),
-            scratch: vec![0; MAX_FRAME],
-            out: vec![0; MAX_FRAME + 8],
-            socket,
-        })
+        let input = Box::new(stream.try_clone()?);
+        Ok(QemuDevice::with(child, input, Box::new(stream), socket))
+    }
+
+    /// Start the host twin `exe` (the firmware built for the host: `lflow-core`
+    /// with the same blob), talking over its stdin and stdout.
+    pub fn twin(exe: &Path) -> Result<QemuDevice, LinkError> {
+        let mut child = Command::new(exe)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(LinkError::Spawn)?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            return Err(LinkError::Closed);
+        };
+        Ok(QemuDevice::with(child, Box::new(stdout), Box::new(stdin), PathBuf::new()))
+    }
+
+    fn with(child: Child, input: Box<dyn Read + Send>, output: Box<dyn Write + Send>, socket: PathBuf) -> QemuDevice {
+        let (scratch, out) = (vec![0; MAX_FRAME], vec![0; MAX_FRAME + 8]);
+        QemuDevice { child, input, output, reader: FrameReader::new(), scratch, out, socket }
     }
 
     /// Send one message.
     pub fn send(&mut self, msg: &HostMessage<'_>) -> Result<(), LinkError> {
         let n = encode(msg, &mut self.scratch, &mut self.out).map_err(LinkError::Wire)?;
-        self.stream.write_all(&self.out[..n])?;
+        self.output.write_all(&self.out[..n])?;
+        self.output.flush()?;
         Ok(())
     }
 
     /// Send raw bytes (tests of malformed input).
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
-        self.stream.write_all(bytes)?;
+        self.output.write_all(bytes)?;
+        self.output.flush()?;
         Ok(())
     }
 
@@ -100,7 +119,7 @@ impl QemuDevice {
     pub fn recv_frame(&mut self) -> Result<Vec<u8>, LinkError> {
         let mut byte = [0u8; 1];
         loop {
-            if self.stream.read(&mut byte)? == 0 {
+            if self.input.read(&mut byte)? == 0 {
                 return Err(LinkError::Closed);
             }
             if let Some(frame) = self.reader.push(byte[0]) {
@@ -119,6 +138,40 @@ impl Drop for QemuDevice {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.socket);
+        if !self.socket.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.socket);
+        }
     }
+}
+
+/// Build the firmware (QEMU ELF) and its host twin with `blob` embedded, from
+/// the sources in `firmware/` beside this crate; returns `(elf, twin)`.
+pub fn build_firmware(blob: &Path, target_dir: &Path) -> Result<(PathBuf, PathBuf), LinkError> {
+    let firmware = Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let blob = std::fs::canonicalize(blob)?;
+    let host = host_triple();
+    for target in [None, Some(host.as_str())] {
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(&firmware).args(["build", "--release", "--quiet"]);
+        if let Some(t) = target {
+            cmd.args(["--target", t]);
+        }
+        let status = cmd.env("LFLOW_BLOB", &blob).env("CARGO_TARGET_DIR", target_dir).status()?;
+        if !status.success() {
+            return Err(LinkError::Io(std::io::Error::other(format!(
+                "building the firmware in {} failed",
+                firmware.display()
+            ))));
+        }
+    }
+    Ok((
+        target_dir.join("thumbv7em-none-eabihf/release/lflow-firmware"),
+        target_dir.join(host).join("release/lflow-firmware"),
+    ))
+}
+
+fn host_triple() -> String {
+    // The twin runs where this program runs.
+    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
 }

@@ -3,7 +3,7 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
-use cli::{bench, demo, eval, export, generate, plot, train};
+use cli::{bench, closed_loop, demo, eval, export, generate, plot, train};
 use std::process::ExitCode;
 
 /// LangevinFlow: from binned spike counts to firing rates and behaviour, on a
@@ -61,6 +61,14 @@ enum Command {
     ///     lflow eval runs/lorenz --blob model.lfw
     #[command(verbatim_doc_comment)]
     Export(export::ExportArgs),
+    /// Stream eval trials bin by bin through the firmware under QEMU and compare
+    /// every decoded bin with lflow-core on the host, bit for bit.
+    ///
+    /// Example (builds the firmware with the blob when --qemu is not given):
+    ///
+    ///     lflow closed-loop --blob model.lfw --data lorenz.safetensors --trials 20 --json
+    #[command(verbatim_doc_comment)]
+    ClosedLoop(closed_loop::ClosedLoopArgs),
     /// Draw a run's plots into RUN/plots (loss, rates, raster, latents, behaviour).
     ///
     /// Example:
@@ -93,6 +101,14 @@ enum BenchCommand {
     ///     lflow bench train --hidden 64 --batch 256 --threads 2 --json
     #[command(verbatim_doc_comment)]
     Train(bench::TrainBenchArgs),
+    /// Instructions per decoded bin on the Cortex-M7 under QEMU (-icount) for
+    /// f32, f16 and int8 blobs of the reference MCU configuration, with RAM and flash.
+    ///
+    /// Example (builds the firmware three times; needs qemu-system-arm):
+    ///
+    ///     lflow bench device --json
+    #[command(verbatim_doc_comment)]
+    Device(bench::DeviceBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -105,8 +121,16 @@ fn main() -> ExitCode {
             None => eval::eval(&a).map(|r| print!("{}", eval::table(&r))),
         },
         Command::Export(a) => export::export(&a).map(|s| print!("{s}")),
+        Command::ClosedLoop(a) => closed_loop::closed_loop(&a).map(|r| {
+            if a.json {
+                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+            } else {
+                print!("{}", closed_loop::summary(&r));
+            }
+        }),
         Command::Plot(a) => plot::plot(&a).map(|files| files.iter().for_each(|f| println!("{}", f.display()))),
         Command::Bench(BenchCommand::Train(a)) => bench::train(&a).map(|s| println!("{s}")),
+        Command::Bench(BenchCommand::Device(a)) => bench::device(&a).map(|s| println!("{s}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

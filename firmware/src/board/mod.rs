@@ -1,14 +1,19 @@
 //! One module per target: the serial port and the instruction counter.
 
-#[cfg(all(feature = "qemu", not(feature = "stm32h7")))]
+#[cfg(all(target_os = "none", feature = "qemu", not(feature = "stm32h7")))]
 mod qemu;
-#[cfg(all(feature = "qemu", not(feature = "stm32h7")))]
+#[cfg(all(target_os = "none", feature = "qemu", not(feature = "stm32h7")))]
 pub use qemu::*;
 
-#[cfg(feature = "stm32h7")]
+#[cfg(all(target_os = "none", feature = "stm32h7"))]
 mod stm32h7;
-#[cfg(feature = "stm32h7")]
+#[cfg(all(target_os = "none", feature = "stm32h7"))]
 pub use stm32h7::*;
+
+#[cfg(not(target_os = "none"))]
+mod host;
+#[cfg(not(target_os = "none"))]
+pub use host::*;
 
 /// A byte-wide serial port.
 pub trait Serial {
@@ -26,10 +31,12 @@ pub trait Serial {
 
 /// Counts instructions (cycles) with SysTick: under QEMU's `-icount` it
 /// counts instructions exactly; on a board, core clock cycles.
+#[cfg(target_os = "none")]
 pub struct Counter {
     syst: cortex_m::peripheral::SYST,
 }
 
+#[cfg(target_os = "none")]
 impl Counter {
     /// Free-running 24-bit down counter on the core clock.
     pub fn new(mut syst: cortex_m::peripheral::SYST) -> Counter {

@@ -104,3 +104,35 @@ pub fn train(a: &TrainBenchArgs) -> Result<String, CliError> {
         )
     })
 }
+
+/// Arguments of `lflow bench device`.
+#[derive(Args, Debug, Clone)]
+pub struct DeviceBenchArgs {
+    /// Timed bins per format.
+    #[arg(long, default_value_t = 20)]
+    pub bins: usize,
+    /// Print one JSON object keyed by format.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run `lflow bench device`.
+pub fn device(a: &DeviceBenchArgs) -> Result<String, CliError> {
+    let work = std::env::temp_dir().join("lflow-bench-device");
+    let figures = lflow_host::device_bench::run(a.bins, &work).map_err(|e| CliError::Usage(e.to_string()))?;
+    if a.json {
+        return Ok(serde_json::to_string(&figures).unwrap_or_default());
+    }
+    let mut s = format!(
+        "reference MCU configuration (N_IN=137, H=64, D=192, FF=256, N_OUT=182, W=32, N_BEH=2), QEMU -icount\n\
+         {:<5} {:>12} {:>14} {:>12} {:>10} {:>10}\n",
+        "", "instr/MAC", "instr/bin", "ms @480MHz", "RAM", "flash"
+    );
+    for (name, f) in &figures {
+        s += &format!(
+            "{name:<5} {:>12.2} {:>14.0} {:>12.3} {:>10} {:>10}\n",
+            f.instructions_per_mac, f.instructions_per_bin, f.ms_per_bin_at_480mhz, f.ram_bytes, f.flash_bytes
+        );
+    }
+    Ok(s)
+}

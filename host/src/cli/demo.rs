@@ -1,6 +1,8 @@
 //! `lflow demo`: generate Lorenz, train the streaming model, evaluate, plot.
 
+use super::closed_loop::{closed_loop, summary, ClosedLoopArgs, Pace};
 use super::eval::{eval, table, EvalArgs};
+use super::export::{export, ExportArgs, FormatArg};
 use super::generate::write;
 use super::plot::{plot, PlotArgs};
 use super::train::{train, TrainArgs};
@@ -34,6 +36,51 @@ pub struct DemoArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Skip the export and the closed loop under QEMU.
+    #[arg(long)]
+    pub no_device: bool,
+    /// Eval trials streamed through the device.
+    #[arg(long, default_value_t = 10)]
+    pub device_trials: usize,
+}
+
+/// Export the run as an int8 blob and stream eval trials through the firmware
+/// under QEMU; a machine without QEMU or the thumbv7em target gets a note.
+fn device_part(a: &DemoArgs, run: &Path, data: &Path) -> String {
+    if a.no_device {
+        return String::new();
+    }
+    let blob = a.out.join("model-i8.lfw");
+    let export_args =
+        ExportArgs { run: run.to_path_buf(), format: FormatArg::I8, out: blob.clone(), data: None, threads: a.threads };
+    let mut out = match export(&export_args) {
+        Ok(s) => s,
+        Err(e) => return format!("export failed: {e}\n"),
+    };
+    if std::process::Command::new("qemu-system-arm").arg("--version").output().is_err() {
+        return out + "closed loop skipped: qemu-system-arm is not installed (tools/test.sh installs it)\n";
+    }
+    let args = ClosedLoopArgs {
+        blob,
+        data: data.to_path_buf(),
+        qemu: None,
+        twin: None,
+        pace: Pace::Max,
+        trials: a.device_trials,
+        json: true,
+    };
+    match closed_loop(&args) {
+        Ok(r) => {
+            let path = a.out.join("closed_loop.json");
+            let json = serde_json::to_string_pretty(&r).unwrap_or_default();
+            if let Err(e) = lflow_host::checkpoint::write_atomically(&path, json.as_bytes()) {
+                return out + &format!("closed loop: {e}\n");
+            }
+            out += &summary(&r);
+            out + &format!("closed loop: {}\n", path.display())
+        }
+        Err(e) => out + &format!("closed loop skipped: {e} (tools/test.sh installs what it needs)\n"),
+    }
 }
 
 /// Run the whole job; returns the summary to print.
@@ -77,6 +124,7 @@ pub fn demo(a: &DemoArgs) -> Result<String, CliError> {
     for p in plots {
         summary += &format!("plot: {}\n", p.display());
     }
+    summary += &device_part(a, &run, &data);
     summary += &format!("wall time: {:.1} s\n", started.elapsed().as_secs_f64());
     Ok(summary)
 }

@@ -1,6 +1,7 @@
 //! The `lflow` subcommands, one module each.
 
 pub mod bench;
+pub mod closed_loop;
 pub mod demo;
 pub mod eval;
 pub mod export;

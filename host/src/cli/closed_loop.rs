@@ -1,0 +1,87 @@
+//! `lflow closed-loop`: a blob on the device under QEMU, streamed bin by bin.
+
+use super::CliError;
+use clap::{Args, ValueEnum};
+use lflow_host::closed_loop::{run, ClosedLoopReport};
+use lflow_host::data::Split;
+use lflow_host::device::{build_firmware, QemuDevice};
+use std::path::PathBuf;
+
+/// `--pace`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Pace {
+    /// One bin per bin width, as a recording arrives.
+    Real,
+    /// As fast as the link carries them.
+    Max,
+}
+
+/// Arguments of `lflow closed-loop`.
+#[derive(Args, Debug, Clone)]
+pub struct ClosedLoopArgs {
+    /// The blob (`lflow export`).
+    #[arg(long)]
+    pub blob: PathBuf,
+    /// The data set whose eval trials are streamed.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// A firmware ELF built with this blob (default: build it from firmware/).
+    #[arg(long)]
+    pub qemu: Option<PathBuf>,
+    /// Its host twin, the firmware built for the host (default: build it too).
+    #[arg(long)]
+    pub twin: Option<PathBuf>,
+    /// Pace of the stream.
+    #[arg(long, value_enum, default_value_t = Pace::Max)]
+    pub pace: Pace,
+    /// Eval trials streamed (0: all).
+    #[arg(long, default_value_t = 20)]
+    pub trials: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Why a closed loop failed, as a CLI error.
+fn link(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+/// Run it; returns the report.
+pub fn closed_loop(a: &ClosedLoopArgs) -> Result<ClosedLoopReport, CliError> {
+    let data = lflow_host::data::load(&a.data)?;
+    let (elf, twin) = match (&a.qemu, &a.twin) {
+        (Some(e), Some(t)) => (e.clone(), t.clone()),
+        _ => {
+            let dir = std::env::temp_dir().join("lflow-firmware-build");
+            eprintln!("building the firmware and its host twin with {} ...", a.blob.display());
+            build_firmware(&a.blob, &dir).map_err(link)?
+        }
+    };
+    let mut eval = data.indices(Split::Eval);
+    if a.trials > 0 {
+        eval.truncate(a.trials);
+    }
+    let mut device = QemuDevice::start(&elf, true).map_err(link)?;
+    let mut host = QemuDevice::twin(&twin).map_err(link)?;
+    run(&mut device, &mut host, &data, &eval, matches!(a.pace, Pace::Real)).map_err(link)
+}
+
+/// The report as text.
+pub fn summary(r: &ClosedLoopReport) -> String {
+    format!(
+        "{} trials, {} bins decoded under QEMU, {} mismatches against lflow-core on the host, {} errors\n\
+         behaviour R2 of the device's velocity: {}\ninstructions per bin: {:.0} ({:.3} ms at 480 MHz)\n\
+         round trip: {:.2} ms mean, {:.2} ms max ({} pace)\n",
+        r.trials,
+        r.bins,
+        r.mismatches,
+        r.errors,
+        r.behavior_r2.map_or("-".into(), |v| format!("{v:.4}")),
+        r.instructions_per_bin,
+        r.instructions_per_bin / 480e3,
+        r.round_trip_ms_mean,
+        r.round_trip_ms_max,
+        r.pace
+    )
+}
