@@ -62,4 +62,9 @@ fn main() {
     let memory = if std::env::var_os("CARGO_FEATURE_STM32H7").is_some() { "memory/stm32h7.x" } else { "memory/qemu.x" };
     std::fs::copy(memory, out.join("memory.x")).expect("memory file present");
     println!("cargo:rustc-link-search={}", out.display());
+    if std::env::var_os("CARGO_FEATURE_DEFMT").is_some()
+        && std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none")
+    {
+        println!("cargo:rustc-link-arg=-Tdefmt.x");
+    }
 }

@@ -47,6 +47,7 @@ done
 
 step "firmware: QEMU and STM32H7 builds"
 (cd firmware && cargo build -q --release && cargo build -q --release --no-default-features --features stm32h7 \
+  && cargo build -q --release --features defmt && cargo build -q --release --no-default-features --features stm32h7,defmt \
   && cargo build -q --release --target "$(rustc -vV | sed -n 's/^host: //p')" \
   && cargo clippy -q --release -- -D warnings && cargo fmt -- --check)
 

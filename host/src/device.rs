@@ -95,6 +95,15 @@ impl QemuDevice {
         Ok(QemuDevice::with(child, Box::new(stdout), Box::new(stdin), PathBuf::new()))
     }
 
+    /// A board on a serial port (a tty already set up, e.g. `stty -F PORT 115200 raw -echo`).
+    pub fn serial(port: &Path) -> Result<QemuDevice, LinkError> {
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(port)?;
+        let input = Box::new(file.try_clone()?);
+        // No child process: a placeholder that exits at once keeps `Drop` uniform.
+        let child = Command::new("true").spawn().map_err(LinkError::Spawn)?;
+        Ok(QemuDevice::with(child, input, Box::new(file), PathBuf::new()))
+    }
+
     fn with(child: Child, input: Box<dyn Read + Send>, output: Box<dyn Write + Send>, socket: PathBuf) -> QemuDevice {
         let (scratch, out) = (vec![0; MAX_FRAME], vec![0; MAX_FRAME + 8]);
         QemuDevice { child, input, output, reader: FrameReader::new(), scratch, out, socket }

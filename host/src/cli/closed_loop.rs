@@ -31,6 +31,10 @@ pub struct ClosedLoopArgs {
     /// Its host twin, the firmware built for the host (default: build it too).
     #[arg(long)]
     pub twin: Option<PathBuf>,
+    /// A board on this serial port instead of QEMU (set it up first:
+    /// `stty -F PORT 115200 raw -echo`); the twin is built from the blob as usual.
+    #[arg(long, conflicts_with = "qemu")]
+    pub serial: Option<PathBuf>,
     /// Pace of the stream.
     #[arg(long, value_enum, default_value_t = Pace::Max)]
     pub pace: Pace,
@@ -62,7 +66,10 @@ pub fn closed_loop(a: &ClosedLoopArgs) -> Result<ClosedLoopReport, CliError> {
     if a.trials > 0 {
         eval.truncate(a.trials);
     }
-    let mut device = QemuDevice::start(&elf, true).map_err(link)?;
+    let mut device = match &a.serial {
+        Some(port) => QemuDevice::serial(port).map_err(link)?,
+        None => QemuDevice::start(&elf, true).map_err(link)?,
+    };
     let mut host = QemuDevice::twin(&twin).map_err(link)?;
     run(&mut device, &mut host, &data, &eval, matches!(a.pace, Pace::Real)).map_err(link)
 }

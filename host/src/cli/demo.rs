@@ -65,6 +65,7 @@ fn device_part(a: &DemoArgs, run: &Path, data: &Path) -> String {
         data: data.to_path_buf(),
         qemu: None,
         twin: None,
+        serial: None,
         pace: Pace::Max,
         trials: a.device_trials,
         json: true,
