@@ -153,6 +153,12 @@ impl Drop for QemuDevice {
     }
 }
 
+/// The target folder firmware builds share (`target/firmware` of this checkout),
+/// so the firmware's dependencies compile once.
+pub fn firmware_target_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/firmware")
+}
+
 /// Build the firmware (QEMU ELF) and its host twin with `blob` embedded, from
 /// the sources in `firmware/` beside this crate; returns `(elf, twin)`.
 pub fn build_firmware(blob: &Path, target_dir: &Path) -> Result<(PathBuf, PathBuf), LinkError> {

@@ -83,7 +83,7 @@ pub fn run(bins: usize, work: &Path) -> Result<BTreeMap<String, DeviceFigures>, 
         std::fs::create_dir_all(work)?;
         let blob = work.join(format!("reference-{name}.lfw"));
         std::fs::write(&blob, synthetic(REFERENCE, storage))?;
-        let (elf, _) = build_firmware(&blob, &work.join("target"))?;
+        let (elf, _) = build_firmware(&blob, &crate::device::firmware_target_dir())?;
         let (flash, ram) = elf_sizes(&elf)?;
         let mut dev = QemuDevice::start(&elf, true)?;
         let mut f = dev.recv_frame()?;

@@ -36,23 +36,26 @@ fn blob(storage: StorageFormat, seed: u64) -> Vec<u8> {
     w.finish().unwrap()
 }
 
-/// Build the firmware with `bytes` embedded; returns the ELF's path.
+/// Build the firmware with `bytes` embedded; returns the ELF's path. Builds
+/// share one target folder: one at a time, each copied out before the next.
 fn firmware(bytes: &[u8], tag: &str) -> PathBuf {
-    let dir = root().join("target").join("qemu-test");
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = root().join("target").join("firmware");
     std::fs::create_dir_all(&dir).unwrap();
-    let blob_path = dir.join(format!("{tag}.lfw"));
+    let blob_path = dir.join(format!("qemu-test-{tag}.lfw"));
     std::fs::write(&blob_path, bytes).unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root().join("firmware"))
         .args(["build", "--release", "--quiet"])
         .env("LFLOW_BLOB", &blob_path)
-        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .env("CARGO_TARGET_DIR", &dir)
         .status()
         .expect("cargo runs");
     assert!(status.success(), "firmware build for {tag}");
-    let elf = dir.join(format!("{tag}.elf"));
-    std::fs::copy(dir.join("target/thumbv7em-none-eabihf/release/lflow-firmware"), &elf).unwrap();
+    let elf = dir.join(format!("qemu-test-{tag}.elf"));
+    std::fs::copy(dir.join("thumbv7em-none-eabihf/release/lflow-firmware"), &elf).unwrap();
     elf
 }
 

@@ -118,7 +118,7 @@ pub struct DeviceBenchArgs {
 
 /// Run `lflow bench device`.
 pub fn device(a: &DeviceBenchArgs) -> Result<String, CliError> {
-    let work = std::env::temp_dir().join("lflow-bench-device");
+    let work = lflow_host::device::firmware_target_dir().join("bench-device");
     let figures = lflow_host::device_bench::run(a.bins, &work).map_err(|e| CliError::Usage(e.to_string()))?;
     if a.json {
         return Ok(serde_json::to_string(&figures).unwrap_or_default());

@@ -57,7 +57,7 @@ pub fn closed_loop(a: &ClosedLoopArgs) -> Result<ClosedLoopReport, CliError> {
     let (elf, twin) = match (&a.qemu, &a.twin) {
         (Some(e), Some(t)) => (e.clone(), t.clone()),
         _ => {
-            let dir = std::env::temp_dir().join("lflow-firmware-build");
+            let dir = lflow_host::device::firmware_target_dir();
             eprintln!("building the firmware and its host twin with {} ...", a.blob.display());
             build_firmware(&a.blob, &dir).map_err(link)?
         }
