@@ -3,53 +3,19 @@
 //! velocity decoder included.
 
 use lflow_core::{Mean, StorageFormat, StreamingDecoder};
-use lflow_host::backend::{CpuBackend, Features};
+use lflow_host::backend::Features;
 use lflow_host::data::Split;
 use lflow_host::export::{blob, fit_velocity};
-use lflow_host::lorenz::{generate, LorenzConfig};
-use lflow_host::train::{TrainConfig, Trainer};
-use lflow_host::{Mode, ModelConfig};
-use lflow_tests::{rel_err, AlignedBytes};
+use lflow_tests::{rel_err, trained_streaming, AlignedBytes, FF, H, N_IN, N_OUT, W};
 
-const N_IN: usize = 12;
-const N_OUT: usize = 15;
-const H: usize = 8;
 const D: usize = 24;
-const FF: usize = 24;
-const W: usize = 5;
 const N_BEH: usize = 3;
 type Device<'a> = StreamingDecoder<'a, N_IN, H, D, FF, N_OUT, W, N_BEH>;
 
 #[test]
 fn blobs_decode_on_core_as_the_host_model() {
-    let data = generate(&LorenzConfig {
-        trials: 60,
-        eval_trials: 10,
-        observed: 16,
-        forward: 4,
-        held_in: N_IN,
-        held_out: N_OUT - N_IN,
-        seed: 6,
-        ..LorenzConfig::default()
-    });
-    let model = ModelConfig {
-        n_in: N_IN,
-        n_out: N_OUT,
-        hidden: H,
-        ff: FF,
-        gamma: 0.55,
-        eps: 0.01,
-        mode: Mode::Streaming,
-        window: Some(W),
-    };
-    let mut t = Trainer::new(
-        model.clone(),
-        TrainConfig { batch_size: 16, seed: 2, ..TrainConfig::default() },
-        CpuBackend::new(2).unwrap(),
-    );
-    for _ in 0..4 {
-        t.epoch(&data);
-    }
+    let (data, mut t) = trained_streaming(60, 6, 4);
+    let model = t.model.clone();
     let velocity = fit_velocity(&mut t, &data).expect("behaviour is present");
     let eval = data.indices(Split::Eval);
     let host_lr = t.predict(&data, &eval, 0, 0);

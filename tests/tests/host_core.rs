@@ -2,18 +2,10 @@
 //! mask, mean mode) equals `lflow-core` decoding the same weights one bin at a time.
 
 use lflow_core::{Mean, NoiseSource, StorageFormat, StreamingDecoder};
-use lflow_host::backend::CpuBackend;
 use lflow_host::data::{Dataset, Split};
-use lflow_host::lorenz::{generate, LorenzConfig};
-use lflow_host::train::{prediction_noise, TrainConfig, Trainer};
-use lflow_host::{Mode, ModelConfig};
-use lflow_tests::{rel_err, AlignedBytes};
+use lflow_host::train::prediction_noise;
+use lflow_tests::{rel_err, trained_streaming, AlignedBytes, FF, H, N_IN, N_OUT, W};
 
-const N_IN: usize = 12;
-const N_OUT: usize = 15;
-const H: usize = 8;
-const FF: usize = 24;
-const W: usize = 5;
 type Device<'a> = StreamingDecoder<'a, N_IN, H, 24, FF, N_OUT, W, 0>;
 
 /// Log-rates of `trials` decoded bin by bin on the device, noise from `noise(trial)`.
@@ -40,31 +32,8 @@ fn decode(
 
 #[test]
 fn host_streaming_forward_equals_core_bin_by_bin() {
-    let data = generate(&LorenzConfig {
-        trials: 40,
-        eval_trials: 8,
-        observed: 16,
-        forward: 4,
-        held_in: N_IN,
-        held_out: N_OUT - N_IN,
-        seed: 2,
-        ..LorenzConfig::default()
-    });
-    let model = ModelConfig {
-        n_in: N_IN,
-        n_out: N_OUT,
-        hidden: H,
-        ff: FF,
-        gamma: 0.55,
-        eps: 0.01,
-        mode: Mode::Streaming,
-        window: Some(W),
-    };
-    let train = TrainConfig { batch_size: 16, seed: 4, ..TrainConfig::default() };
-    let mut t = Trainer::new(model.clone(), train, CpuBackend::new(2).unwrap());
-    for _ in 0..3 {
-        t.epoch(&data);
-    }
+    let (data, mut t) = trained_streaming(40, 2, 3);
+    let model = t.model.clone();
     let eval = data.indices(Split::Eval);
     let host = t.predict(&data, &eval, 0, 0);
 
