@@ -45,11 +45,13 @@ for features in "" fast-math defmt fast-math,defmt wire; do
   cargo build -q -p lflow-core --target "$target" --no-default-features --features "$features"
 done
 
-step "firmware: QEMU and STM32H7 builds"
+step "firmware: QEMU and STM32H7 builds; panic-never proves no panic path links"
 # One target folder for every firmware build (here, the QEMU tests, the demo's closed loop).
 export CARGO_TARGET_DIR_FIRMWARE="$PWD/target/firmware"
 (cd firmware && export CARGO_TARGET_DIR="$CARGO_TARGET_DIR_FIRMWARE" && cargo build -q --release && cargo build -q --release --no-default-features --features stm32h7 \
   && cargo build -q --release --features defmt && cargo build -q --release --no-default-features --features stm32h7,defmt \
+  && cargo build -q --release --features panic-never \
+  && cargo build -q --release --no-default-features --features stm32h7,panic-never \
   && cargo build -q --release --target "$(rustc -vV | sed -n 's/^host: //p')" \
   && cargo clippy -q --release -- -D warnings && cargo fmt -- --check)
 

@@ -151,13 +151,45 @@ pub fn encode<T: Serialize>(msg: &T, scratch: &mut [u8], out: &mut [u8]) -> Resu
     Ok(n + 1)
 }
 
+/// COBS-decode `buf` (no `0x00` inside) in place; returns the decoded length.
+///
+/// Hand-written rather than `cobs::decode_in_place` because that one keeps
+/// (unreachable) bounds-check panics in the firmware, which is linked with a
+/// panic handler that must never be referenced (`panic-never`). Checked
+/// against the crate on random input in this module's tests.
+pub fn cobs_decode_in_place(buf: &mut [u8]) -> Result<usize, WireError> {
+    let end = buf.len();
+    if end == 0 {
+        return Err(WireError::Cobs);
+    }
+    let (mut src, mut dst) = (0usize, 0usize);
+    while src < end {
+        let code = usize::from(*buf.get(src).ok_or(WireError::Cobs)?);
+        if code == 0 || src + code > end {
+            return Err(WireError::Cobs);
+        }
+        src += 1;
+        for _ in 1..code {
+            let byte = *buf.get(src).ok_or(WireError::Cobs)?;
+            *buf.get_mut(dst).ok_or(WireError::Cobs)? = byte;
+            src += 1;
+            dst += 1;
+        }
+        if code != 0xFF && src < end {
+            *buf.get_mut(dst).ok_or(WireError::Cobs)? = 0;
+            dst += 1;
+        }
+    }
+    Ok(dst)
+}
+
 /// Decode one frame (without its `0x00` terminator) in place.
 pub fn decode<'a, T: Deserialize<'a>>(frame: &'a mut [u8]) -> Result<T, WireError> {
-    let n = cobs::decode_in_place(frame).map_err(|_| WireError::Cobs)?;
+    let n = cobs_decode_in_place(frame)?;
     let payload = frame.get(..n).ok_or(WireError::Cobs)?;
     let split = n.checked_sub(4).ok_or(WireError::Truncated)?;
     let (body, crc) = payload.split_at(split);
-    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let stored = u32::from_le_bytes(crc.try_into().map_err(|_| WireError::Truncated)?);
     if crate::blob::crc32(body) != stored {
         return Err(WireError::Crc);
     }
@@ -236,6 +268,21 @@ mod tests {
             let mut f = frame(&d);
             f.pop();
             prop_assert_eq!(decode::<DeviceMessage<'_>>(&mut f).unwrap(), d);
+        }
+
+        #[test]
+        fn cobs_decoder_agrees_with_the_crate(bytes in proptest::collection::vec(1u8..=255, 0..40)) {
+            let (mut ours, mut theirs) = (bytes.clone(), bytes.clone());
+            let a = cobs_decode_in_place(&mut ours);
+            let b = cobs::decode_in_place(&mut theirs);
+            match (a, b) {
+                (Ok(n), Ok(m)) => {
+                    prop_assert_eq!(n, m);
+                    prop_assert_eq!(&ours[..n], &theirs[..m]);
+                }
+                (Err(_), Err(_)) => {}
+                (a, b) => prop_assert!(false, "ours {:?}, the crate's {:?}", a, b.map_err(|_| ())),
+            }
         }
 
         #[test]

@@ -136,8 +136,8 @@ fn run<S: Serial>(
                     link.error(DeviceError::WrongCount { expected: N_IN as u16, got });
                     continue;
                 }
-                for (c, pair) in counts.iter_mut().zip(raw.chunks_exact(2)) {
-                    *c = u16::from_le_bytes([pair[0], pair[1]]);
+                for (c, pair) in counts.iter_mut().zip(raw.as_chunks::<2>().0) {
+                    *c = u16::from_le_bytes(*pair);
                 }
                 if seq != next_seq {
                     link.error(DeviceError::SequenceGap { expected: next_seq, got: seq });
@@ -171,8 +171,21 @@ fn run<S: Serial>(
     }
 }
 
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", not(feature = "panic-never")))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     board::exit(false)
+}
+
+/// With `panic-never` the handler calls a function that exists nowhere: if
+/// any panic path survives optimisation, the handler is linked and the link
+/// fails naming `lflow_firmware_has_a_panic_path`.
+#[cfg(all(target_os = "none", feature = "panic-never"))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    extern "C" {
+        fn lflow_firmware_has_a_panic_path() -> !;
+    }
+    // SAFETY: never executed; the symbol is deliberately undefined (see above).
+    unsafe { lflow_firmware_has_a_panic_path() }
 }
