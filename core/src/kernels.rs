@@ -17,7 +17,21 @@ pub fn matvec(w: &Matrix<'_>, x: &[f32], bias: &[f32], y: &mut [f32]) {
     let cols = w.cols();
     match w.data() {
         MatrixData::F32(data) => {
-            for ((row, yi), bi) in rows(data, cols).zip(y.iter_mut()).zip(bias) {
+            // Two rows per pass share every load of `x`; each row sums in the
+            // same order as `dot_f32`, so the result is the same to the bit.
+            let pairs = data.len() / cols.max(1) / 2;
+            let (paired, rest) = data.split_at_checked(pairs * 2 * cols).unwrap_or((&[], data));
+            let (y_pairs, y_rest) = y.split_at_mut(y.len().min(pairs * 2));
+            let (b_pairs, b_rest) = bias.split_at(bias.len().min(pairs * 2));
+            for ((two, ys), bs) in
+                rows(paired, 2 * cols).zip(y_pairs.as_chunks_mut::<2>().0).zip(b_pairs.as_chunks::<2>().0)
+            {
+                let (r0, r1) = two.split_at(two.len() / 2);
+                let (d0, d1) = dot2_f32(r0, r1, x);
+                ys[0] = d0 + bs[0];
+                ys[1] = d1 + bs[1];
+            }
+            for ((row, yi), bi) in rows(rest, cols).zip(y_rest.iter_mut()).zip(b_rest) {
                 *yi = dot_f32(row, x) + bi;
             }
         }
@@ -142,6 +156,31 @@ fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
 /// f16 row dot: each weight widened in registers by [`f16_to_f32_finite`]
 /// (a few integer operations and one multiply, no memory round trip), four
 /// independent accumulators as for f32.
+/// [`dot_f32`] of two rows at once, each summed in exactly `dot_f32`'s order.
+#[inline]
+fn dot2_f32(w0: &[f32], w1: &[f32], x: &[f32]) -> (f32, f32) {
+    let (c0, t0) = w0.as_chunks::<4>();
+    let (c1, t1) = w1.as_chunks::<4>();
+    let (xc, xr) = x.as_chunks::<4>();
+    let (mut a, mut b) = ([0.0f32; 4], [0.0f32; 4]);
+    for ((p, q), v) in c0.iter().zip(c1).zip(xc) {
+        a[0] += p[0] * v[0];
+        a[1] += p[1] * v[1];
+        a[2] += p[2] * v[2];
+        a[3] += p[3] * v[3];
+        b[0] += q[0] * v[0];
+        b[1] += q[1] * v[1];
+        b[2] += q[2] * v[2];
+        b[3] += q[3] * v[3];
+    }
+    let (mut ta, mut tb) = (0.0f32, 0.0f32);
+    for ((p, q), v) in t0.iter().zip(t1).zip(xr) {
+        ta += p * v;
+        tb += q * v;
+    }
+    ((a[0] + a[1]) + (a[2] + a[3]) + ta, (b[0] + b[1]) + (b[2] + b[3]) + tb)
+}
+
 #[inline]
 fn dot_f16(w: &[f16], x: &[f32]) -> f32 {
     let (wc, wr) = w.as_chunks::<4>();
