@@ -169,8 +169,9 @@ impl<B: Backend> Trainer<B> {
         &self.backend
     }
 
-    /// Fill `self.batch` with `trials` of `data`; `train` enables coordinated dropout.
-    fn fill_batch(&mut self, data: &Dataset, trials: &[usize], seeds: &[u64], train: bool) {
+    /// Fill `self.batch` with `trials` of `data`; `train` enables coordinated
+    /// dropout; without `draw_noise` every draw is 0 (mean mode).
+    fn fill_batch(&mut self, data: &Dataset, trials: &[usize], seeds: &[u64], train: bool, draw_noise: bool) {
         let (m, b) = (&self.model, &mut self.batch);
         let (t_obs, tt, h) = (data.observed, data.bins(), m.hidden);
         b.trials = trials.len();
@@ -188,9 +189,12 @@ impl<B: Backend> Trainer<B> {
             b.targets.extend_from_slice(data.trial_spikes(i));
             let start = b.input.len();
             data.push_input(i, &mut b.input);
-            let mut noise = trial_stream(seed, 1);
-            for x in &mut b.noise[k * (tt + 1) * h..(k + 1) * (tt + 1) * h] {
-                *x = noise.next_normal();
+            let draws = &mut b.noise[k * (tt + 1) * h..(k + 1) * (tt + 1) * h];
+            if draw_noise {
+                let mut noise = trial_stream(seed, 1);
+                draws.iter_mut().for_each(|x| *x = noise.next_normal());
+            } else {
+                draws.fill(0.0);
             }
             if use_cd {
                 let mut rng = trial_stream(seed, 2);
@@ -231,7 +235,7 @@ impl<B: Backend> Trainer<B> {
         let batch_size = self.config.batch_size.max(1);
         for trials in order.chunks(batch_size) {
             let seeds: Vec<u64> = trials.iter().map(|_| self.next_seed()).collect();
-            self.fill_batch(data, trials, &seeds, true);
+            self.fill_batch(data, trials, &seeds, true, true);
             let elements = trials.len() * data.bins() * self.model.n_out;
             let scale = LossScale { nll: 1.0 / elements as f32, kl: beta / trials.len() as f32 };
             let pass = Pass {
@@ -342,10 +346,7 @@ impl<B: Backend> Trainer<B> {
             // Must match `prediction_noise`.
             let seeds: Vec<u64> =
                 chunk.iter().map(|&i| noise_seed.map_or(0, |s| s ^ (i as u64).wrapping_mul(0x9E37_79B9))).collect();
-            self.fill_batch(data, chunk, &seeds, false);
-            if noise_seed.is_none() {
-                self.batch.noise.fill(0.0);
-            }
+            self.fill_batch(data, chunk, &seeds, false, noise_seed.is_some());
             let scale = LossScale { nll: 0.0, kl: 0.0 };
             let out = log_rates.as_deref_mut().map(|o| &mut o[k * batch_size * per..][..chunk.len() * per]);
             let feat =
