@@ -13,6 +13,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod closed_loop;
 pub mod config;
+pub mod cuda;
 pub mod data;
 pub mod device;
 pub mod device_bench;

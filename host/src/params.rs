@@ -53,6 +53,11 @@ impl Params {
         &self.data[self.offsets[i]..self.offsets[i + 1]]
     }
 
+    /// Where tensor `t` starts in [`Params::data`], in elements.
+    pub fn offset(&self, t: Tensor) -> usize {
+        self.offsets[t.index()]
+    }
+
     /// A tensor's values, mutable.
     pub fn get_mut(&mut self, t: Tensor) -> &mut [f32] {
         let i = t.index();

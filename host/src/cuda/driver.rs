@@ -1,0 +1,195 @@
+//! The real GPU through cudarc: the driver API for memory and launches, NVRTC
+//! for the kernels (compiled once per process for the device's architecture),
+//! cuBLAS for the GEMMs. Everything runs on the context's default stream.
+
+use super::gpu::{Arg, BufId, DevPtr, Gpu, GpuError, LaunchDims, Sgemm};
+use super::kernels;
+use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::driver::sys::CUdeviceptr;
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::Arc;
+
+fn call_err(what: impl Into<String>) -> impl FnOnce(cudarc::driver::DriverError) -> GpuError {
+    let what = what.into();
+    move |e| GpuError::Call { what, detail: format!("{e:?}") }
+}
+
+/// A CUDA device: its context, stream, cuBLAS handle and compiled kernels.
+pub struct CudaGpu {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    blas: cudarc::cublas::CudaBlas,
+    functions: HashMap<&'static str, CudaFunction>,
+    buffers: Vec<Option<(CUdeviceptr, usize)>>,
+}
+
+impl CudaGpu {
+    /// Open device `ordinal`, after checking that the driver, NVRTC and cuBLAS
+    /// libraries load (cudarc would panic on a missing one), and compile every
+    /// kernel file for the device's architecture.
+    pub fn new(ordinal: usize) -> Result<CudaGpu, GpuError> {
+        super::check_libraries()?;
+        let ctx = CudaContext::new(ordinal).map_err(|e| GpuError::NoDevice { ordinal, detail: format!("{e:?}") })?;
+        let stream = ctx.default_stream();
+        let blas = cudarc::cublas::CudaBlas::new(stream.clone())
+            .map_err(|e| GpuError::Call { what: "cuBLAS init".into(), detail: format!("{e:?}") })?;
+        let (major, minor) = ctx.compute_capability().map_err(call_err("compute capability"))?;
+        let arch: &'static str = Box::leak(format!("sm_{major}{minor}").into_boxed_str());
+        let mut functions = HashMap::new();
+        for file in &kernels::FILES {
+            let opts = cudarc::nvrtc::CompileOptions {
+                arch: Some(arch),
+                options: kernels::nvrtc_options(),
+                name: Some(file.file.to_string()),
+                ..Default::default()
+            };
+            let ptx = cudarc::nvrtc::compile_ptx_with_opts(file.standalone(), opts)
+                .map_err(|e| GpuError::Compile { file: file.file, log: format!("{e:?}") })?;
+            let module = ctx.load_module(ptx).map_err(call_err(format!("load {}", file.file)))?;
+            for &k in file.kernels {
+                functions.insert(k, module.load_function(k).map_err(call_err(format!("load kernel {k}")))?);
+            }
+        }
+        Ok(CudaGpu { ctx, stream, blas, functions, buffers: Vec::new() })
+    }
+
+    fn ptr(&self, p: DevPtr, len: usize, what: &str) -> Result<CUdeviceptr, GpuError> {
+        match self.buffers.get(p.buf.0).copied().flatten() {
+            Some((base, size)) if p.offset.checked_add(len).is_some_and(|end| end <= size) => {
+                Ok(base + p.offset as u64)
+            }
+            _ => Err(GpuError::OutOfBounds { what: what.to_string() }),
+        }
+    }
+}
+
+impl Drop for CudaGpu {
+    fn drop(&mut self) {
+        let _ = self.stream.synchronize();
+        for (ptr, _) in self.buffers.drain(..).flatten() {
+            // SAFETY: allocated by `alloc` in this context and freed once.
+            unsafe {
+                let _ = cudarc::driver::result::free_sync(ptr);
+            }
+        }
+    }
+}
+
+impl Gpu for CudaGpu {
+    fn name(&self) -> String {
+        let name = self.ctx.name().unwrap_or_else(|_| "CUDA device".into());
+        format!("{name} (cuda:{})", self.ctx.ordinal())
+    }
+
+    fn alloc(&mut self, bytes: usize) -> Result<BufId, GpuError> {
+        self.ctx.bind_to_thread().map_err(call_err("bind context"))?;
+        // SAFETY: a fresh allocation, zeroed on the stream before any use.
+        let ptr = unsafe { cudarc::driver::result::malloc_sync(bytes.max(1)) }.map_err(call_err("cuMemAlloc"))?;
+        self.buffers.push(Some((ptr, bytes)));
+        let id = BufId(self.buffers.len() - 1);
+        self.zero(DevPtr { buf: id, offset: 0 }, bytes)?;
+        Ok(id)
+    }
+
+    fn free(&mut self, buf: BufId) {
+        if let Some(slot) = self.buffers.get_mut(buf.0) {
+            if let Some((ptr, _)) = slot.take() {
+                let _ = self.stream.synchronize();
+                // SAFETY: allocated by `alloc`, no work pending after the synchronisation.
+                unsafe {
+                    let _ = cudarc::driver::result::free_sync(ptr);
+                }
+            }
+        }
+    }
+
+    fn upload(&mut self, dst: DevPtr, data: &[u8]) -> Result<(), GpuError> {
+        let ptr = self.ptr(dst, data.len(), "upload")?;
+        // SAFETY: in bounds; the host slice outlives the copy because we synchronise.
+        unsafe { cudarc::driver::result::memcpy_htod_async(ptr, data, self.stream.cu_stream()) }
+            .map_err(call_err("upload"))?;
+        self.stream.synchronize().map_err(call_err("upload"))
+    }
+
+    fn download(&mut self, src: DevPtr, out: &mut [u8]) -> Result<(), GpuError> {
+        let ptr = self.ptr(src, out.len(), "download")?;
+        // SAFETY: in bounds; synchronised before `out` is read.
+        unsafe { cudarc::driver::result::memcpy_dtoh_async(out, ptr, self.stream.cu_stream()) }
+            .map_err(call_err("download"))?;
+        self.stream.synchronize().map_err(call_err("download"))
+    }
+
+    fn copy(&mut self, dst: DevPtr, src: DevPtr, bytes: usize) -> Result<(), GpuError> {
+        let (d, s) = (self.ptr(dst, bytes, "copy")?, self.ptr(src, bytes, "copy")?);
+        // SAFETY: both ranges in bounds of live allocations.
+        unsafe { cudarc::driver::result::memcpy_dtod_async(d, s, bytes, self.stream.cu_stream()) }
+            .map_err(call_err("copy"))
+    }
+
+    fn zero(&mut self, dst: DevPtr, bytes: usize) -> Result<(), GpuError> {
+        let d = self.ptr(dst, bytes, "zero")?;
+        // SAFETY: in bounds of a live allocation.
+        unsafe { cudarc::driver::result::memset_d8_async(d, 0, bytes, self.stream.cu_stream()) }
+            .map_err(call_err("zero"))
+    }
+
+    fn launch(&mut self, kernel: &'static str, dims: LaunchDims, args: &[Arg]) -> Result<(), GpuError> {
+        let what = format!("launch {kernel}");
+        let f = self
+            .functions
+            .get(kernel)
+            .ok_or_else(|| GpuError::Call { what: what.clone(), detail: "no such kernel in host/cuda".into() })?;
+        let mut values = Vec::with_capacity(args.len());
+        for a in args {
+            values.push(match *a {
+                Arg::Ptr(p) => self.ptr(p, 0, &what)?,
+                Arg::Null => 0,
+                Arg::I32(v) => v as u32 as u64,
+                Arg::I64(v) => v as u64,
+                Arg::U64(v) => v,
+                Arg::F32(v) => v.to_bits() as u64,
+            });
+        }
+        let mut params: Vec<*mut c_void> = values.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
+        // SAFETY: one parameter pointer per kernel argument, each to 8 live bytes
+        // holding the value in its low bytes (little endian, as the kernel reads it).
+        unsafe {
+            cudarc::driver::result::launch_kernel(
+                f.cu_function(),
+                (dims.grid.0, dims.grid.1, 1),
+                (dims.block, 1, 1),
+                dims.smem,
+                self.stream.cu_stream(),
+                &mut params,
+            )
+        }
+        .map_err(call_err(what))
+    }
+
+    fn sgemm(&mut self, g: &Sgemm) -> Result<(), GpuError> {
+        let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
+        let (a, b, c) = (self.ptr(g.a, 0, "sgemm")?, self.ptr(g.b, 0, "sgemm")?, self.ptr(g.c, 0, "sgemm")?);
+        // SAFETY: the handle is bound to this stream; the backend sized the buffers for these shapes.
+        unsafe {
+            cudarc::cublas::result::sgemm(
+                *self.blas.handle(),
+                op(g.trans_a),
+                op(g.trans_b),
+                g.m as i32,
+                g.n as i32,
+                g.k as i32,
+                &g.alpha,
+                a as *const f32,
+                g.lda as i32,
+                b as *const f32,
+                g.ldb as i32,
+                &g.beta,
+                c as *mut f32,
+                g.ldc as i32,
+            )
+        }
+        .map_err(|e| GpuError::Call { what: "cublasSgemm".into(), detail: format!("{e:?}") })
+    }
+}

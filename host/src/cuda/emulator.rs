@@ -1,0 +1,171 @@
+//! The CUDA execution model on the CPU, for tests: the kernels of `host/cuda/`
+//! compiled by the host C++ compiler against `host/cuda/emu/shim.h` (threads
+//! of a block as OS threads, `__syncthreads` as a barrier, shuffles emulated),
+//! device memory as host buffers, and `cublasSgemm` as a naive column-major
+//! GEMM with cuBLAS's exact argument conventions.
+
+use super::gpu::{Arg, BufId, DevPtr, Gpu, GpuError, LaunchDims, Sgemm};
+use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CString};
+
+extern "C" {
+    fn lflow_emu_launch(
+        name: *const c_char,
+        gx: c_uint,
+        gy: c_uint,
+        gz: c_uint,
+        bx: c_uint,
+        by: c_uint,
+        bz: c_uint,
+        smem: c_ulong,
+        args: *mut *mut c_void,
+    ) -> c_int;
+}
+
+/// Device memory and kernels emulated on the CPU.
+#[derive(Default)]
+pub struct EmulatedGpu {
+    // 8-byte words keep every buffer aligned for f64 and u64 kernels' arguments.
+    buffers: Vec<Option<Vec<u64>>>,
+    sizes: Vec<usize>,
+    launches: usize,
+}
+
+impl EmulatedGpu {
+    /// An empty emulated device.
+    pub fn new() -> EmulatedGpu {
+        EmulatedGpu::default()
+    }
+
+    /// Kernel launches and GEMMs so far.
+    pub fn launches(&self) -> usize {
+        self.launches
+    }
+
+    fn bytes(&mut self, p: DevPtr, len: usize, what: &str) -> Result<&mut [u8], GpuError> {
+        let size = self.sizes.get(p.buf.0).copied().unwrap_or(0);
+        let words = self.buffers.get_mut(p.buf.0).and_then(|b| b.as_mut());
+        match words {
+            Some(w) if p.offset.checked_add(len).is_some_and(|end| end <= size) => {
+                Ok(&mut bytemuck::cast_slice_mut::<u64, u8>(w)[p.offset..p.offset + len])
+            }
+            _ => Err(GpuError::OutOfBounds { what: what.to_string() }),
+        }
+    }
+
+    fn address(&mut self, p: DevPtr, what: &str) -> Result<u64, GpuError> {
+        Ok(self.bytes(p, 0, what)?.as_mut_ptr() as u64)
+    }
+
+    fn f32_at(&mut self, p: DevPtr, elems: usize, what: &str) -> Result<Vec<f32>, GpuError> {
+        Ok(bytemuck::pod_collect_to_vec(self.bytes(p, elems * 4, what)?))
+    }
+}
+
+impl Gpu for EmulatedGpu {
+    fn name(&self) -> String {
+        "emulated on the CPU".into()
+    }
+
+    fn alloc(&mut self, bytes: usize) -> Result<BufId, GpuError> {
+        self.buffers.push(Some(vec![0u64; bytes.div_ceil(8)]));
+        self.sizes.push(bytes);
+        Ok(BufId(self.buffers.len() - 1))
+    }
+
+    fn free(&mut self, buf: BufId) {
+        if let Some(slot) = self.buffers.get_mut(buf.0) {
+            *slot = None;
+        }
+    }
+
+    fn upload(&mut self, dst: DevPtr, data: &[u8]) -> Result<(), GpuError> {
+        self.bytes(dst, data.len(), "upload")?.copy_from_slice(data);
+        Ok(())
+    }
+
+    fn download(&mut self, src: DevPtr, out: &mut [u8]) -> Result<(), GpuError> {
+        out.copy_from_slice(self.bytes(src, out.len(), "download")?);
+        Ok(())
+    }
+
+    fn copy(&mut self, dst: DevPtr, src: DevPtr, bytes: usize) -> Result<(), GpuError> {
+        let data = self.bytes(src, bytes, "copy")?.to_vec();
+        self.bytes(dst, bytes, "copy")?.copy_from_slice(&data);
+        Ok(())
+    }
+
+    fn zero(&mut self, dst: DevPtr, bytes: usize) -> Result<(), GpuError> {
+        self.bytes(dst, bytes, "zero")?.fill(0);
+        Ok(())
+    }
+
+    fn launch(&mut self, kernel: &'static str, dims: LaunchDims, args: &[Arg]) -> Result<(), GpuError> {
+        let what = format!("launch {kernel}");
+        let mut values = Vec::with_capacity(args.len());
+        for a in args {
+            values.push(match *a {
+                Arg::Ptr(p) => self.address(p, &what)?,
+                Arg::Null => 0,
+                Arg::I32(v) => v as u32 as u64,
+                Arg::I64(v) => v as u64,
+                Arg::U64(v) => v,
+                Arg::F32(v) => v.to_bits() as u64,
+            });
+        }
+        // Each argument sits in the low bytes of its own 8-byte slot (little endian).
+        let mut pointers: Vec<*mut c_void> = values.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
+        let name = CString::new(kernel).map_err(|_| GpuError::Call { what: what.clone(), detail: "name".into() })?;
+        // SAFETY: the emulator reads one argument per kernel parameter from
+        // `pointers`, each pointing to 8 live bytes; every device pointer is the
+        // start of a live buffer plus an in-bounds offset. Kernels index within
+        // the shapes the backend sized those buffers for.
+        let code = unsafe {
+            lflow_emu_launch(
+                name.as_ptr(),
+                dims.grid.0,
+                dims.grid.1,
+                1,
+                dims.block,
+                1,
+                1,
+                dims.smem as c_ulong,
+                pointers.as_mut_ptr(),
+            )
+        };
+        self.launches += 1;
+        match code {
+            0 => Ok(()),
+            -1 => Err(GpuError::Call { what, detail: "no such kernel in the emulator".into() }),
+            _ => Err(GpuError::Call { what, detail: format!("bad launch shape {dims:?}") }),
+        }
+    }
+
+    fn sgemm(&mut self, g: &Sgemm) -> Result<(), GpuError> {
+        // Column-major: element (i, j) of a matrix with leading dimension ld is at i + j * ld.
+        let (rows_a, cols_a) = if g.trans_a { (g.k, g.m) } else { (g.m, g.k) };
+        let (rows_b, cols_b) = if g.trans_b { (g.n, g.k) } else { (g.k, g.n) };
+        let extent = |rows: usize, cols: usize, ld: usize| if cols == 0 { 0 } else { (cols - 1) * ld + rows };
+        if g.lda < rows_a.max(1) || g.ldb < rows_b.max(1) || g.ldc < g.m.max(1) {
+            return Err(GpuError::Call { what: "sgemm".into(), detail: format!("leading dimension too small: {g:?}") });
+        }
+        let a = self.f32_at(g.a, extent(rows_a, cols_a, g.lda), "sgemm A")?;
+        let b = self.f32_at(g.b, extent(rows_b, cols_b, g.ldb), "sgemm B")?;
+        let mut c = self.f32_at(g.c, extent(g.m, g.n, g.ldc), "sgemm C")?;
+        for j in 0..g.n {
+            for i in 0..g.m {
+                let mut acc = 0.0f32;
+                for l in 0..g.k {
+                    let x = if g.trans_a { a[l + i * g.lda] } else { a[i + l * g.lda] };
+                    let y = if g.trans_b { b[j + l * g.ldb] } else { b[l + j * g.ldb] };
+                    acc += x * y;
+                }
+                let old = &mut c[i + j * g.ldc];
+                *old = if g.beta == 0.0 { g.alpha * acc } else { g.alpha * acc + g.beta * *old };
+            }
+        }
+        let n = c.len();
+        self.bytes(g.c, n * 4, "sgemm C")?.copy_from_slice(bytemuck::cast_slice(&c));
+        self.launches += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! The device layer the CUDA backend drives: memory, kernel launches by name
+//! and `cublasSgemm`'s column-major GEMM. Two implementations: the real GPU
+//! through cudarc ([`super::driver::CudaGpu`]) and, for tests on machines
+//! without one, the kernels compiled for the CPU ([`super::emulator::EmulatedGpu`]).
+
+use std::fmt;
+
+/// A device allocation, owned by the [`Gpu`] that made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufId(pub(crate) usize);
+
+/// A place in device memory: a buffer and a byte offset into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DevPtr {
+    /// The allocation.
+    pub buf: BufId,
+    /// Bytes from its start.
+    pub offset: usize,
+}
+
+impl DevPtr {
+    /// The pointer `elems` f32 elements further on.
+    pub fn at_f32(self, elems: usize) -> DevPtr {
+        DevPtr { buf: self.buf, offset: self.offset + 4 * elems }
+    }
+}
+
+/// One kernel argument, as `cuLaunchKernel` receives it.
+#[derive(Clone, Copy, Debug)]
+pub enum Arg {
+    /// A device pointer.
+    Ptr(DevPtr),
+    /// A null pointer (an optional input left out).
+    Null,
+    /// `int`.
+    I32(i32),
+    /// `long` (64-bit).
+    I64(i64),
+    /// `unsigned long long`.
+    U64(u64),
+    /// `float`.
+    F32(f32),
+}
+
+/// Grid, block and dynamic shared memory of a launch (blocks are one-dimensional).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaunchDims {
+    /// Blocks in x and y.
+    pub grid: (u32, u32),
+    /// Threads per block.
+    pub block: u32,
+    /// Dynamic shared memory in bytes.
+    pub smem: u32,
+}
+
+/// `C = alpha op(A) op(B) + beta C` in cuBLAS's column-major convention
+/// (`C` is `m x n`, `op(A)` is `m x k`, `op(B)` is `k x n`); `beta = 0` does not read `C`.
+#[derive(Clone, Copy, Debug)]
+pub struct Sgemm {
+    /// Transpose A.
+    pub trans_a: bool,
+    /// Transpose B.
+    pub trans_b: bool,
+    /// Rows of `C`.
+    pub m: usize,
+    /// Columns of `C`.
+    pub n: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// Scale of the product.
+    pub alpha: f32,
+    /// `A` and its leading dimension.
+    pub a: DevPtr,
+    /// Leading dimension of `A`.
+    pub lda: usize,
+    /// `B`.
+    pub b: DevPtr,
+    /// Leading dimension of `B`.
+    pub ldb: usize,
+    /// Scale of the old `C`.
+    pub beta: f32,
+    /// `C`.
+    pub c: DevPtr,
+    /// Leading dimension of `C`.
+    pub ldc: usize,
+}
+
+/// What can go wrong on the GPU side.
+#[derive(Debug)]
+pub enum GpuError {
+    /// A CUDA library could not be loaded.
+    Missing {
+        /// Which library (`driver`, `NVRTC`, `cuBLAS`).
+        what: &'static str,
+    },
+    /// The driver loaded but there is no such device.
+    NoDevice {
+        /// The requested ordinal.
+        ordinal: usize,
+        /// The driver's words.
+        detail: String,
+    },
+    /// NVRTC rejected a kernel file.
+    Compile {
+        /// The `.cu` file.
+        file: &'static str,
+        /// NVRTC's log.
+        log: String,
+    },
+    /// A driver, launch or cuBLAS call failed.
+    Call {
+        /// What was being done (`launch attention_forward`, `sgemm`, ...).
+        what: String,
+        /// The library's words.
+        detail: String,
+    },
+    /// A buffer access outside its allocation (a bug in the caller, caught).
+    OutOfBounds {
+        /// What was being done.
+        what: String,
+    },
+}
+
+impl fmt::Display for GpuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GpuError::Missing { what } => write!(
+                f,
+                "the CUDA {what} library could not be loaded (no NVIDIA driver or CUDA toolkit on this machine, \
+                 or not on LD_LIBRARY_PATH); train on the CPU instead with --device cpu"
+            ),
+            GpuError::NoDevice { ordinal, detail } => {
+                write!(f, "no CUDA device {ordinal} ({detail}); train on the CPU instead with --device cpu")
+            }
+            GpuError::Compile { file, log } => write!(f, "NVRTC could not compile {file}:\n{log}"),
+            GpuError::Call { what, detail } => write!(f, "CUDA {what} failed: {detail}"),
+            GpuError::OutOfBounds { what } => write!(f, "{what}: access outside a device buffer"),
+        }
+    }
+}
+
+impl std::error::Error for GpuError {}
+
+/// A CUDA device as the backend uses it. Calls are ordered (one stream).
+pub trait Gpu {
+    /// A short description (device name or `emulated`).
+    fn name(&self) -> String;
+    /// A zeroed allocation of `bytes` bytes.
+    fn alloc(&mut self, bytes: usize) -> Result<BufId, GpuError>;
+    /// Release an allocation.
+    fn free(&mut self, buf: BufId);
+    /// Copy host bytes to the device.
+    fn upload(&mut self, dst: DevPtr, data: &[u8]) -> Result<(), GpuError>;
+    /// Copy device bytes to the host (waits for the work before it).
+    fn download(&mut self, src: DevPtr, out: &mut [u8]) -> Result<(), GpuError>;
+    /// Copy `bytes` bytes on the device.
+    fn copy(&mut self, dst: DevPtr, src: DevPtr, bytes: usize) -> Result<(), GpuError>;
+    /// Zero `bytes` bytes.
+    fn zero(&mut self, dst: DevPtr, bytes: usize) -> Result<(), GpuError>;
+    /// Launch a kernel of `host/cuda/` by name.
+    fn launch(&mut self, kernel: &'static str, dims: LaunchDims, args: &[Arg]) -> Result<(), GpuError>;
+    /// `cublasSgemm`.
+    fn sgemm(&mut self, g: &Sgemm) -> Result<(), GpuError>;
+}
+
+/// Upload f32 values.
+pub fn upload_f32(gpu: &mut dyn Gpu, dst: DevPtr, data: &[f32]) -> Result<(), GpuError> {
+    gpu.upload(dst, bytemuck::cast_slice(data))
+}
+
+/// Download f32 values.
+pub fn download_f32(gpu: &mut dyn Gpu, src: DevPtr, out: &mut [f32]) -> Result<(), GpuError> {
+    gpu.download(src, bytemuck::cast_slice_mut(out))
+}

@@ -1,0 +1,216 @@
+//! The CUDA backend's kernels and GEMM calls, run on the CPU through the
+//! emulator, against the golden fixtures and the CPU backend: the whole
+//! training step, on the fixtures and on awkward random shapes.
+#![cfg(feature = "cuda-emu")]
+
+mod support;
+
+use lflow_core::blob::Tensor;
+use lflow_core::Seeded;
+use lflow_host::adam::{Adam, AdamConfig};
+use lflow_host::backend::{Backend, Batch, CpuBackend, Features, Pass};
+use lflow_host::cuda::emulator::EmulatedGpu;
+use lflow_host::cuda::gpu::{download_f32, upload_f32, Arg, DevPtr, Gpu, LaunchDims};
+use lflow_host::cuda::CudaBackend;
+use lflow_host::model::{LossScale, LossSums};
+use lflow_host::params::PARAMS;
+use lflow_host::{Mode, ModelConfig, Params};
+use support::common::rel_err;
+
+/// Everything one pass hands back.
+struct Out {
+    sums: LossSums,
+    grads: Params,
+    log_rates: Vec<f32>,
+    latents: Vec<f32>,
+}
+
+fn pass(b: &mut dyn Backend, cfg: &ModelConfig, p: &Params, batch: &Batch, dropout: f32, beta: f32) -> Out {
+    let elements = batch.trials * batch.bins * cfg.n_out;
+    let scale = LossScale { nll: 1.0 / elements as f32, kl: beta / batch.trials as f32 };
+    let mut grads = Params::zeros(cfg);
+    let mut log_rates = vec![0.0; elements];
+    let mut latents = vec![0.0; batch.trials * batch.bins * cfg.d_model()];
+    let sums = b.run(
+        cfg,
+        p,
+        batch,
+        Pass {
+            dropout,
+            scale,
+            grads: Some(&mut grads),
+            log_rates: Some(&mut log_rates),
+            features: Some((Features::Latents, &mut latents)),
+        },
+    );
+    Out { sums, grads, log_rates, latents }
+}
+
+#[test]
+fn golden_fixtures_on_the_emulated_gpu() {
+    let beta = 0.05f32;
+    for name in support::CASES {
+        let c = support::load(name);
+        let batch = Batch {
+            input: c.g.get("input.model_input").to_vec(),
+            targets: c.g.get("input.targets").to_vec(),
+            grad_mask: c.g.tensors.get("input.cd_grad_mask").map(|(_, v)| v.clone()).unwrap_or_default(),
+            noise: c.noise.clone(),
+            seeds: vec![0; c.b],
+            trials: c.b,
+            observed: c.t,
+            bins: c.tt,
+        };
+        let mut cuda = CudaBackend::new(EmulatedGpu::new());
+        let out = pass(&mut cuda, &c.cfg, &c.params, &batch, 0.0, beta);
+        assert!(cuda.take_error().is_none());
+        let launches = cuda.gpu().launches();
+        let nll = out.sums.nll / out.sums.elements as f64;
+        let kl = out.sums.kl / c.b as f64;
+        let rel = |got: f64, want: f32| (got - want as f64).abs() / (want as f64).abs();
+        let e_lr = rel_err(&out.log_rates, c.g.get("output.logrates"));
+        let e_lat = rel_err(&out.latents, c.g.get("output.latents"));
+        let e_loss = rel(nll + beta as f64 * kl, c.g.get("output.loss")[0]);
+        let e_kl = rel(kl, c.g.get("output.kl")[0]);
+        eprintln!(
+            "{name}: {launches} launches; logrates {e_lr:.2e} latents {e_lat:.2e} kl {e_kl:.2e} loss {e_loss:.2e}"
+        );
+        assert!(e_lr < 1e-4 && e_lat < 1e-4 && e_kl < 1e-4 && e_loss < 1e-4, "{name}: outputs");
+        let mut worst = (0.0f64, "");
+        for t in PARAMS {
+            let e = rel_err(out.grads.get(t), c.g.get(&format!("grad.{}", t.pytorch_name())));
+            let bound = if name == "paper_init_potential" && t == Tensor::PotentialKernel { 1e-2 } else { 1e-3 };
+            assert!(e < bound, "{name}: grad {} rel err {e:.3e}", t.pytorch_name());
+            if e > worst.0 {
+                worst = (e, t.pytorch_name());
+            }
+        }
+        eprintln!("{name}: worst gradient {} {:.2e}", worst.1, worst.0);
+    }
+}
+
+/// A random batch of `trials` trials for `cfg`, with a coordinated-dropout mask.
+fn random_batch(cfg: &ModelConfig, trials: usize, observed: usize, bins: usize, seed: u64) -> Batch {
+    let mut rng = Seeded::new(seed);
+    let mut counts = |n: usize| -> Vec<f32> { (0..n).map(|_| (rng.next_u32() % 4) as f32).collect() };
+    let input = counts(trials * observed * cfg.n_in);
+    let targets = counts(trials * bins * cfg.n_out);
+    let mut rng = Seeded::new(seed ^ 7);
+    let grad_mask =
+        (0..trials * observed * cfg.n_in).map(|_| !rng.next_u32().is_multiple_of(3) as u32 as f32).collect();
+    let noise = (0..trials * (bins + 1) * cfg.hidden).map(|_| rng.next_normal()).collect();
+    Batch {
+        input,
+        targets,
+        grad_mask,
+        noise,
+        seeds: (0..trials as u64).map(|i| i * 31 + seed).collect(),
+        trials,
+        observed,
+        bins,
+    }
+}
+
+fn compare(label: &str, cfg: &ModelConfig, batch: &Batch) {
+    let params = Params::init(cfg, &mut Seeded::new(5));
+    let mut params = params;
+    // A potential with some weight, so its gradient path is exercised.
+    for (i, k) in params.get_mut(Tensor::PotentialKernel).iter_mut().enumerate() {
+        *k = ((i * 7 % 11) as f32 - 5.0) * 0.1;
+    }
+    let cpu = pass(&mut CpuBackend::new(1).unwrap(), cfg, &params, batch, 0.2, 0.3);
+    let mut cuda = CudaBackend::new(EmulatedGpu::new());
+    let gpu = pass(&mut cuda, cfg, &params, batch, 0.2, 0.3);
+    assert!(cuda.take_error().is_none());
+    let e_lr = rel_err(&gpu.log_rates, &cpu.log_rates);
+    let e_nll = (gpu.sums.nll - cpu.sums.nll).abs() / cpu.sums.nll.abs();
+    let e_kl = (gpu.sums.kl - cpu.sums.kl).abs() / cpu.sums.kl.abs();
+    let mut worst = (0.0f64, "");
+    for t in PARAMS {
+        let e = rel_err(gpu.grads.get(t), cpu.grads.get(t));
+        assert!(e < 1e-3, "{label}: grad {} rel err {e:.3e} against the CPU backend", t.pytorch_name());
+        if e > worst.0 {
+            worst = (e, t.pytorch_name());
+        }
+    }
+    eprintln!("{label}: logrates {e_lr:.2e} nll {e_nll:.2e} kl {e_kl:.2e} worst gradient {} {:.2e}", worst.1, worst.0);
+    assert!(e_lr < 1e-4 && e_nll < 1e-5 && e_kl < 1e-5, "{label}: outputs against the CPU backend");
+}
+
+#[test]
+fn awkward_shapes_match_the_cpu_backend() {
+    // H not a multiple of 32, dropout and coordinated dropout on, both modes;
+    // the streaming case has more bins than an attention block has threads.
+    let model = |hidden: usize, mode: Mode, window: Option<usize>| ModelConfig {
+        n_in: 7,
+        n_out: 9,
+        hidden,
+        ff: 20,
+        gamma: 0.55,
+        eps: 0.01,
+        mode,
+        window,
+    };
+    let paper = model(12, Mode::Paper, None);
+    compare("paper H=12 T=9+3", &paper, &random_batch(&paper, 3, 9, 12, 1));
+    let streaming = model(20, Mode::Streaming, Some(6));
+    compare("streaming H=20 W=6 T=60+10", &streaming, &random_batch(&streaming, 2, 60, 70, 2));
+}
+
+#[test]
+fn adam_kernel_matches_the_host_optimiser() {
+    let cfg =
+        ModelConfig { n_in: 5, n_out: 6, hidden: 4, ff: 8, gamma: 0.55, eps: 0.01, mode: Mode::Paper, window: None };
+    let mut rng = Seeded::new(3);
+    let p0 = Params::init(&cfg, &mut rng);
+    let mut g = Params::zeros(&cfg);
+    g.data.iter_mut().for_each(|x| *x = rng.next_normal());
+    let conf = AdamConfig::default();
+    let (lr, wd) = (0.01f32, 1e-3f32);
+    let mut host = Adam::new(&cfg);
+    let mut want = p0.clone();
+    let n = p0.len();
+    let mut gpu = EmulatedGpu::new();
+    let buf = |gpu: &mut EmulatedGpu| DevPtr { buf: gpu.alloc(n * 4).unwrap(), offset: 0 };
+    let (p, gr, m, v) = (buf(&mut gpu), buf(&mut gpu), buf(&mut gpu), buf(&mut gpu));
+    upload_f32(&mut gpu, p, &p0.data).unwrap();
+    for _ in 0..3 {
+        host.update(&conf, lr, wd, &mut want, &g);
+        let step = host.step as i32;
+        let bc1 = 1.0 - (conf.beta1 as f64).powi(step);
+        let bc2 = 1.0 - (conf.beta2 as f64).powi(step);
+        upload_f32(&mut gpu, gr, &g.data).unwrap();
+        let args = [
+            Arg::Ptr(p),
+            Arg::Ptr(gr),
+            Arg::Ptr(m),
+            Arg::Ptr(v),
+            Arg::I64(n as i64),
+            Arg::F32(conf.beta1),
+            Arg::F32(conf.beta2),
+            Arg::F32(conf.eps),
+            Arg::F32((lr as f64 / bc1) as f32),
+            Arg::F32(bc2.sqrt() as f32),
+            Arg::F32(wd),
+        ];
+        gpu.launch("adam_step", LaunchDims { grid: (4, 1), block: 64, smem: 0 }, &args).unwrap();
+        g.data.iter_mut().for_each(|x| *x *= -0.7);
+    }
+    let mut got = vec![0.0; n];
+    download_f32(&mut gpu, p, &mut got).unwrap();
+    let e = rel_err(&got, &want.data);
+    eprintln!("adam: 3 steps, rel err {e:.2e}");
+    assert!(e < 1e-6, "adam kernel: {e:.3e}");
+}
+
+#[test]
+fn device_errors_are_reported_not_panics() {
+    let mut gpu = EmulatedGpu::new();
+    let b = gpu.alloc(16).unwrap();
+    let past = DevPtr { buf: b, offset: 12 };
+    assert!(upload_f32(&mut gpu, past, &[1.0, 2.0]).is_err(), "write past the end");
+    let dims = LaunchDims { grid: (1, 1), block: 32, smem: 0 };
+    assert!(gpu.launch("no_such_kernel", dims, &[]).is_err());
+    let too_big = LaunchDims { grid: (1, 1), block: 2048, smem: 0 };
+    assert!(gpu.launch("add_bias", too_big, &[]).is_err());
+}
