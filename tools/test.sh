@@ -29,6 +29,16 @@ fi
 if ! command -v qemu-system-arm >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq qemu-system-arm
 fi
+# The CUDA kernels' compile check: NVRTC, the CUDA headers and ptxas from PyPI
+# wheels in a git-ignored folder (about 320 MB); no GPU or driver is needed.
+cuda_tools="$PWD/.tools/cuda"
+if [ ! -x "$cuda_tools/nvidia/cuda_nvcc/bin/ptxas" ] || [ ! -e "$cuda_tools/nvidia/cuda_nvrtc/lib/libnvrtc.so.12" ]; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --upgrade --target "$cuda_tools" \
+    "nvidia-cuda-nvrtc-cu12==12.9.*" "nvidia-cuda-runtime-cu12==12.9.*" "nvidia-cuda-nvcc-cu12==12.9.*"
+fi
+export LD_LIBRARY_PATH="$cuda_tools/nvidia/cuda_nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LFLOW_PTXAS="$cuda_tools/nvidia/cuda_nvcc/bin/ptxas"
+export LFLOW_REQUIRE_NVRTC=1
 if [ ! -d ../shared/golden ] && [ -z "${LFLOW_SHARED:-}" ]; then
   echo "error: ../shared/golden not found (set LFLOW_SHARED to the shared folder)" >&2
   exit 1
@@ -37,7 +47,7 @@ fi
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy -p lflow-core -- -D warnings
-cargo clippy --workspace --all-targets --features lflow-core/std -- -D warnings
+cargo clippy --workspace --all-targets --features lflow-core/std,lflow-host/cuda-emu -- -D warnings
 
 step "no_std builds for $target (no std dependency may creep in)"
 for features in "" fast-math defmt fast-math,defmt wire; do
@@ -55,8 +65,11 @@ export CARGO_TARGET_DIR_FIRMWARE="$PWD/target/firmware"
   && cargo build -q --release --target "$(rustc -vV | sed -n 's/^host: //p')" \
   && cargo clippy -q --release -- -D warnings && cargo fmt -- --check)
 
-step "tests"
-run_tests cargo test --workspace --features lflow-core/std
+step "CUDA kernels: NVRTC to PTX (compute_80, compute_90), ptxas to SASS (sm_80, sm_90)"
+cargo test -q -p lflow-host --test cuda_compile -- --nocapture 2>&1 | grep -v '^$'
+
+step "tests (the CUDA backend through its CPU emulation included)"
+run_tests cargo test --workspace --features lflow-core/std,lflow-host/cuda-emu
 step "tests with fast-math"
 run_tests cargo test -p lflow-core --features std,fast-math,wire
 

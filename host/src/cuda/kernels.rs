@@ -88,3 +88,87 @@ pub fn compile_ptx(file: &KernelFile, arch: &'static str) -> Result<String, supe
         Err(e) => Err(super::GpuError::Compile { file: file.file, log: format!("{e:?}") }),
     }
 }
+
+/// What `ptxas -v` says of one kernel compiled to machine code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelResources {
+    /// Kernel name.
+    pub kernel: String,
+    /// Real architecture (`sm_80`, ...).
+    pub arch: String,
+    /// Registers per thread.
+    pub registers: u32,
+    /// Static shared memory in bytes.
+    pub shared_bytes: u32,
+    /// Bytes spilled to local memory (stores plus loads).
+    pub spill_bytes: u32,
+    /// Stack frame in bytes.
+    pub stack_bytes: u32,
+}
+
+/// Parse the `-v` report of `ptxas` (one entry per kernel).
+pub fn parse_ptxas_report(report: &str, arch: &str) -> Vec<KernelResources> {
+    let mut out: Vec<KernelResources> = Vec::new();
+    let number_before = |line: &str, unit: &str| -> Option<u32> {
+        let at = line.find(unit)?;
+        line[..at].split_whitespace().last()?.parse().ok()
+    };
+    for line in report.lines() {
+        if let Some(rest) = line.split("Compiling entry function '").nth(1) {
+            let kernel = rest.split('\'').next().unwrap_or_default().to_string();
+            out.push(KernelResources {
+                kernel,
+                arch: arch.to_string(),
+                registers: 0,
+                shared_bytes: 0,
+                spill_bytes: 0,
+                stack_bytes: 0,
+            });
+        } else if let Some(k) = out.last_mut() {
+            if line.contains("spill stores") {
+                k.stack_bytes = number_before(line, "bytes stack frame").unwrap_or(0);
+                k.spill_bytes = number_before(line, "bytes spill stores").unwrap_or(0)
+                    + number_before(line, "bytes spill loads").unwrap_or(0);
+            }
+            if line.contains("Used") && line.contains("registers") {
+                k.registers = number_before(line, "registers").unwrap_or(0);
+                k.shared_bytes = number_before(line, "bytes smem").unwrap_or(0);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ptxas_report_is_parsed() {
+        let report = "ptxas info    : 0 bytes gmem\n\
+            ptxas info    : Compiling entry function 'layer_norm_forward' for 'sm_80'\n\
+            ptxas info    : Function properties for layer_norm_forward\n\
+            \x20   8 bytes stack frame, 4 bytes spill stores, 12 bytes spill loads\n\
+            ptxas info    : Used 23 registers, 128 bytes smem, 400 bytes cmem[0]\n\
+            ptxas info    : Compiling entry function 'add_bias' for 'sm_80'\n\
+            ptxas info    : Function properties for add_bias\n\
+            \x20   0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\n\
+            ptxas info    : Used 10 registers, 376 bytes cmem[0]\n";
+        let k = parse_ptxas_report(report, "sm_80");
+        assert_eq!(k.len(), 2);
+        assert_eq!((k[0].kernel.as_str(), k[0].registers, k[0].shared_bytes), ("layer_norm_forward", 23, 128));
+        assert_eq!((k[0].spill_bytes, k[0].stack_bytes), (16, 8));
+        assert_eq!((k[1].kernel.as_str(), k[1].registers, k[1].shared_bytes, k[1].spill_bytes), ("add_bias", 10, 0, 0));
+    }
+
+    #[test]
+    fn every_kernel_file_is_listed_and_its_kernels_exist() {
+        for f in &FILES {
+            for k in f.kernels {
+                assert!(f.source.contains(&format!("void {k}(")), "{}: no kernel {k}", f.file);
+            }
+            let declared = f.source.matches("__global__ void").count();
+            assert_eq!(declared, f.kernels.len(), "{}: kernels not listed", f.file);
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Every CUDA kernel compiled to PTX by NVRTC for `compute_80` and
+//! `compute_90`, then to machine code for `sm_80` and `sm_90` by `ptxas -v`:
+//! no error, no register spill, static shared memory within 48 KiB. Prints
+//! registers and shared memory per kernel.
+//!
+//! Needs NVRTC on the library path and `ptxas` (`$LFLOW_PTXAS` or on PATH);
+//! `tools/test.sh` installs both from PyPI wheels. Without them the test
+//! skips, unless `LFLOW_REQUIRE_NVRTC=1` (as in CI), where it fails.
+
+use lflow_host::cuda::kernels::{compile_ptx, parse_ptxas_report, FILES};
+use std::path::PathBuf;
+use std::process::Command;
+
+fn ptxas() -> PathBuf {
+    std::env::var_os("LFLOW_PTXAS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("ptxas"))
+}
+
+#[test]
+fn kernels_compile_to_machine_code_without_spills() {
+    let required = std::env::var("LFLOW_REQUIRE_NVRTC").is_ok_and(|v| v == "1");
+    let ptxas_ok = Command::new(ptxas()).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !lflow_host::cuda::nvrtc_present() || !ptxas_ok {
+        assert!(!required, "NVRTC or ptxas missing (LD_LIBRARY_PATH, LFLOW_PTXAS) and LFLOW_REQUIRE_NVRTC=1");
+        eprintln!("skipped: NVRTC or ptxas not found");
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cuda-kernels");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut table = String::from("kernel                  arch   registers  smem B  spill B\n");
+    let mut problems = Vec::new();
+    let mut kernels = 0;
+    for (virt, real) in [("compute_80", "sm_80"), ("compute_90", "sm_90")] {
+        for file in &FILES {
+            let ptx = compile_ptx(file, virt).unwrap_or_else(|e| panic!("{e}"));
+            let path = dir.join(format!("{}.{virt}.ptx", file.file));
+            std::fs::write(&path, &ptx).unwrap();
+            let out = Command::new(ptxas())
+                .args(["-v", "--gpu-name", real, "-o"])
+                .arg(dir.join(format!("{}.{real}.cubin", file.file)))
+                .arg(&path)
+                .output()
+                .unwrap();
+            let report = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "ptxas {real} {}:\n{report}", file.file);
+            let found = parse_ptxas_report(&report, real);
+            let mut names: Vec<&str> = found.iter().map(|k| k.kernel.as_str()).collect();
+            names.sort_unstable();
+            let mut want = file.kernels.to_vec();
+            want.sort_unstable();
+            assert_eq!(names, want, "{} for {real}", file.file);
+            for k in found {
+                kernels += 1;
+                table += &format!(
+                    "{:<23} {:<6} {:>9} {:>7} {:>8}\n",
+                    k.kernel, k.arch, k.registers, k.shared_bytes, k.spill_bytes
+                );
+                if k.spill_bytes > 0 || k.shared_bytes > 48 * 1024 {
+                    problems.push(format!(
+                        "{} on {real}: {} bytes spilled, {} bytes smem",
+                        k.kernel, k.spill_bytes, k.shared_bytes
+                    ));
+                }
+            }
+        }
+    }
+    eprintln!("{table}");
+    std::fs::write(dir.join("resources.txt"), &table).unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(kernels, 2 * FILES.iter().map(|f| f.kernels.len()).sum::<usize>());
+}
