@@ -73,6 +73,92 @@ pub trait Backend {
 
     /// Forward the batch, and what `pass` asks for; returns the loss sums.
     fn run(&mut self, cfg: &ModelConfig, params: &Params, batch: &Batch, pass: Pass<'_>) -> LossSums;
+
+    /// The first failure since the last call (a device error in the middle of
+    /// a pass, whose results are then not to be used); the CPU never fails.
+    fn take_error(&mut self) -> Option<String> {
+        None
+    }
+}
+
+/// Where a model trains: `cpu`, or `cuda` / `cuda:N` (device N).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Device {
+    /// The CPU backend.
+    #[default]
+    Cpu,
+    /// The CUDA backend on device N.
+    Cuda(usize),
+}
+
+impl std::str::FromStr for Device {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Device, String> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Device::Cuda)
+                .ok_or_else(|| format!("unknown device `{s}`: use cpu, cuda or cuda:N (e.g. cuda:1)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// The backend a [`Device`] names.
+pub enum AnyBackend {
+    /// Threads on the CPU.
+    Cpu(CpuBackend),
+    /// A CUDA GPU.
+    Cuda(Box<crate::cuda::CudaBackend<crate::cuda::driver::CudaGpu>>),
+}
+
+impl AnyBackend {
+    /// Open `device` (`threads` is the CPU backend's thread count, 0: one per core).
+    pub fn open(device: Device, threads: usize) -> Result<AnyBackend, String> {
+        match device {
+            Device::Cpu => CpuBackend::new(threads)
+                .map(AnyBackend::Cpu)
+                .map_err(|e| format!("cannot start the worker threads: {e}")),
+            Device::Cuda(n) => {
+                crate::cuda::CudaBackend::open(n).map(|b| AnyBackend::Cuda(Box::new(b))).map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+impl Backend for AnyBackend {
+    fn name(&self) -> String {
+        match self {
+            AnyBackend::Cpu(b) => b.name(),
+            AnyBackend::Cuda(b) => b.name(),
+        }
+    }
+
+    fn run(&mut self, cfg: &ModelConfig, params: &Params, batch: &Batch, pass: Pass<'_>) -> LossSums {
+        match self {
+            AnyBackend::Cpu(b) => b.run(cfg, params, batch, pass),
+            AnyBackend::Cuda(b) => b.run(cfg, params, batch, pass),
+        }
+    }
+
+    fn take_error(&mut self) -> Option<String> {
+        match self {
+            AnyBackend::Cpu(b) => b.take_error(),
+            AnyBackend::Cuda(b) => Backend::take_error(b.as_mut()),
+        }
+    }
 }
 
 struct Worker {

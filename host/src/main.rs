@@ -37,6 +37,7 @@ enum Command {
     ///     lflow generate lorenz --out lorenz.safetensors
     ///     lflow train --data lorenz.safetensors --config configs/lorenz.toml --out runs/lorenz
     ///     lflow train --data lorenz.safetensors --out runs/lorenz --resume --epochs 300
+    ///     lflow train --data lorenz.safetensors --out runs/lorenz-gpu --device cuda:0
     ///
     /// Ctrl-C stops after the current epoch with a resumable checkpoint.
     #[command(verbatim_doc_comment)]

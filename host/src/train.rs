@@ -169,6 +169,11 @@ impl<B: Backend> Trainer<B> {
         &self.backend
     }
 
+    /// The backend, mutable (to ask it for errors).
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
     /// Fill `self.batch` with `trials` of `data`; `train` enables coordinated
     /// dropout; without `draw_noise` every draw is 0 (mean mode).
     fn fill_batch(&mut self, data: &Dataset, trials: &[usize], seeds: &[u64], train: bool, draw_noise: bool) {

@@ -215,3 +215,23 @@ fn ctrl_c_stops_with_a_resumable_checkpoint() {
         "--quiet",
     ]);
 }
+
+#[test]
+fn training_on_a_missing_gpu_says_what_is_missing_and_writes_nothing() {
+    let d = dir("nogpu");
+    let data = d.join("lorenz.safetensors");
+    generate(&data, &["--trials", "20", "--eval-trials", "5"]);
+    let run = d.join("run");
+    let out = lflow(&["train", "--data", s(&data), "--out", s(&run), "--device", "cuda:0", "--epochs", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if std::env::var_os("LFLOW_TEST_CUDA").is_some() {
+        // A machine with a GPU trains there.
+        assert!(out.status.success(), "{err}");
+        return;
+    }
+    assert!(!out.status.success());
+    assert!(err.contains("--device cuda:0") && err.contains("--device cpu"), "{err}");
+    assert!(!run.exists(), "a refused run leaves no folder behind");
+    let out = lflow(&["train", "--data", s(&data), "--out", s(&run), "--device", "tpu"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use cpu, cuda or cuda:N"));
+}

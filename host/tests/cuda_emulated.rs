@@ -1,17 +1,23 @@
-//! The CUDA backend's kernels and GEMM calls, run on the CPU through the
-//! emulator, against the golden fixtures and the CPU backend: the whole
-//! training step, on the fixtures and on awkward random shapes.
-#![cfg(feature = "cuda-emu")]
+//! The CUDA backend against the golden fixtures and the CPU backend: the
+//! whole training step, on the fixtures and on awkward random shapes.
+//!
+//! Here (feature `cuda-emu`) the kernels and GEMM calls run on the CPU through
+//! the emulator. On a machine with a GPU, `LFLOW_TEST_CUDA=1 cargo test -p
+//! lflow-host --test cuda_emulated` runs the same checks on the real device
+//! through cudarc, and a short training run against the CPU's loss curve.
 
 mod support;
 
 use lflow_core::blob::Tensor;
 use lflow_core::Seeded;
+#[cfg(feature = "cuda-emu")]
 use lflow_host::adam::{Adam, AdamConfig};
 use lflow_host::backend::{Backend, Batch, CpuBackend, Features, Pass};
+#[cfg(feature = "cuda-emu")]
 use lflow_host::cuda::emulator::EmulatedGpu;
-use lflow_host::cuda::gpu::{download_f32, upload_f32, Arg, DevPtr, Gpu, LaunchDims};
-use lflow_host::cuda::CudaBackend;
+#[cfg(feature = "cuda-emu")]
+use lflow_host::cuda::gpu::{download_f32, upload_f32, Arg, DevPtr, LaunchDims};
+use lflow_host::cuda::{CudaBackend, Gpu};
 use lflow_host::model::{LossScale, LossSums};
 use lflow_host::params::PARAMS;
 use lflow_host::{Mode, ModelConfig, Params};
@@ -46,8 +52,30 @@ fn pass(b: &mut dyn Backend, cfg: &ModelConfig, p: &Params, batch: &Batch, dropo
     Out { sums, grads, log_rates, latents }
 }
 
+/// On a real GPU only when asked (`LFLOW_TEST_CUDA=1`).
+fn real_gpu() -> Option<CudaBackend<lflow_host::cuda::driver::CudaGpu>> {
+    if std::env::var("LFLOW_TEST_CUDA").is_ok_and(|v| v == "1") {
+        Some(CudaBackend::open(0).unwrap_or_else(|e| panic!("LFLOW_TEST_CUDA=1 but: {e}")))
+    } else {
+        eprintln!("skipped: set LFLOW_TEST_CUDA=1 on a machine with a GPU");
+        None
+    }
+}
+
+#[cfg(feature = "cuda-emu")]
 #[test]
 fn golden_fixtures_on_the_emulated_gpu() {
+    golden_fixtures(|| CudaBackend::new(EmulatedGpu::new()));
+}
+
+#[test]
+fn golden_fixtures_on_a_real_gpu() {
+    if real_gpu().is_some() {
+        golden_fixtures(|| real_gpu().unwrap());
+    }
+}
+
+fn golden_fixtures<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
     let beta = 0.05f32;
     for name in support::CASES {
         let c = support::load(name);
@@ -61,10 +89,10 @@ fn golden_fixtures_on_the_emulated_gpu() {
             observed: c.t,
             bins: c.tt,
         };
-        let mut cuda = CudaBackend::new(EmulatedGpu::new());
+        let mut cuda = make();
         let out = pass(&mut cuda, &c.cfg, &c.params, &batch, 0.0, beta);
-        assert!(cuda.take_error().is_none());
-        let launches = cuda.gpu().launches();
+        assert!(cuda.take_gpu_error().is_none());
+        let launches = cuda.launches();
         let nll = out.sums.nll / out.sums.elements as f64;
         let kl = out.sums.kl / c.b as f64;
         let rel = |got: f64, want: f32| (got - want as f64).abs() / (want as f64).abs();
@@ -111,7 +139,7 @@ fn random_batch(cfg: &ModelConfig, trials: usize, observed: usize, bins: usize, 
     }
 }
 
-fn compare(label: &str, cfg: &ModelConfig, batch: &Batch) {
+fn compare<G: Gpu>(label: &str, cfg: &ModelConfig, batch: &Batch, mut cuda: CudaBackend<G>) {
     let params = Params::init(cfg, &mut Seeded::new(5));
     let mut params = params;
     // A potential with some weight, so its gradient path is exercised.
@@ -119,9 +147,8 @@ fn compare(label: &str, cfg: &ModelConfig, batch: &Batch) {
         *k = ((i * 7 % 11) as f32 - 5.0) * 0.1;
     }
     let cpu = pass(&mut CpuBackend::new(1).unwrap(), cfg, &params, batch, 0.2, 0.3);
-    let mut cuda = CudaBackend::new(EmulatedGpu::new());
     let gpu = pass(&mut cuda, cfg, &params, batch, 0.2, 0.3);
-    assert!(cuda.take_error().is_none());
+    assert!(cuda.take_gpu_error().is_none());
     let e_lr = rel_err(&gpu.log_rates, &cpu.log_rates);
     let e_nll = (gpu.sums.nll - cpu.sums.nll).abs() / cpu.sums.nll.abs();
     let e_kl = (gpu.sums.kl - cpu.sums.kl).abs() / cpu.sums.kl.abs();
@@ -137,8 +164,20 @@ fn compare(label: &str, cfg: &ModelConfig, batch: &Batch) {
     assert!(e_lr < 1e-4 && e_nll < 1e-5 && e_kl < 1e-5, "{label}: outputs against the CPU backend");
 }
 
+#[cfg(feature = "cuda-emu")]
 #[test]
-fn awkward_shapes_match_the_cpu_backend() {
+fn awkward_shapes_match_the_cpu_backend_emulated() {
+    awkward_shapes(|| CudaBackend::new(EmulatedGpu::new()));
+}
+
+#[test]
+fn awkward_shapes_match_the_cpu_backend_on_a_real_gpu() {
+    if real_gpu().is_some() {
+        awkward_shapes(|| real_gpu().unwrap());
+    }
+}
+
+fn awkward_shapes<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
     // H not a multiple of 32, dropout and coordinated dropout on, both modes;
     // the streaming case has more bins than an attention block has threads.
     let model = |hidden: usize, mode: Mode, window: Option<usize>| ModelConfig {
@@ -152,11 +191,12 @@ fn awkward_shapes_match_the_cpu_backend() {
         window,
     };
     let paper = model(12, Mode::Paper, None);
-    compare("paper H=12 T=9+3", &paper, &random_batch(&paper, 3, 9, 12, 1));
+    compare("paper H=12 T=9+3", &paper, &random_batch(&paper, 3, 9, 12, 1), make());
     let streaming = model(20, Mode::Streaming, Some(6));
-    compare("streaming H=20 W=6 T=60+10", &streaming, &random_batch(&streaming, 2, 60, 70, 2));
+    compare("streaming H=20 W=6 T=60+10", &streaming, &random_batch(&streaming, 2, 60, 70, 2), make());
 }
 
+#[cfg(feature = "cuda-emu")]
 #[test]
 fn adam_kernel_matches_the_host_optimiser() {
     let cfg =
@@ -203,6 +243,7 @@ fn adam_kernel_matches_the_host_optimiser() {
     assert!(e < 1e-6, "adam kernel: {e:.3e}");
 }
 
+#[cfg(feature = "cuda-emu")]
 #[test]
 fn device_errors_are_reported_not_panics() {
     let mut gpu = EmulatedGpu::new();
@@ -213,4 +254,33 @@ fn device_errors_are_reported_not_panics() {
     assert!(gpu.launch("no_such_kernel", dims, &[]).is_err());
     let too_big = LaunchDims { grid: (1, 1), block: 2048, smem: 0 };
     assert!(gpu.launch("add_bias", too_big, &[]).is_err());
+}
+
+#[test]
+fn a_short_training_run_on_a_real_gpu_follows_the_cpu_loss_curve() {
+    use lflow_host::backend::AnyBackend;
+    use lflow_host::lorenz::{generate, LorenzConfig};
+    use lflow_host::train::{TrainConfig, Trainer};
+    let Some(gpu) = real_gpu() else { return };
+    let data = generate(&LorenzConfig { trials: 120, eval_trials: 20, seed: 4, ..LorenzConfig::default() });
+    let model = ModelConfig {
+        n_in: data.n_in,
+        n_out: data.n_out,
+        hidden: 16,
+        ff: 32,
+        gamma: 0.55,
+        eps: 0.01,
+        mode: Mode::Streaming,
+        window: Some(8),
+    };
+    let train = TrainConfig { epochs: 5, batch_size: 32, ..TrainConfig::default() };
+    let mut cpu = Trainer::new(model.clone(), train.clone(), CpuBackend::new(2).unwrap());
+    let mut cuda = Trainer::new(model, train, AnyBackend::Cuda(Box::new(gpu)));
+    for epoch in 0..5 {
+        let (a, b) = (cpu.epoch(&data), cuda.epoch(&data));
+        assert!(cuda.backend_mut().take_error().is_none());
+        let e = (a.train_loss - b.train_loss).abs() / a.train_loss.abs();
+        eprintln!("epoch {epoch}: loss cpu {:.6} cuda {:.6} ({e:.1e})", a.train_loss, b.train_loss);
+        assert!(e < 1e-3, "epoch {epoch}: {e:.2e}");
+    }
 }

@@ -112,6 +112,7 @@ pub fn demo(a: &DemoArgs) -> Result<String, CliError> {
         mode: None,
         window: None,
         threads: a.threads,
+        device: lflow_host::backend::Device::Cpu,
         epochs: a.epochs,
         resume: false,
         quiet: a.quiet,

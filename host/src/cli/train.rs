@@ -3,7 +3,7 @@
 use super::CliError;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use lflow_host::backend::CpuBackend;
+use lflow_host::backend::{AnyBackend, Backend, CpuBackend, Device};
 use lflow_host::checkpoint::{self, Checkpoint};
 use lflow_host::data::Dataset;
 use lflow_host::run::{RunConfig, RunDir, RunRecord};
@@ -52,6 +52,10 @@ pub struct TrainArgs {
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Where to train: cpu, or cuda / cuda:N for CUDA device N (needs an NVIDIA
+    /// driver; without one the run stops before anything is written).
+    #[arg(long, default_value_t = Device::Cpu)]
+    pub device: Device,
     /// Override the number of epochs (with --resume: the total to reach).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -94,7 +98,8 @@ pub fn train(a: &TrainArgs) -> Result<RunDir, CliError> {
     // Read and check every input before the run folder is touched.
     let config = resolve_config(a)?;
     let data = lflow_host::data::load(&a.data)?;
-    let backend = CpuBackend::new(a.threads)?;
+    let backend =
+        AnyBackend::open(a.device, a.threads).map_err(|e| CliError::Usage(format!("--device {}: {e}", a.device)))?;
     let (dir, mut trainer) = if a.resume {
         let (dir, record) = RunDir::open(&a.out)?;
         let c = checkpoint::load(&dir.last())?;
@@ -122,13 +127,13 @@ pub fn train(a: &TrainArgs) -> Result<RunDir, CliError> {
     Ok(dir)
 }
 
-fn save(t: &Trainer<CpuBackend>, path: &Path, optimizer: bool) -> Result<(), CliError> {
+fn save<B: Backend>(t: &Trainer<B>, path: &Path, optimizer: bool) -> Result<(), CliError> {
     let c = Checkpoint { model: t.model.clone(), train: t.config.clone(), state: t.state.clone() };
     checkpoint::save(path, &c, optimizer)?;
     Ok(())
 }
 
-fn run_epochs(dir: &RunDir, data: &Dataset, t: &mut Trainer<CpuBackend>, quiet: bool) -> Result<(), CliError> {
+fn run_epochs<B: Backend>(dir: &RunDir, data: &Dataset, t: &mut Trainer<B>, quiet: bool) -> Result<(), CliError> {
     install_ctrl_c();
     STOP.store(false, Ordering::SeqCst);
     let total = t.config.epochs;
@@ -150,6 +155,11 @@ fn run_epochs(dir: &RunDir, data: &Dataset, t: &mut Trainer<CpuBackend>, quiet: 
     let mut last_saved = start;
     while t.state.epoch < total {
         let s = t.epoch(data);
+        if let Some(e) = t.backend_mut().take_error() {
+            // Nothing of this epoch is saved: the last checkpoint stays resumable.
+            bar.abandon_with_message("stopped by a device error");
+            return Err(CliError::Usage(format!("epoch {}: {e}", s.epoch)));
+        }
         writeln!(
             csv,
             "{},{:.6},{:.6},{:.6},{:.6},{:e},{:.1},{:.2}",

@@ -52,6 +52,7 @@ pub struct CudaBackend<G: Gpu> {
     gpu: G,
     arena: Option<(Shape, Arena)>,
     error: Option<GpuError>,
+    launches: usize,
 }
 
 impl CudaBackend<driver::CudaGpu> {
@@ -64,12 +65,17 @@ impl CudaBackend<driver::CudaGpu> {
 impl<G: Gpu> CudaBackend<G> {
     /// The backend over `gpu`.
     pub fn new(gpu: G) -> Self {
-        CudaBackend { gpu, arena: None, error: None }
+        CudaBackend { gpu, arena: None, error: None, launches: 0 }
     }
 
     /// The device.
     pub fn gpu(&self) -> &G {
         &self.gpu
+    }
+
+    /// Kernel launches and GEMM calls so far (memory copies not counted).
+    pub fn launches(&self) -> usize {
+        self.launches
     }
 
     /// Bytes of device memory the current batch shape uses (activations,
@@ -79,8 +85,8 @@ impl<G: Gpu> CudaBackend<G> {
     }
 
     /// The first device error since the last call, if any ([`Backend::run`]
-    /// cannot return one; the trainer asks after each batch).
-    pub fn take_error(&mut self) -> Option<GpuError> {
+    /// cannot return one; the trainer asks after each epoch).
+    pub fn take_gpu_error(&mut self) -> Option<GpuError> {
         self.error.take()
     }
 
@@ -135,6 +141,7 @@ impl<G: Gpu> CudaBackend<G> {
             observed: batch.observed,
             bins: batch.bins,
             has_grad_mask: shape.grad_mask,
+            launches: 0,
         };
         let want = grads.is_some().then_some(scale);
         let sums = step.forward(dropout, want)?;
@@ -153,6 +160,7 @@ impl<G: Gpu> CudaBackend<G> {
             };
             download_f32(step.gpu, src, &mut out[..rows * cfg.d_model()])?;
         }
+        self.launches += step.launches;
         Ok(sums)
     }
 }
@@ -170,5 +178,9 @@ impl<G: Gpu> Backend for CudaBackend<G> {
                 LossSums { nll: f64::NAN, kl: f64::NAN, elements: 0 }
             }
         }
+    }
+
+    fn take_error(&mut self) -> Option<String> {
+        self.take_gpu_error().map(|e| e.to_string())
     }
 }

@@ -42,6 +42,8 @@ pub(crate) struct Step<'a> {
     pub observed: usize,
     pub bins: usize,
     pub has_grad_mask: bool,
+    /// Kernel launches and GEMM calls made.
+    pub launches: usize,
 }
 
 impl Step<'_> {
@@ -54,6 +56,7 @@ impl Step<'_> {
     }
 
     fn launch(&mut self, kernel: &'static str, dims: LaunchDims, args: &[Arg]) -> Result<(), GpuError> {
+        self.launches += 1;
         self.gpu.launch(kernel, dims, args)
     }
 
@@ -76,6 +79,7 @@ impl Step<'_> {
         n: usize,
         accumulate: bool,
     ) -> Result<(), GpuError> {
+        self.launches += 1;
         self.gpu.sgemm(&Sgemm {
             trans_a: op_b == Op::T,
             trans_b: op_a == Op::T,
