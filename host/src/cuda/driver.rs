@@ -143,14 +143,7 @@ impl Gpu for CudaGpu {
             .ok_or_else(|| GpuError::Call { what: what.clone(), detail: "no such kernel in host/cuda".into() })?;
         let mut values = Vec::with_capacity(args.len());
         for a in args {
-            values.push(match *a {
-                Arg::Ptr(p) => self.ptr(p, 0, &what)?,
-                Arg::Null => 0,
-                Arg::I32(v) => v as u32 as u64,
-                Arg::I64(v) => v as u64,
-                Arg::U64(v) => v,
-                Arg::F32(v) => v.to_bits() as u64,
-            });
+            values.push(a.word(|p| self.ptr(p, 0, &what))?);
         }
         let mut params: Vec<*mut c_void> = values.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
         // SAFETY: one parameter pointer per kernel argument, each to 8 live bytes

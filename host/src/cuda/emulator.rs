@@ -103,14 +103,7 @@ impl Gpu for EmulatedGpu {
         let what = format!("launch {kernel}");
         let mut values = Vec::with_capacity(args.len());
         for a in args {
-            values.push(match *a {
-                Arg::Ptr(p) => self.address(p, &what)?,
-                Arg::Null => 0,
-                Arg::I32(v) => v as u32 as u64,
-                Arg::I64(v) => v as u64,
-                Arg::U64(v) => v,
-                Arg::F32(v) => v.to_bits() as u64,
-            });
+            values.push(a.word(|p| self.address(p, &what))?);
         }
         // Each argument sits in the low bytes of its own 8-byte slot (little endian).
         let mut pointers: Vec<*mut c_void> = values.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();

@@ -42,6 +42,21 @@ pub enum Arg {
     F32(f32),
 }
 
+impl Arg {
+    /// The argument as `cuLaunchKernel` reads it: its bits in the low bytes of
+    /// an 8-byte slot (little endian); `address` resolves a device pointer.
+    pub fn word(self, address: impl FnOnce(DevPtr) -> Result<u64, GpuError>) -> Result<u64, GpuError> {
+        Ok(match self {
+            Arg::Ptr(p) => address(p)?,
+            Arg::Null => 0,
+            Arg::I32(v) => v as u32 as u64,
+            Arg::I64(v) => v as u64,
+            Arg::U64(v) => v,
+            Arg::F32(v) => v.to_bits() as u64,
+        })
+    }
+}
+
 /// Grid, block and dynamic shared memory of a launch (blocks are one-dimensional).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LaunchDims {
