@@ -79,6 +79,60 @@ pub trait Backend {
     fn take_error(&mut self) -> Option<String> {
         None
     }
+
+    /// A backend that keeps the data set, parameters and optimiser on its
+    /// device trains through [`Resident`]; `None` (the CPU): the trainer
+    /// assembles batches, calls [`Backend::run`] and steps Adam on the host.
+    fn resident(&mut self) -> Option<&mut dyn Resident> {
+        None
+    }
+}
+
+/// One Adam step's constants (coupled weight decay, as `crate::adam::Adam`).
+#[derive(Clone, Copy, Debug)]
+pub struct AdamStep {
+    /// Adam's constants with this step's learning rate.
+    pub adam: crate::adam::AdamConfig,
+    /// Weight decay of this epoch (ramped).
+    pub weight_decay: f32,
+    /// The step's number, from 1 (bias corrections).
+    pub step: u64,
+}
+
+/// Training with everything on the device: between [`Resident::begin_epoch`]
+/// and [`Resident::end_epoch`] only the loss scalars cross to the host. The
+/// results equal the host path's (same streams, same Adam) up to rounding.
+/// Errors are kept for [`Backend::take_error`]; after one, the calls do nothing.
+pub trait Resident {
+    /// Upload what the epoch needs: the data set (once per data set), the
+    /// parameters and Adam's moments, the epoch's trial order and one seed per
+    /// trial (in order).
+    fn begin_epoch(
+        &mut self,
+        model: &ModelConfig,
+        data: &crate::data::Dataset,
+        state: &crate::train::TrainState,
+        order: &[usize],
+        seeds: &[u64],
+    );
+
+    /// One batch: trials `order[start .. start + len]` assembled on the device
+    /// (coordinated dropout at `cd_rate`, noise, dropout at `dropout`), forward,
+    /// backward, then one Adam step. Returns the loss sums.
+    #[allow(clippy::too_many_arguments)]
+    fn train_batch(
+        &mut self,
+        model: &ModelConfig,
+        start: usize,
+        len: usize,
+        cd_rate: f32,
+        dropout: f32,
+        scale: crate::model::LossScale,
+        step: AdamStep,
+    ) -> LossSums;
+
+    /// Bring the parameters and Adam's moments back into `state`.
+    fn end_epoch(&mut self, state: &mut crate::train::TrainState);
 }
 
 /// Where a model trains: `cpu`, or `cuda` / `cuda:N` (device N).
@@ -157,6 +211,13 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Cpu(b) => b.take_error(),
             AnyBackend::Cuda(b) => Backend::take_error(b.as_mut()),
+        }
+    }
+
+    fn resident(&mut self) -> Option<&mut dyn Resident> {
+        match self {
+            AnyBackend::Cpu(b) => b.resident(),
+            AnyBackend::Cuda(b) => b.resident(),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! seeded from one `Seeded` generator, so a seed and a thread count fix the run.
 
 use crate::adam::{Adam, AdamConfig};
-use crate::backend::{Backend, Batch, Features, Pass};
+use crate::backend::{AdamStep, Backend, Batch, Features, Pass};
 use crate::config::{Mode, ModelConfig};
 use crate::data::{Dataset, Split};
 use crate::model::{LossScale, LossSums};
@@ -238,23 +238,43 @@ impl<B: Backend> Trainer<B> {
         let mut nll_sum = 0.0f64;
         let mut batches = 0usize;
         let batch_size = self.config.batch_size.max(1);
-        for trials in order.chunks(batch_size) {
-            let seeds: Vec<u64> = trials.iter().map(|_| self.next_seed()).collect();
-            self.fill_batch(data, trials, &seeds, true, true);
-            let elements = trials.len() * data.bins() * self.model.n_out;
-            let scale = LossScale { nll: 1.0 / elements as f32, kl: beta / trials.len() as f32 };
-            let pass = Pass {
-                dropout: self.config.dropout,
-                scale,
-                grads: Some(&mut self.grads),
-                log_rates: None,
-                features: None,
-            };
-            let sums = self.backend.run(&self.model, &self.state.params, &self.batch, pass);
-            loss_sum += sums.nll / elements as f64 + beta as f64 * sums.kl / trials.len() as f64;
-            nll_sum += sums.nll / elements as f64;
-            batches += 1;
-            self.state.adam.update(&adam, self.state.lr, wd, &mut self.state.params, &self.grads);
+        // One seed per trial, drawn in order (as the batches take them).
+        let seeds: Vec<u64> = (0..order.len()).map(|_| self.next_seed()).collect();
+        let per_trial = data.bins() * self.model.n_out;
+        if let Some(device) = self.backend.resident() {
+            // Everything on the device; only the loss sums come back per batch.
+            device.begin_epoch(&self.model, data, &self.state, &order, &seeds);
+            for (k, trials) in order.chunks(batch_size).enumerate() {
+                let elements = trials.len() * per_trial;
+                let scale = LossScale { nll: 1.0 / elements as f32, kl: beta / trials.len() as f32 };
+                self.state.adam.step += 1;
+                let step = AdamStep { adam, weight_decay: wd, step: self.state.adam.step };
+                let (cd, dropout) = (self.config.cd_rate, self.config.dropout);
+                let sums = device.train_batch(&self.model, k * batch_size, trials.len(), cd, dropout, scale, step);
+                loss_sum += sums.nll / elements as f64 + beta as f64 * sums.kl / trials.len() as f64;
+                nll_sum += sums.nll / elements as f64;
+                batches += 1;
+            }
+            device.end_epoch(&mut self.state);
+        } else {
+            for (k, trials) in order.chunks(batch_size).enumerate() {
+                let seeds = &seeds[k * batch_size..k * batch_size + trials.len()];
+                self.fill_batch(data, trials, seeds, true, true);
+                let elements = trials.len() * per_trial;
+                let scale = LossScale { nll: 1.0 / elements as f32, kl: beta / trials.len() as f32 };
+                let pass = Pass {
+                    dropout: self.config.dropout,
+                    scale,
+                    grads: Some(&mut self.grads),
+                    log_rates: None,
+                    features: None,
+                };
+                let sums = self.backend.run(&self.model, &self.state.params, &self.batch, pass);
+                loss_sum += sums.nll / elements as f64 + beta as f64 * sums.kl / trials.len() as f64;
+                nll_sum += sums.nll / elements as f64;
+                batches += 1;
+                self.state.adam.update(&adam, self.state.lr, wd, &mut self.state.params, &self.grads);
+            }
         }
         let train_time = started.elapsed().as_secs_f64();
         let (valid_nll, valid_co_bps) = self.validation(data);

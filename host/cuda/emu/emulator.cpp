@@ -19,6 +19,7 @@ dim3 block_dim, grid_dim;
 
 #include "../adam.cu"
 #include "../attention.cu"
+#include "../batch.cu"
 #include "../encoder.cu"
 #include "../feed_forward.cu"
 #include "../latent.cu"
@@ -51,7 +52,7 @@ const Entry KERNELS[] = {
     LFLOW_KERNEL(split_latent_grads), LFLOW_KERNEL(potential_taps),      LFLOW_KERNEL(posterior_sample),
     LFLOW_KERNEL(langevin_forward),   LFLOW_KERNEL(assemble_latents),    LFLOW_KERNEL(langevin_backward),
     LFLOW_KERNEL(potential_kernel_grad), LFLOW_KERNEL(posterior_backward), LFLOW_KERNEL(layer_norm_forward),
-    LFLOW_KERNEL(layer_norm_backward), LFLOW_KERNEL(layer_norm_param_grads), LFLOW_KERNEL(poisson_kl_loss),
+    LFLOW_KERNEL(layer_norm_backward), LFLOW_KERNEL(layer_norm_param_grads), LFLOW_KERNEL(poisson_kl_loss), LFLOW_KERNEL(assemble_batch),
 };
 }  // namespace
 

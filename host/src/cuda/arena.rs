@@ -1,4 +1,5 @@
-//! Every device buffer of one batch shape, carved out of one allocation.
+//! Every device buffer of one batch shape, carved out of one allocation, and
+//! the resident parameters with their gradients and Adam moments.
 
 use super::gpu::{BufId, DevPtr, Gpu, GpuError};
 use crate::config::ModelConfig;
@@ -12,10 +13,14 @@ pub struct Shape {
     pub observed: usize,
     /// Observed plus forward bins `TT`.
     pub bins: usize,
-    /// Parameters in the flat buffer.
-    pub params: usize,
-    /// With a coordinated-dropout gradient mask.
-    pub grad_mask: bool,
+}
+
+impl Shape {
+    /// Whether an arena laid out for `self` holds a batch of shape `other`
+    /// (fewer trials fit: every layout indexes with the batch's own trial count).
+    pub fn holds(&self, other: &Shape) -> bool {
+        other.trials <= self.trials && other.observed == self.observed && other.bins == self.bins
+    }
 }
 
 /// Blocks of the fused loss kernel; its partial sums are downloaded.
@@ -31,7 +36,7 @@ macro_rules! arena {
 }
 
 arena!(
-    params, grads, taps, dtaps, partials, input, targets, grad_mask, noise, seeds, // inputs and sums
+    taps, dtaps, partials, input, targets, grad_mask, noise, seeds, // inputs and sums
     xg, gi, gh, r, u, n, ghn, h, h_mask, // encoder [TT, Bc, .]
     mu_z, lv_z, mu_v, lv_v, z, v, // latent
     l, qkv, probs, ctx, attn_mask, y, xhat1, rstd1, f1, f1_mask, f2_mask, xhat2, rstd2, y2, lr, branch, // decoder
@@ -52,14 +57,12 @@ impl Arena {
             start
         };
         let f = 4;
-        let o_params = region(s.params, f);
-        let o_grads = region(s.params, f);
         let o_taps = region(12, f);
         let o_dtaps = region(bc * 12, 8);
         let o_partials = region(LOSS_BLOCKS * 2, 8);
         let o_input = region(bc * t * nin, f);
         let o_targets = region(rows * nout, f);
-        let o_grad_mask = region(if s.grad_mask { bc * t * nin } else { 1 }, f);
+        let o_grad_mask = region(bc * t * nin, f);
         let o_noise = region(bc * (tt + 1) * h, f);
         let o_seeds = region(bc, 8);
         let o_xg = region(enc * nin, f);
@@ -115,8 +118,6 @@ impl Arena {
         Ok(Arena {
             buf,
             bytes,
-            params: at(o_params),
-            grads: at(o_grads),
             taps: at(o_taps),
             dtaps: at(o_dtaps),
             partials: at(o_partials),
@@ -173,5 +174,33 @@ impl Arena {
             dmu_v: at(o_dmu_v),
             dlv_v: at(o_dlv_v),
         })
+    }
+}
+
+/// The flat parameters, their gradients and Adam's moments, resident on the
+/// device for as long as the parameter count stays the same.
+#[derive(Clone, Copy, Debug)]
+pub struct Weights {
+    /// The allocation.
+    pub buf: BufId,
+    /// Parameters in each buffer.
+    pub len: usize,
+    /// `[P]` parameters.
+    pub params: DevPtr,
+    /// `[P]` d loss / d params of the last backward pass.
+    pub grads: DevPtr,
+    /// `[P]` Adam's first moments.
+    pub m: DevPtr,
+    /// `[P]` Adam's second moments.
+    pub v: DevPtr,
+}
+
+impl Weights {
+    /// Allocate (zeroed) for `len` parameters.
+    pub fn new(gpu: &mut dyn Gpu, len: usize) -> Result<Weights, GpuError> {
+        let stride = (len.max(1) * 4).div_ceil(256) * 256;
+        let buf = gpu.alloc(4 * stride)?;
+        let at = |i: usize| DevPtr { buf, offset: i * stride };
+        Ok(Weights { buf, len, params: at(0), grads: at(1), m: at(2), v: at(3) })
     }
 }

@@ -17,7 +17,7 @@ pub struct KernelFile {
 }
 
 /// Every kernel file of the backend.
-pub const FILES: [KernelFile; 7] = [
+pub const FILES: [KernelFile; 8] = [
     KernelFile {
         file: "encoder.cu",
         source: include_str!("../../cuda/encoder.cu"),
@@ -52,6 +52,7 @@ pub const FILES: [KernelFile; 7] = [
         kernels: &["add_bias", "column_sums", "residual_dropout", "relu_dropout", "mul_mask", "split_latent_grads"],
     },
     KernelFile { file: "loss.cu", source: include_str!("../../cuda/loss.cu"), kernels: &["poisson_kl_loss"] },
+    KernelFile { file: "batch.cu", source: include_str!("../../cuda/batch.cu"), kernels: &["assemble_batch"] },
     KernelFile { file: "adam.cu", source: include_str!("../../cuda/adam.cu"), kernels: &["adam_step"] },
 ];
 

@@ -18,11 +18,12 @@ mod step;
 
 pub use gpu::{Gpu, GpuError};
 
-use crate::backend::{Backend, Batch, Features, Pass};
+use crate::backend::{Backend, Batch, Features, Pass, Resident};
 use crate::config::ModelConfig;
 use crate::model::LossSums;
 use crate::params::Params;
-use arena::{Arena, Shape};
+use arena::{Arena, Shape, Weights};
+use gpu::Arg;
 use gpu::{download_f32, upload_f32};
 
 /// Whether NVRTC can be loaded.
@@ -47,10 +48,28 @@ pub fn check_libraries() -> Result<(), GpuError> {
     Ok(())
 }
 
+/// The data set and the epoch's trial order as the device holds them.
+struct ResidentData {
+    /// Which data set: its spike buffer's address and length on the host.
+    identity: (usize, usize),
+    buf: gpu::BufId,
+    spikes: gpu::DevPtr,
+    /// The epoch's order `[n]` (i32) and seeds `[n]` (u64), rewritten each epoch.
+    epoch: Option<(gpu::BufId, usize)>,
+    order: gpu::DevPtr,
+    seeds: gpu::DevPtr,
+    observed: usize,
+    bins: usize,
+}
+
 /// Trains on a [`Gpu`]: the real one or the emulated one.
 pub struct CudaBackend<G: Gpu> {
     gpu: G,
     arena: Option<(Shape, Arena)>,
+    weights: Option<Weights>,
+    data: Option<ResidentData>,
+    /// The flat parameters' layout (offsets only) of the model being trained.
+    layout: Option<Params>,
     error: Option<GpuError>,
     launches: usize,
 }
@@ -65,7 +84,7 @@ impl CudaBackend<driver::CudaGpu> {
 impl<G: Gpu> CudaBackend<G> {
     /// The backend over `gpu`.
     pub fn new(gpu: G) -> Self {
-        CudaBackend { gpu, arena: None, error: None, launches: 0 }
+        CudaBackend { gpu, arena: None, weights: None, data: None, layout: None, error: None, launches: 0 }
     }
 
     /// The device.
@@ -78,10 +97,13 @@ impl<G: Gpu> CudaBackend<G> {
         self.launches
     }
 
-    /// Bytes of device memory the current batch shape uses (activations,
-    /// gradients, parameters and the batch), 0 before the first batch.
+    /// Bytes of device memory in use: activations of the largest batch so far,
+    /// parameters with gradients and Adam's moments, the resident data set.
     pub fn device_bytes(&self) -> usize {
-        self.arena.as_ref().map_or(0, |(_, a)| a.bytes)
+        let arena = self.arena.as_ref().map_or(0, |(_, a)| a.bytes);
+        let weights = self.weights.map_or(0, |w| 4 * w.len * 4);
+        let data = self.data.as_ref().map_or(0, |d| d.identity.1 * 4);
+        arena + weights + data
     }
 
     /// The first device error since the last call, if any ([`Backend::run`]
@@ -92,7 +114,7 @@ impl<G: Gpu> CudaBackend<G> {
 
     fn arena(&mut self, cfg: &ModelConfig, shape: Shape) -> Result<Arena, GpuError> {
         match &self.arena {
-            Some((s, a)) if *s == shape => Ok(*a),
+            Some((s, a)) if s.holds(&shape) => Ok(*a),
             _ => {
                 if let Some((_, old)) = self.arena.take() {
                     self.gpu.free(old.buf);
@@ -104,52 +126,57 @@ impl<G: Gpu> CudaBackend<G> {
         }
     }
 
-    /// [`Backend::run`] with its errors.
-    pub fn try_run(
+    fn weights(&mut self, len: usize) -> Result<Weights, GpuError> {
+        match self.weights {
+            Some(w) if w.len == len => Ok(w),
+            _ => {
+                if let Some(old) = self.weights.take() {
+                    self.gpu.free(old.buf);
+                }
+                let w = Weights::new(&mut self.gpu, len)?;
+                self.weights = Some(w);
+                Ok(w)
+            }
+        }
+    }
+
+    /// Forward (and backward when `grads` is asked for) of the batch in the
+    /// arena, then what `pass` wants downloaded.
+    #[allow(clippy::too_many_arguments)]
+    fn pass(
         &mut self,
         cfg: &ModelConfig,
         params: &Params,
-        batch: &Batch,
-        pass: Pass<'_>,
+        shape: Shape,
+        has_mask: bool,
+        a: Arena,
+        wts: Weights,
+        dropout: f32,
+        scale: Option<crate::model::LossScale>,
+        grads: Option<&mut Params>,
+        log_rates: Option<&mut [f32]>,
+        features: Option<(Features, &mut [f32])>,
     ) -> Result<LossSums, GpuError> {
-        let Pass { dropout, scale, grads, log_rates, features } = pass;
-        let shape = Shape {
-            trials: batch.trials,
-            observed: batch.observed,
-            bins: batch.bins,
-            params: params.len(),
-            grad_mask: !batch.grad_mask.is_empty(),
-        };
-        let a = self.arena(cfg, shape)?;
-        let gpu: &mut dyn Gpu = &mut self.gpu;
-        upload_f32(gpu, a.params, &params.data)?;
-        upload_f32(gpu, a.input, &batch.input)?;
-        upload_f32(gpu, a.targets, &batch.targets)?;
-        upload_f32(gpu, a.noise, &batch.noise)?;
-        if shape.grad_mask {
-            upload_f32(gpu, a.grad_mask, &batch.grad_mask)?;
-        }
-        let mut seeds = batch.seeds.clone();
-        seeds.resize(batch.trials, 0);
-        gpu.upload(a.seeds, bytemuck::cast_slice(&seeds))?;
         let mut step = step::Step {
-            gpu,
+            gpu: &mut self.gpu,
             cfg,
             params,
             a,
-            trials: batch.trials,
-            observed: batch.observed,
-            bins: batch.bins,
-            has_grad_mask: shape.grad_mask,
+            wts,
+            trials: shape.trials,
+            observed: shape.observed,
+            bins: shape.bins,
+            has_grad_mask: has_mask,
             launches: 0,
         };
-        let want = grads.is_some().then_some(scale);
-        let sums = step.forward(dropout, want)?;
-        if let Some(g) = grads {
+        let sums = step.forward(dropout, scale)?;
+        if let Some(scale) = scale {
             step.backward(scale)?;
-            download_f32(step.gpu, a.grads, &mut g.data)?;
         }
-        let rows = batch.trials * batch.bins;
+        if let Some(g) = grads {
+            download_f32(step.gpu, wts.grads, &mut g.data)?;
+        }
+        let rows = shape.trials * shape.bins;
         if let Some(out) = log_rates {
             download_f32(step.gpu, a.lr, &mut out[..rows * cfg.n_out])?;
         }
@@ -163,6 +190,185 @@ impl<G: Gpu> CudaBackend<G> {
         self.launches += step.launches;
         Ok(sums)
     }
+
+    /// [`Backend::run`] with its errors.
+    pub fn try_run(
+        &mut self,
+        cfg: &ModelConfig,
+        params: &Params,
+        batch: &Batch,
+        pass: Pass<'_>,
+    ) -> Result<LossSums, GpuError> {
+        let Pass { dropout, scale, grads, log_rates, features } = pass;
+        let shape = Shape { trials: batch.trials, observed: batch.observed, bins: batch.bins };
+        let a = self.arena(cfg, shape)?;
+        let wts = self.weights(params.len())?;
+        let gpu: &mut dyn Gpu = &mut self.gpu;
+        upload_f32(gpu, wts.params, &params.data)?;
+        upload_f32(gpu, a.input, &batch.input)?;
+        upload_f32(gpu, a.targets, &batch.targets)?;
+        upload_f32(gpu, a.noise, &batch.noise)?;
+        let has_mask = !batch.grad_mask.is_empty();
+        if has_mask {
+            upload_f32(gpu, a.grad_mask, &batch.grad_mask)?;
+        } else {
+            gpu.zero(a.grad_mask, 4)?;
+        }
+        let mut seeds = batch.seeds.clone();
+        seeds.resize(batch.trials, 0);
+        gpu.upload(a.seeds, bytemuck::cast_slice(&seeds))?;
+        let scale = grads.is_some().then_some(scale);
+        self.pass(cfg, params, shape, has_mask, a, wts, dropout, scale, grads, log_rates, features)
+    }
+
+    fn try_begin_epoch(
+        &mut self,
+        model: &ModelConfig,
+        data: &crate::data::Dataset,
+        state: &crate::train::TrainState,
+        order: &[usize],
+        seeds: &[u64],
+    ) -> Result<(), GpuError> {
+        let identity = (data.spikes.as_ptr() as usize, data.spikes.len());
+        if self.data.as_ref().is_none_or(|d| d.identity != identity) {
+            if let Some(old) = self.data.take() {
+                self.gpu.free(old.buf);
+                if let Some((b, _)) = old.epoch {
+                    self.gpu.free(b);
+                }
+            }
+            let buf = self.gpu.alloc(data.spikes.len() * 4)?;
+            let spikes = gpu::DevPtr { buf, offset: 0 };
+            upload_f32(&mut self.gpu, spikes, &data.spikes)?;
+            self.data = Some(ResidentData {
+                identity,
+                buf,
+                spikes,
+                epoch: None,
+                order: spikes,
+                seeds: spikes,
+                observed: data.observed,
+                bins: data.bins(),
+            });
+        }
+        let n = order.len();
+        let need = (n * 4).div_ceil(8) * 8 + n * 8;
+        let old_epoch = self.data.as_ref().and_then(|d| d.epoch);
+        let epoch_buf = match old_epoch {
+            Some((b, cap)) if cap >= need => b,
+            other => {
+                if let Some((b, _)) = other {
+                    self.gpu.free(b);
+                }
+                self.gpu.alloc(need)?
+            }
+        };
+        let order_ptr = gpu::DevPtr { buf: epoch_buf, offset: 0 };
+        let seeds_ptr = gpu::DevPtr { buf: epoch_buf, offset: (n * 4).div_ceil(8) * 8 };
+        let order32: Vec<i32> = order.iter().map(|&i| i as i32).collect();
+        self.gpu.upload(order_ptr, bytemuck::cast_slice(&order32))?;
+        self.gpu.upload(seeds_ptr, bytemuck::cast_slice(seeds))?;
+        if let Some(d) = self.data.as_mut() {
+            d.epoch = Some((epoch_buf, need.max(old_epoch.map_or(0, |(_, c)| c))));
+            d.order = order_ptr;
+            d.seeds = seeds_ptr;
+        }
+        let wts = self.weights(state.params.len())?;
+        upload_f32(&mut self.gpu, wts.params, &state.params.data)?;
+        upload_f32(&mut self.gpu, wts.m, &state.adam.m.data)?;
+        upload_f32(&mut self.gpu, wts.v, &state.adam.v.data)?;
+        if self.layout.as_ref().is_none_or(|l| l.len() != state.params.len()) {
+            self.layout = Some(Params::zeros(model));
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn try_train_batch(
+        &mut self,
+        model: &ModelConfig,
+        start: usize,
+        len: usize,
+        cd_rate: f32,
+        dropout: f32,
+        scale: crate::model::LossScale,
+        adam: crate::backend::AdamStep,
+    ) -> Result<LossSums, GpuError> {
+        let (spikes, order, seeds, observed, bins) = match &self.data {
+            Some(d) => (d.spikes, d.order, d.seeds, d.observed, d.bins),
+            None => return Err(GpuError::Call { what: "train_batch".into(), detail: "no epoch begun".into() }),
+        };
+        let Some(wts) = self.weights else {
+            return Err(GpuError::Call { what: "train_batch".into(), detail: "no parameters".into() });
+        };
+        let shape = Shape { trials: len, observed, bins };
+        let a = self.arena(model, shape)?;
+        let use_cd = cd_rate > 0.0 && cd_rate < 1.0;
+        let args = [
+            Arg::Ptr(spikes),
+            Arg::Ptr(gpu::DevPtr { offset: order.offset + 4 * start, ..order }),
+            Arg::Ptr(gpu::DevPtr { offset: seeds.offset + 8 * start, ..seeds }),
+            Arg::Ptr(a.seeds),
+            Arg::Ptr(a.input),
+            Arg::Ptr(a.targets),
+            Arg::Ptr(a.grad_mask),
+            Arg::Ptr(a.noise),
+            Arg::I32(len as i32),
+            Arg::I32(bins as i32),
+            Arg::I32(observed as i32),
+            Arg::I32(model.n_in as i32),
+            Arg::I32(model.n_out as i32),
+            Arg::I32(model.hidden as i32),
+            Arg::F32(cd_rate),
+            Arg::I32(use_cd as i32),
+            Arg::I32((model.mode == crate::config::Mode::Paper) as i32),
+            Arg::I32(1),
+        ];
+        let dims = gpu::LaunchDims { grid: (len.div_ceil(32) as u32, 1), block: 32, smem: 0 };
+        self.gpu.launch("assemble_batch", dims, &args)?;
+        // Offsets of each tensor in the flat buffer: the layout only, no values.
+        let Some(layout) = self.layout.take() else {
+            return Err(GpuError::Call { what: "train_batch".into(), detail: "no epoch begun".into() });
+        };
+        let sums = self.pass(model, &layout, shape, use_cd, a, wts, dropout, Some(scale), None, None, None);
+        self.layout = Some(layout);
+        let sums = sums?;
+        let c = adam.adam;
+        let bc1 = 1.0 - (c.beta1 as f64).powi(adam.step as i32);
+        let bc2 = 1.0 - (c.beta2 as f64).powi(adam.step as i32);
+        let n = wts.len;
+        let args = [
+            Arg::Ptr(wts.params),
+            Arg::Ptr(wts.grads),
+            Arg::Ptr(wts.m),
+            Arg::Ptr(wts.v),
+            Arg::I64(n as i64),
+            Arg::F32(c.beta1),
+            Arg::F32(c.beta2),
+            Arg::F32(c.eps),
+            Arg::F32((c.lr as f64 / bc1) as f32),
+            Arg::F32(bc2.sqrt() as f32),
+            Arg::F32(adam.weight_decay),
+        ];
+        let blocks = n.div_ceil(256).clamp(1, 1024) as u32;
+        self.gpu.launch("adam_step", gpu::LaunchDims { grid: (blocks, 1), block: 256, smem: 0 }, &args)?;
+        self.launches += 2;
+        Ok(sums)
+    }
+
+    fn try_end_epoch(&mut self, state: &mut crate::train::TrainState) -> Result<(), GpuError> {
+        let Some(wts) = self.weights else { return Ok(()) };
+        download_f32(&mut self.gpu, wts.params, &mut state.params.data)?;
+        download_f32(&mut self.gpu, wts.m, &mut state.adam.m.data)?;
+        download_f32(&mut self.gpu, wts.v, &mut state.adam.v.data)
+    }
+
+    fn record<T: Default>(&mut self, r: Result<T, GpuError>) -> T {
+        r.unwrap_or_else(|e| {
+            self.error.get_or_insert(e);
+            T::default()
+        })
+    }
 }
 
 impl<G: Gpu> Backend for CudaBackend<G> {
@@ -171,6 +377,9 @@ impl<G: Gpu> Backend for CudaBackend<G> {
     }
 
     fn run(&mut self, cfg: &ModelConfig, params: &Params, batch: &Batch, pass: Pass<'_>) -> LossSums {
+        if self.error.is_some() {
+            return LossSums { nll: f64::NAN, kl: f64::NAN, elements: 0 };
+        }
         match self.try_run(cfg, params, batch, pass) {
             Ok(sums) => sums,
             Err(e) => {
@@ -182,5 +391,56 @@ impl<G: Gpu> Backend for CudaBackend<G> {
 
     fn take_error(&mut self) -> Option<String> {
         self.take_gpu_error().map(|e| e.to_string())
+    }
+
+    fn resident(&mut self) -> Option<&mut dyn Resident> {
+        Some(self)
+    }
+}
+
+impl<G: Gpu> Resident for CudaBackend<G> {
+    fn begin_epoch(
+        &mut self,
+        model: &ModelConfig,
+        data: &crate::data::Dataset,
+        state: &crate::train::TrainState,
+        order: &[usize],
+        seeds: &[u64],
+    ) {
+        if self.error.is_none() {
+            let r = self.try_begin_epoch(model, data, state, order, seeds);
+            self.record(r);
+        }
+    }
+
+    fn train_batch(
+        &mut self,
+        model: &ModelConfig,
+        start: usize,
+        len: usize,
+        cd_rate: f32,
+        dropout: f32,
+        scale: crate::model::LossScale,
+        step: crate::backend::AdamStep,
+    ) -> LossSums {
+        if self.error.is_some() {
+            return LossSums { nll: f64::NAN, kl: f64::NAN, elements: 0 };
+        }
+        let r = self.try_train_batch(model, start, len, cd_rate, dropout, scale, step);
+        match r {
+            Ok(s) => s,
+            Err(e) => {
+                self.error.get_or_insert(e);
+                LossSums { nll: f64::NAN, kl: f64::NAN, elements: 0 }
+            }
+        }
+    }
+
+    fn end_epoch(&mut self, state: &mut crate::train::TrainState) {
+        // After an error the host's state stays as it was at the epoch's start.
+        if self.error.is_none() {
+            let r = self.try_end_epoch(state);
+            self.record(r);
+        }
     }
 }

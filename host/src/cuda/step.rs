@@ -3,7 +3,7 @@
 //! kernels of `host/cuda/`. Rows of row-major matrices map to cuBLAS's
 //! column-major convention in [`Step::mm`].
 
-use super::arena::{Arena, LOSS_BLOCKS};
+use super::arena::{Arena, Weights, LOSS_BLOCKS};
 use super::gpu::{Arg, DevPtr, Gpu, GpuError, LaunchDims, Sgemm};
 use crate::config::ModelConfig;
 use crate::gemm::Op;
@@ -38,6 +38,7 @@ pub(crate) struct Step<'a> {
     pub cfg: &'a ModelConfig,
     pub params: &'a Params,
     pub a: Arena,
+    pub wts: Weights,
     pub trials: usize,
     pub observed: usize,
     pub bins: usize,
@@ -48,11 +49,11 @@ pub(crate) struct Step<'a> {
 
 impl Step<'_> {
     fn w(&self, t: Tensor) -> DevPtr {
-        self.a.params.at_f32(self.params.offset(t))
+        self.wts.params.at_f32(self.params.offset(t))
     }
 
     fn g(&self, t: Tensor) -> DevPtr {
-        self.a.grads.at_f32(self.params.offset(t))
+        self.wts.grads.at_f32(self.params.offset(t))
     }
 
     fn launch(&mut self, kernel: &'static str, dims: LaunchDims, args: &[Arg]) -> Result<(), GpuError> {
