@@ -1,6 +1,6 @@
 //! `lflow bench train`: training throughput for one configuration.
 
-use crate::backend::CpuBackend;
+use crate::backend::{AnyBackend, Backend, Device};
 use crate::config::{Mode, ModelConfig};
 use crate::data::{Dataset, Split};
 use crate::train::{TrainConfig, Trainer};
@@ -14,8 +14,10 @@ pub struct TrainBench {
     pub hidden: usize,
     /// Trials per batch.
     pub batch: usize,
-    /// Worker threads.
+    /// Worker threads (CPU).
     pub threads: usize,
+    /// Where to train.
+    pub device: Device,
     /// Paper or streaming.
     pub mode: Mode,
     /// Observed bins.
@@ -43,16 +45,18 @@ pub struct TrainBenchResult {
     pub hidden: usize,
     /// Batch size.
     pub batch: usize,
-    /// Threads.
+    /// Threads (CPU; 0 on a GPU).
     pub threads: usize,
+    /// The backend that ran (`cpu x2`, `cuda: <device name>`).
+    pub device: String,
     /// `paper` or `streaming`.
     pub mode: Mode,
     /// Floating-point operations per trial, forward + backward (counted, see [`flops_per_trial`]).
     pub flops_per_trial: f64,
     /// Achieved rate.
     pub gflops_per_s: f64,
-    /// Share of the worker threads' time spent inside gemm.
-    pub gemm_share: f64,
+    /// Share of the worker threads' time spent inside gemm (CPU; null on a GPU).
+    pub gemm_share: Option<f64>,
 }
 
 /// FLOPs of one trial's forward and backward pass: every matrix product
@@ -89,8 +93,8 @@ fn random_dataset(b: &TrainBench, seed: u64) -> Dataset {
     }
 }
 
-/// Run the benchmark.
-pub fn run(b: &TrainBench) -> Result<TrainBenchResult, rayon::ThreadPoolBuildError> {
+/// Run the benchmark; the error says why the device cannot run.
+pub fn run(b: &TrainBench) -> Result<TrainBenchResult, String> {
     let cfg = ModelConfig {
         n_in: b.n_in,
         n_out: b.n_out,
@@ -103,8 +107,8 @@ pub fn run(b: &TrainBench) -> Result<TrainBenchResult, rayon::ThreadPoolBuildErr
     };
     let data = random_dataset(b, 1);
     let train = TrainConfig { batch_size: b.batch, ..TrainConfig::default() };
-    let mut trainer = Trainer::new(cfg.clone(), train, CpuBackend::new(b.threads)?);
-    trainer.epoch(&data); // warm-up: sizes every workspace
+    let mut trainer = Trainer::new(cfg.clone(), train, AnyBackend::open(b.device, b.threads)?);
+    trainer.epoch(&data); // warm-up: sizes every workspace (and compiles nothing: kernels are compiled at open)
     crate::gemm::take_gemm_nanos();
     crate::gemm::set_profiling(true);
     let started = std::time::Instant::now();
@@ -117,6 +121,13 @@ pub fn run(b: &TrainBench) -> Result<TrainBenchResult, rayon::ThreadPoolBuildErr
     }
     let wall = started.elapsed().as_secs_f64();
     crate::gemm::set_profiling(false);
+    if let Some(e) = trainer.backend_mut().take_error() {
+        return Err(e);
+    }
+    let threads = match trainer.backend() {
+        AnyBackend::Cpu(c) => c.threads(),
+        AnyBackend::Cuda(_) => 0,
+    };
     let gemm_secs = crate::gemm::take_gemm_nanos() as f64 * 1e-9;
     let trials_per_s = trials as f64 / train_secs;
     let flops = flops_per_trial(&cfg, b.observed + b.forward);
@@ -124,10 +135,11 @@ pub fn run(b: &TrainBench) -> Result<TrainBenchResult, rayon::ThreadPoolBuildErr
         trials_per_s,
         hidden: b.hidden,
         batch: b.batch,
-        threads: trainer.backend().threads(),
+        threads,
+        device: trainer.backend().name(),
         mode: b.mode,
         flops_per_trial: flops,
         gflops_per_s: flops * trials_per_s * 1e-9,
-        gemm_share: gemm_secs / (wall * trainer.backend().threads() as f64),
+        gemm_share: (threads > 0).then(|| gemm_secs / (wall * threads as f64)),
     })
 }

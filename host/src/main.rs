@@ -100,6 +100,7 @@ enum BenchCommand {
     /// Example, the reference configuration at H=64 on 2 threads:
     ///
     ///     lflow bench train --hidden 64 --batch 256 --threads 2 --json
+    ///     lflow bench train --hidden 64 --batch 256 --device cuda --json
     #[command(verbatim_doc_comment)]
     Train(bench::TrainBenchArgs),
     /// Instructions per decoded bin on the Cortex-M7 under QEMU (-icount) for

@@ -234,4 +234,7 @@ fn training_on_a_missing_gpu_says_what_is_missing_and_writes_nothing() {
     assert!(!run.exists(), "a refused run leaves no folder behind");
     let out = lflow(&["train", "--data", s(&data), "--out", s(&run), "--device", "tpu"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("use cpu, cuda or cuda:N"));
+    let out = lflow(&["bench", "train", "--hidden", "8", "--batch", "4", "--device", "cuda", "--json"]);
+    assert!(!out.status.success() && out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--device cpu"));
 }

@@ -3,6 +3,7 @@
 use super::train::ModeArg;
 use super::CliError;
 use clap::{Args, ValueEnum};
+use lflow_host::backend::Device;
 use lflow_host::bench::{self, TrainBench};
 use lflow_host::gemm::{set_impl, GemmImpl};
 
@@ -57,6 +58,9 @@ pub struct TrainBenchArgs {
     /// Print one JSON object instead of a sentence.
     #[arg(long)]
     pub json: bool,
+    /// Where to train: cpu, or cuda / cuda:N.
+    #[arg(long, default_value_t = Device::Cpu)]
+    pub device: Device,
 }
 
 /// Run the benchmark and format its result.
@@ -78,6 +82,7 @@ pub fn train(a: &TrainBenchArgs) -> Result<String, CliError> {
         hidden: a.hidden,
         batch: a.batch,
         threads: a.threads,
+        device: a.device,
         mode: a.mode.into(),
         observed: a.bins,
         forward: a.forward,
@@ -87,20 +92,20 @@ pub fn train(a: &TrainBenchArgs) -> Result<String, CliError> {
         window: a.window,
         batches: a.batches,
     };
-    let r = bench::run(&spec)?;
+    let r = bench::run(&spec).map_err(|e| CliError::Usage(format!("--device {}: {e}", a.device)))?;
     Ok(if a.json {
         serde_json::to_string(&r).unwrap_or_default()
     } else {
+        let gemm = r.gemm_share.map_or(String::new(), |g| format!(", gemm {:.0}% of thread time", 100.0 * g));
         format!(
-            "{:.0} trials/s ({} threads, H={}, batch {}, {:?}): {:.1} MFLOP/trial, {:.1} GFLOP/s, gemm {:.0}% of thread time",
+            "{:.0} trials/s ({}, H={}, batch {}, {:?}): {:.1} MFLOP/trial, {:.1} GFLOP/s{gemm}",
             r.trials_per_s,
-            r.threads,
+            r.device,
             r.hidden,
             r.batch,
             r.mode,
             r.flops_per_trial * 1e-6,
             r.gflops_per_s,
-            100.0 * r.gemm_share
         )
     })
 }

@@ -118,7 +118,14 @@ pub fn demo(a: &DemoArgs) -> Result<String, CliError> {
         quiet: a.quiet,
     };
     train(&args)?;
-    let report = eval(&EvalArgs { run: run.clone(), data: None, samples: a.samples, blob: None, threads: a.threads })?;
+    let report = eval(&EvalArgs {
+        run: run.clone(),
+        data: None,
+        samples: a.samples,
+        blob: None,
+        threads: a.threads,
+        device: lflow_host::backend::Device::Cpu,
+    })?;
     let plots = plot(&PlotArgs { run: run.clone(), data: None, threads: a.threads })?;
     summary += &format!("run: {} (streaming mode, window {})\n", run.display(), config.model.window);
     summary += &table(&report);

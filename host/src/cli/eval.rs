@@ -1,8 +1,9 @@
 //! `lflow eval`: the benchmark's metrics of a run's best model.
 
-use super::train::load_best;
+use super::train::{check_backend, load_best};
 use super::CliError;
 use clap::Args;
+use lflow_host::backend::Device;
 use lflow_host::data::Dataset;
 use lflow_host::evaluate::{evaluate, EvalReport};
 use lflow_host::run::RunDir;
@@ -25,11 +26,20 @@ pub struct EvalArgs {
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Where to run the model: cpu, or cuda / cuda:N (a --blob is always read on the CPU, as lflow-core does).
+    #[arg(long, default_value_t = Device::Cpu)]
+    pub device: Device,
 }
 
 /// Rates (spikes per bin) of every trial of `data` from a run's best model.
-pub fn predict_rates(dir: &RunDir, data: &Dataset, samples: usize, threads: usize) -> Result<Vec<f32>, CliError> {
-    let mut t = load_best(dir, threads)?;
+pub fn predict_rates(
+    dir: &RunDir,
+    data: &Dataset,
+    samples: usize,
+    threads: usize,
+    device: Device,
+) -> Result<Vec<f32>, CliError> {
+    let mut t = load_best(dir, threads, device)?;
     if t.model.n_in != data.n_in || t.model.n_out != data.n_out {
         return Err(CliError::Usage(format!(
             "the model reads {} held-in and predicts {} neurons; the data set has {} and {}",
@@ -37,7 +47,9 @@ pub fn predict_rates(dir: &RunDir, data: &Dataset, samples: usize, threads: usiz
         )));
     }
     let all: Vec<usize> = (0..data.trials()).collect();
-    Ok(t.predict(data, &all, samples, 0x5EED).iter().map(|lr| lr.exp()).collect())
+    let rates = t.predict(data, &all, samples, 0x5EED).iter().map(|lr| lr.exp()).collect();
+    check_backend(&mut t)?;
+    Ok(rates)
 }
 
 /// Evaluate, write `RUN/eval.json`, return the report.
@@ -46,7 +58,7 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport, CliError> {
     let data_path = a.data.clone().unwrap_or(record.data.clone());
     let data = lflow_host::data::load(&data_path)?;
     let samples = a.samples.unwrap_or(record.config.eval.samples);
-    let rates = predict_rates(&dir, &data, samples, a.threads)?;
+    let rates = predict_rates(&dir, &data, samples, a.threads, a.device)?;
     let report = evaluate(&data, &rates, record.config.eval.psth_sd_ms);
     let json = serde_json::to_string_pretty(&report).unwrap_or_default();
     dir.write(&dir.eval_json(), json.as_bytes())?;

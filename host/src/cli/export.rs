@@ -6,7 +6,7 @@ use super::train::{load_best, predictor};
 use super::CliError;
 use clap::{Args, ValueEnum};
 use lflow_core::StorageFormat;
-use lflow_host::backend::CpuBackend;
+use lflow_host::backend::{Backend, Device};
 use lflow_host::checkpoint::write_atomically;
 use lflow_host::data::{Dataset, Split};
 use lflow_host::evaluate::{evaluate, EvalReport};
@@ -58,7 +58,11 @@ pub struct ExportArgs {
 }
 
 /// Mean-mode metrics of `t` on `data`, with the behaviour R² of `velocity` (the device's decoder).
-pub fn device_metrics(t: &mut Trainer<CpuBackend>, data: &Dataset, velocity: Option<&VelocityReadout>) -> EvalReport {
+pub fn device_metrics<B: Backend>(
+    t: &mut Trainer<B>,
+    data: &Dataset,
+    velocity: Option<&VelocityReadout>,
+) -> EvalReport {
     let all: Vec<usize> = (0..data.trials()).collect();
     let rates: Vec<f32> = t.predict(data, &all, 0, 0).iter().map(|lr| lr.exp()).collect();
     let mut report = evaluate(data, &rates, 50.0);
@@ -75,7 +79,7 @@ pub fn device_metrics(t: &mut Trainer<CpuBackend>, data: &Dataset, velocity: Opt
 /// Export; returns the summary to print.
 pub fn export(a: &ExportArgs) -> Result<String, CliError> {
     let (dir, record) = RunDir::open(&a.run)?;
-    let mut t = load_best(&dir, a.threads)?;
+    let mut t = load_best(&dir, a.threads, Device::Cpu)?;
     if t.model.mode == Mode::Paper {
         return Err(CliError::Usage(format!(
             "{} was trained in paper mode (attention over the whole trial, previous-bin input); a device decodes causally \
@@ -129,7 +133,7 @@ pub fn blob_metrics(
             m.config.n_in, m.config.n_out, data.n_in, data.n_out
         )));
     }
-    let mut t = predictor(m.config, m.params, train, threads)?;
+    let mut t = predictor(m.config, m.params, train, threads, Device::Cpu)?;
     Ok(device_metrics(&mut t, data, m.velocity.as_ref()))
 }
 

@@ -3,7 +3,7 @@
 use super::CliError;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use lflow_host::backend::{AnyBackend, Backend, CpuBackend, Device};
+use lflow_host::backend::{AnyBackend, Backend, Device};
 use lflow_host::checkpoint::{self, Checkpoint};
 use lflow_host::data::Dataset;
 use lflow_host::run::{RunConfig, RunDir, RunRecord};
@@ -98,8 +98,7 @@ pub fn train(a: &TrainArgs) -> Result<RunDir, CliError> {
     // Read and check every input before the run folder is touched.
     let config = resolve_config(a)?;
     let data = lflow_host::data::load(&a.data)?;
-    let backend =
-        AnyBackend::open(a.device, a.threads).map_err(|e| CliError::Usage(format!("--device {}: {e}", a.device)))?;
+    let backend = open_backend(a.device, a.threads)?;
     let (dir, mut trainer) = if a.resume {
         let (dir, record) = RunDir::open(&a.out)?;
         let c = checkpoint::load(&dir.last())?;
@@ -205,11 +204,24 @@ fn run_epochs<B: Backend>(dir: &RunDir, data: &Dataset, t: &mut Trainer<B>, quie
     Ok(())
 }
 
-/// Parameters of a run's best checkpoint in a trainer ready to predict.
-pub fn load_best(dir: &RunDir, threads: usize) -> Result<Trainer<CpuBackend>, CliError> {
+/// Parameters of a run's best checkpoint in a trainer on `device`, ready to predict.
+pub fn load_best(dir: &RunDir, threads: usize, device: Device) -> Result<Trainer<AnyBackend>, CliError> {
     let (model, params) = checkpoint::load_params(&dir.best())?;
     let (_, record) = RunDir::open(&dir.path)?;
-    predictor(model, params, record.config.train, threads)
+    predictor(model, params, record.config.train, threads, device)
+}
+
+/// Open the backend `device` names, or say why it cannot run.
+pub fn open_backend(device: Device, threads: usize) -> Result<AnyBackend, CliError> {
+    AnyBackend::open(device, threads).map_err(|e| CliError::Usage(format!("--device {device}: {e}")))
+}
+
+/// Stop with the backend's error, if a pass failed on the device.
+pub fn check_backend<B: Backend>(t: &mut Trainer<B>) -> Result<(), CliError> {
+    match t.backend_mut().take_error() {
+        Some(e) => Err(CliError::Usage(e)),
+        None => Ok(()),
+    }
 }
 
 /// A trainer holding `params`, used for prediction only.
@@ -218,7 +230,8 @@ pub fn predictor(
     params: lflow_host::Params,
     train: lflow_host::train::TrainConfig,
     threads: usize,
-) -> Result<Trainer<CpuBackend>, CliError> {
+    device: Device,
+) -> Result<Trainer<AnyBackend>, CliError> {
     let state = TrainState {
         adam: lflow_host::adam::Adam::new(&model),
         lr: 0.0,
@@ -229,5 +242,5 @@ pub fn predictor(
         best_epoch: 0,
         params,
     };
-    Ok(Trainer::resume(model, train, state, CpuBackend::new(threads)?))
+    Ok(Trainer::resume(model, train, state, open_backend(device, threads)?))
 }
