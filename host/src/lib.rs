@@ -23,6 +23,7 @@ pub mod gemm;
 pub mod lorenz;
 pub mod metrics;
 pub mod model;
+pub mod nlb;
 pub mod params;
 pub mod run;
 pub mod train;
