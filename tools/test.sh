@@ -25,6 +25,10 @@ done
 if ! pkg-config --exists fontconfig 2>/dev/null || ! ls /usr/share/fonts/truetype/dejavu >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq pkg-config libfontconfig1-dev fonts-dejavu-core
 fi
+# NLB interop (feature nlb) reads and writes HDF5 through the system's libhdf5.
+if ! pkg-config --exists hdf5 2>/dev/null && [ ! -e /usr/include/hdf5/serial/hdf5.h ]; then
+  apt-get update -qq && apt-get install -y -qq libhdf5-dev
+fi
 # The firmware tests boot the Cortex-M7 image under QEMU.
 if ! command -v qemu-system-arm >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq qemu-system-arm
@@ -47,7 +51,8 @@ fi
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy -p lflow-core -- -D warnings
-cargo clippy --workspace --all-targets --features lflow-core/std,lflow-host/cuda-emu -- -D warnings
+cargo clippy --workspace --all-targets --features lflow-core/std,lflow-host/cuda-emu,lflow-host/nlb -- -D warnings
+cargo clippy -q -p lflow-host --all-targets -- -D warnings  # the default build (no HDF5) too
 
 step "no_std builds for $target (no std dependency may creep in)"
 for features in "" fast-math defmt fast-math,defmt wire; do
@@ -68,8 +73,8 @@ export CARGO_TARGET_DIR_FIRMWARE="$PWD/target/firmware"
 step "CUDA kernels: NVRTC to PTX (compute_80, compute_90), ptxas to SASS (sm_80, sm_90)"
 cargo test -q -p lflow-host --test cuda_compile -- --nocapture 2>&1 | grep -v '^$'
 
-step "tests (the CUDA backend through its CPU emulation included)"
-run_tests cargo test --workspace --features lflow-core/std,lflow-host/cuda-emu
+step "tests (the CUDA backend through its CPU emulation, NLB interop against nlb_tools' fixtures)"
+run_tests cargo test --workspace --features lflow-core/std,lflow-host/cuda-emu,lflow-host/nlb
 step "tests with fast-math"
 run_tests cargo test -p lflow-core --features std,fast-math,wire
 

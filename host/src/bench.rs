@@ -90,6 +90,7 @@ fn random_dataset(b: &TrainBench, seed: u64) -> Dataset {
         n_beh: 0,
         conditions: None,
         split: vec![Split::Train; b.batch],
+        nlb: None,
     }
 }
 

@@ -27,6 +27,11 @@ pub struct EvalReport {
     /// (the device's, from `y2`), when one was given (`lflow export`, `eval --blob`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decoder_vel_r2: Option<f64>,
+    /// On an imported NLB data set with eval targets: the metrics list exactly
+    /// as `nlb_tools.evaluation.evaluate` returns it (the fields above then
+    /// hold the same co-bps, fp-bps, vel R2 and psth R2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nlb: Option<serde_json::Value>,
 }
 
 /// Gather `[trials, bins in range, neurons in range]` of a `[B, TT, N]` array as f64.
@@ -159,6 +164,7 @@ mod tests {
             n_beh: 0,
             conditions: None,
             split: vec![Split::Train, Split::Train, Split::Eval],
+            nlb: None,
         }
     }
 

@@ -153,5 +153,6 @@ pub fn generate(c: &LorenzConfig) -> Dataset {
         n_beh: 3,
         conditions: None,
         split,
+        nlb: None,
     }
 }

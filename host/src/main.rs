@@ -3,7 +3,7 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
-use cli::{bench, closed_loop, demo, eval, export, generate, plot, train};
+use cli::{bench, closed_loop, demo, eval, export, generate, nlb, plot, train};
 use std::process::ExitCode;
 
 /// LangevinFlow: from binned spike counts to firing rates and behaviour, on a
@@ -51,6 +51,9 @@ enum Command {
     ///     lflow eval runs/lorenz --blob model.lfw # an exported blob's weights
     #[command(verbatim_doc_comment)]
     Eval(eval::EvalArgs),
+    /// Neural Latents Benchmark files: import nlb_tools tensors, write EvalAI submissions, score them.
+    #[command(subcommand)]
+    Nlb(nlb::NlbCommand),
     /// Write a streaming run as an LFW1 blob for the device, with its velocity decoder.
     ///
     /// Fits the velocity (behaviour) decoder from the model's decoder output on the
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
             Some(b) => export::eval_blob(&a.run, b, a.data.as_ref(), a.threads).map(|s| print!("{s}")),
             None => eval::eval(&a).map(|r| print!("{}", eval::table(&r))),
         },
+        Command::Nlb(c) => nlb::run(&c).map(|s| println!("{}", s.trim_end())),
         Command::Export(a) => export::export(&a).map(|s| print!("{s}")),
         Command::ClosedLoop(a) => closed_loop::closed_loop(&a).map(|r| {
             if a.json {

@@ -178,6 +178,7 @@ fn optional_tensors_are_checked_too() {
         n_beh: 1,
         conditions: Some(vec![0, 3]),
         split: vec![Split::Train, Split::Eval],
+        nlb: None,
     };
     let p = tmp("full.safetensors");
     save(&p, &d).unwrap();

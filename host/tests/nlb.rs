@@ -37,3 +37,232 @@ fn fixture_submissions_score_as_nlb_tools() {
         }
     }
 }
+
+use lflow_host::data::Split;
+use lflow_host::nlb::h5::{Dim, H5};
+use lflow_host::nlb::import::{import, ImportSpec, Phase};
+use lflow_host::nlb::NlbError;
+use std::path::Path;
+use std::process::Command;
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lflow-nlb-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn spec(dir: &Path, phase: Phase) -> ImportSpec {
+    ImportSpec { dir: dir.into(), dataset: "mc_maze_small".into(), bin_ms: 20, phase, valid_every: 10 }
+}
+
+fn any3() -> [Dim; 3] {
+    [Dim::Any, Dim::Any, Dim::Any]
+}
+
+#[test]
+fn val_phase_import_keeps_every_array_in_place() {
+    let dir = nlb_dir();
+    let imported = import(&spec(&dir, Phase::Val)).unwrap();
+    let d = &imported.data;
+    let nlb = d.nlb.as_ref().unwrap();
+    assert_eq!((nlb.meta.train_trials, nlb.meta.eval_trials), (24, 12));
+    assert_eq!((d.observed, d.forward, d.n_in, d.n_out, d.n_beh), (35, 10, 12, 17, 2));
+    assert_eq!(nlb.group(), "mc_maze_small_20");
+    // Every spike of the files, where the layout says it goes.
+    let train = H5::open(&dir.join("train_input.h5")).unwrap();
+    let target = H5::open(&dir.join("eval_target.h5")).unwrap();
+    let eval = H5::open(&dir.join("eval_input.h5")).unwrap();
+    let (tt, n) = (45, 17);
+    let at = |trial: usize, bin: usize, neuron: usize| d.spikes[(trial * tt + bin) * n + neuron] as f64;
+    let check = |a: lflow_host::nlb::score::Array, trial0: usize, bin0: usize, col0: usize| {
+        let (trials, bins, cols) = (a.dim(0), a.dim(1), a.dim(2));
+        for i in 0..trials {
+            for b in 0..bins {
+                for c in 0..cols {
+                    assert_eq!(at(trial0 + i, bin0 + b, col0 + c), a.data[(i * bins + b) * cols + c]);
+                }
+            }
+        }
+    };
+    check(train.array("train_spikes_heldin", &any3()).unwrap(), 0, 0, 0);
+    check(train.array("train_spikes_heldout", &any3()).unwrap(), 0, 0, 12);
+    check(train.array("train_spikes_heldin_forward", &any3()).unwrap(), 0, 35, 0);
+    check(train.array("train_spikes_heldout_forward", &any3()).unwrap(), 0, 35, 12);
+    check(eval.array("eval_spikes_heldin", &any3()).unwrap(), 24, 0, 0);
+    check(target.array("mc_maze_small_20/eval_spikes_heldout", &any3()).unwrap(), 24, 0, 12);
+    check(target.array("mc_maze_small_20/eval_spikes_heldin_forward", &any3()).unwrap(), 24, 35, 0);
+    check(target.array("mc_maze_small_20/eval_spikes_heldout_forward", &any3()).unwrap(), 24, 35, 12);
+    // Splits: every 10th train trial validates, the benchmark's eval trials come last.
+    assert_eq!(d.split.iter().filter(|s| **s == Split::Valid).count(), 2);
+    assert!(d.split[24..].iter().all(|s| *s == Split::Eval) && d.split[9] == Split::Valid);
+    let t = nlb.target.as_ref().unwrap();
+    assert_eq!(t.eval_cond_idx.as_ref().unwrap().iter().map(Vec::len).collect::<Vec<_>>(), vec![5, 4, 3]);
+    assert_eq!(t.psth.as_ref().unwrap().shape, vec![3, 35, 17]);
+    // The data file keeps all of it.
+    let out = temp("val").join("d.safetensors");
+    lflow_host::data::save(&out, d).unwrap();
+    assert_eq!(&lflow_host::data::load(&out).unwrap(), d);
+}
+
+/// A folder with the fixture's train file and an eval input file of `eval_trials`
+/// trials without held-out spikes (the test phase layout), plus `edit` applied.
+fn test_phase_dir(name: &str, eval_trials: usize) -> PathBuf {
+    let (src, dir) = (nlb_dir(), temp(name));
+    std::fs::copy(src.join("train_input.h5"), dir.join("train_input.h5")).unwrap();
+    let heldin = H5::open(&src.join("eval_input.h5")).unwrap().array("eval_spikes_heldin", &any3()).unwrap();
+    let per = heldin.dim(1) * heldin.dim(2);
+    let f = H5::create(&dir.join("eval_input.h5")).unwrap();
+    let vals: Vec<f32> = heldin.data[..eval_trials * per].iter().map(|&x| x as f32).collect();
+    f.write_f32("eval_spikes_heldin", &[eval_trials, heldin.dim(1), heldin.dim(2)], &vals).unwrap();
+    f.close().unwrap();
+    dir
+}
+
+#[test]
+fn test_phase_import_has_no_targets_and_scores_nothing() {
+    let dir = test_phase_dir("test", 12);
+    let d = import(&spec(&dir, Phase::Test)).unwrap().data;
+    let nlb = d.nlb.as_ref().unwrap();
+    assert!(nlb.target.is_none() && nlb.meta.phase == "test");
+    // Eval trials: held-in input kept, held-out and forward unknown (0).
+    let (tt, n) = (45, 17);
+    for i in 24..36 {
+        for b in 0..tt {
+            for c in 0..n {
+                if b >= 35 || c >= 12 {
+                    assert_eq!(d.spikes[(i * tt + b) * n + c], 0.0);
+                }
+            }
+        }
+    }
+    let rates = vec![0.5f32; d.spikes.len()];
+    assert!(lflow_host::nlb::predicted::score_rates(&d, &rates).unwrap().is_none());
+    let sub = lflow_host::nlb::predicted::submission(&d, &rates).unwrap();
+    assert_eq!(sub.eval_rates_heldout.shape, vec![12, 35, 5]);
+    let out = dir.join("d.safetensors");
+    lflow_host::data::save(&out, &d).unwrap();
+    assert_eq!(lflow_host::data::load(&out).unwrap(), d);
+}
+
+#[test]
+fn bad_files_get_their_own_errors() {
+    // Missing file.
+    let empty = temp("empty");
+    let e = import(&spec(&empty, Phase::Val)).unwrap_err();
+    assert!(matches!(&e, NlbError::Open { file, .. } if file.ends_with("train_input.h5")), "{e}");
+    // Missing dataset: a train file with held-in spikes only.
+    let dir = temp("missing");
+    let src = H5::open(&nlb_dir().join("train_input.h5")).unwrap();
+    let heldin = src.array("train_spikes_heldin", &any3()).unwrap();
+    let write = |dir: &Path, name: &str, a: &lflow_host::nlb::score::Array| {
+        let path = dir.join("train_input.h5");
+        let f = if path.exists() { H5::open_rw(&path).unwrap() } else { H5::create(&path).unwrap() };
+        let v: Vec<f32> = a.data.iter().map(|&x| x as f32).collect();
+        f.write_f32(name, &a.shape, &v).unwrap();
+        f.close().unwrap();
+    };
+    write(&dir, "train_spikes_heldin", &heldin);
+    let e = import(&spec(&dir, Phase::Val)).unwrap_err();
+    assert!(matches!(&e, NlbError::Missing { path, .. } if path == "train_spikes_heldout"), "{e}");
+    assert!(e.to_string().contains("train_input.h5") && e.to_string().contains("expected"), "{e}");
+    // Wrong shape: held-out spikes of one trial fewer than held-in.
+    let dir = temp("shape");
+    let mut short = src.array("train_spikes_heldout", &any3()).unwrap();
+    short.shape[0] -= 1;
+    short.data.truncate(short.shape.iter().product());
+    write(&dir, "train_spikes_heldin", &heldin);
+    write(&dir, "train_spikes_heldout", &short);
+    let e = import(&spec(&dir, Phase::Val)).unwrap_err();
+    assert!(
+        matches!(&e, NlbError::Shape { path, found, .. } if path == "train_spikes_heldout" && found[0] == 23),
+        "{e}"
+    );
+    // NaN spikes (mc_maze_small never pads with NaN).
+    let dir = temp("nan");
+    let mut nan = heldin.clone();
+    nan.data[7] = f64::NAN;
+    write(&dir, "train_spikes_heldin", &nan);
+    let e = import(&spec(&dir, Phase::Val)).unwrap_err();
+    assert!(matches!(&e, NlbError::Value { path, index: 7, .. } if path == "train_spikes_heldin"), "{e}");
+    // Mismatched trial counts between files: 11 eval inputs against 12 eval targets.
+    let dir = test_phase_dir("mismatch", 11);
+    std::fs::copy(nlb_dir().join("eval_target.h5"), dir.join("eval_target.h5")).unwrap();
+    let e = import(&spec(&dir, Phase::Val)).unwrap_err();
+    assert!(matches!(&e, NlbError::Shape { file, .. } if file.ends_with("eval_target.h5")), "{e}");
+    // A dataset the benchmark does not have.
+    let e = import(&ImportSpec { dataset: "mc_mayze".into(), ..spec(&nlb_dir(), Phase::Val) }).unwrap_err();
+    assert!(e.to_string().contains("mc_maze_small"), "{e}");
+}
+
+#[test]
+fn group_names_follow_nlb_tools() {
+    use lflow_host::nlb::names::{group, DATASETS};
+    for d in DATASETS {
+        assert_eq!(group(d, 5), d);
+        assert_eq!(group(d, 20), format!("{d}_20"));
+    }
+}
+
+#[test]
+fn every_dataset_config_loads() {
+    let configs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    for d in lflow_host::nlb::names::DATASETS {
+        for variant in ["", "_streaming"] {
+            let path = configs.join(format!("{d}{variant}.toml"));
+            let c = lflow_host::run::RunConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(c.model.hidden, 280, "{}", path.display());
+            assert_eq!(c.model.mode == lflow_host::Mode::Streaming, variant == "_streaming");
+        }
+    }
+}
+
+fn lflow(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_lflow")).args(args).output().unwrap();
+    assert!(out.status.success(), "lflow {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn import_train_submit_score_round_trip() {
+    let dir = temp("e2e");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (data, run, sub) = (dir.join("d.safetensors"), dir.join("run"), dir.join("submission.h5"));
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        "[model]\nhidden = 8\nff = 16\n[train]\nepochs = 3\nbatch_size = 8\nlr = 0.01\nramp_epochs = 2\n[eval]\nsamples = 2\n",
+    )
+    .unwrap();
+    lflow(&["nlb", "import", &s(&nlb_dir()), "--dataset", "mc_maze_small", "--bin-ms", "20", "--out", &s(&data)]);
+    lflow(&["train", "--data", &s(&data), "--config", &s(&config), "--out", &s(&run), "--quiet", "--threads", "2"]);
+    lflow(&["nlb", "submit", &s(&run), "--out", &s(&sub), "--threads", "2"]);
+    // The file has the fixture submission's group, arrays and shapes.
+    let (ours, theirs) = (H5::open(&sub).unwrap(), H5::open(&nlb_dir().join("submission_truth.h5")).unwrap());
+    assert_eq!(ours.groups(), theirs.groups());
+    for name in [
+        "eval_rates_heldin",
+        "eval_rates_heldout",
+        "train_rates_heldin",
+        "train_rates_heldout",
+        "eval_rates_heldin_forward",
+        "eval_rates_heldout_forward",
+    ] {
+        let path = format!("mc_maze_small_20/{name}");
+        let (a, b) = (ours.array(&path, &any3()).unwrap(), theirs.array(&path, &any3()).unwrap());
+        assert_eq!(a.shape, b.shape, "{name}");
+        assert!(a.data.iter().all(|x| x.is_finite() && *x > 0.0), "{name}: rates");
+    }
+    // Scoring the file equals what `lflow eval` reports from the same predictions.
+    let json = lflow(&["nlb", "score", &s(&sub), "--target", &s(&nlb_dir().join("eval_target.h5")), "--json"]);
+    let scored: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let co = scored[0]["mc_maze_scaling_20_split"]["[100] co-bps"].as_f64().unwrap();
+    lflow(&["eval", &s(&run), "--threads", "2"]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    let co_eval = report["co_bps"].as_f64().unwrap();
+    eprintln!("trained 3 epochs on the fixture: co-bps {co:.4} (file) {co_eval:.4} (eval), {}", scored[0]);
+    // The file holds float32 rates: the two agree to float32 rounding.
+    assert!((co - co_eval).abs() < 1e-4, "{co} vs {co_eval}");
+    assert_eq!(report["nlb"][0]["mc_maze_scaling_20_split"].as_object().unwrap().len(), 4);
+}

@@ -59,7 +59,24 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport, CliError> {
     let data = lflow_host::data::load(&data_path)?;
     let samples = a.samples.unwrap_or(record.config.eval.samples);
     let rates = predict_rates(&dir, &data, samples, a.threads, a.device)?;
-    let report = evaluate(&data, &rates, record.config.eval.psth_sd_ms);
+    let mut report = evaluate(&data, &rates, record.config.eval.psth_sd_ms);
+    // An NLB import with targets is scored exactly as the benchmark does.
+    if let Some((m, results)) =
+        lflow_host::nlb::predicted::score_rates(&data, &rates).map_err(|e| CliError::Usage(e.to_string()))?
+    {
+        report.co_bps = Some(m.co_bps);
+        report.fp_bps = m.fp_bps;
+        report.vel_r2 = m.vel_r2.or(m.tp_corr);
+        report.psth_r2 = m.psth_r2;
+        let list = super::nlb::format_results(&results, true);
+        report.nlb = serde_json::from_str(&list).ok();
+    } else if data.nlb.is_some() {
+        // Test phase: the eval trials' targets are EvalAI's; nothing to score locally.
+        report.co_bps = None;
+        report.fp_bps = None;
+        report.vel_r2 = None;
+        report.psth_r2 = None;
+    }
     let json = serde_json::to_string_pretty(&report).unwrap_or_default();
     dir.write(&dir.eval_json(), json.as_bytes())?;
     Ok(report)

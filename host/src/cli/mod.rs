@@ -6,6 +6,7 @@ pub mod demo;
 pub mod eval;
 pub mod export;
 pub mod generate;
+pub mod nlb;
 pub mod plot;
 pub mod train;
 

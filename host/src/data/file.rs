@@ -112,13 +112,38 @@ pub fn save(path: &Path, d: &Dataset) -> Result<(), DataError> {
     if let Some(c) = &d.conditions {
         owned.push(("condition", Dtype::I32, vec![b], c.iter().flat_map(|x| (*x as i32).to_le_bytes()).collect()));
     }
+    let mut nlb_owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    if let Some(target) = d.nlb.as_ref().and_then(|n| n.target.as_ref()) {
+        for (name, a) in crate::nlb::stored::target_arrays(target) {
+            let vals: Vec<f32> = a.data.iter().map(|&x| x as f32).collect();
+            nlb_owned.push((format!("nlb.{name}"), Dtype::F32, a.shape.clone(), bytes_f32(&vals)));
+        }
+        let i32s = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        for (name, lists) in [("eval_cond_idx", &target.eval_cond_idx), ("train_cond_idx", &target.train_cond_idx)] {
+            if let Some(lists) = lists {
+                let (values, lengths) = crate::nlb::stored::flatten_lists(lists);
+                nlb_owned.push((format!("nlb.{name}"), Dtype::I32, vec![values.len()], i32s(&values)));
+                nlb_owned.push((format!("nlb.{name}.lengths"), Dtype::I32, vec![lengths.len()], i32s(&lengths)));
+            }
+        }
+        for (name, j) in [("eval_jitter", &target.eval_jitter), ("train_jitter", &target.train_jitter)] {
+            if let Some(j) = j {
+                nlb_owned.push((format!("nlb.{name}"), Dtype::I32, vec![j.len()], i32s(j)));
+            }
+        }
+    }
     let views: Vec<(&str, TensorView<'_>)> = owned
         .iter()
-        .map(|(n, dt, s, bytes)| (*n, TensorView::new(*dt, s.clone(), bytes).expect("shape matches data")))
+        .map(|(n, dt, s, bytes)| (*n, dt, s, bytes))
+        .chain(nlb_owned.iter().map(|(n, dt, s, bytes)| (n.as_str(), dt, s, bytes)))
+        .map(|(n, dt, s, bytes)| (n, TensorView::new(*dt, s.clone(), bytes).expect("shape matches data")))
         .collect();
     let meta = Meta { format: FORMAT.into(), n_in: d.n_in, observed: d.observed, forward: d.forward, bin_ms: d.bin_ms };
     let mut metadata = HashMap::new();
     metadata.insert("lflow".to_string(), serde_json::to_string(&meta).expect("metadata serialises"));
+    if let Some(n) = &d.nlb {
+        metadata.insert("nlb".to_string(), serde_json::to_string(&n.meta).expect("metadata serialises"));
+    }
     let bytes = safetensors::serialize(views, Some(metadata)).expect("in-memory serialisation");
     write_atomically(path, &bytes).map_err(|e| match e {
         crate::checkpoint::CheckpointError::Io { path, source } => DataError::Io { path, source },
@@ -241,6 +266,7 @@ pub fn load(path: &Path) -> Result<Dataset, DataError> {
             Some(out)
         }
     };
+    let nlb = load_nlb(&r, header.metadata().as_ref(), b, &split, meta.observed, meta.n_in, n_out)?;
     Ok(Dataset {
         n_in: meta.n_in,
         n_out,
@@ -253,5 +279,84 @@ pub fn load(path: &Path) -> Result<Dataset, DataError> {
         behavior,
         conditions,
         split,
+        nlb,
     })
+}
+
+/// The NLB side of an imported data set (`nlb` metadata and `nlb.*` tensors), checked against the trials.
+fn load_nlb(
+    r: &Reader<'_>,
+    metadata: Option<&HashMap<String, String>>,
+    trials: usize,
+    split: &[Split],
+    observed: usize,
+    n_in: usize,
+    n_out: usize,
+) -> Result<Option<crate::nlb::stored::NlbData>, DataError> {
+    use crate::nlb::score::{Array, Target};
+    use crate::nlb::stored::{set_target_array, unflatten_lists, NlbData, NlbMeta};
+    let Some(text) = metadata.and_then(|m| m.get("nlb")) else { return Ok(None) };
+    let err = |reason: String| DataError::Metadata { path: r.path.to_path_buf(), key: "nlb".into(), reason };
+    let meta: NlbMeta = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
+    if !crate::nlb::names::is_dataset(&meta.dataset) || meta.train_trials + meta.eval_trials != trials {
+        return Err(err(format!(
+            "dataset {:?} with {} train + {} eval trials does not describe these {trials} trials",
+            meta.dataset, meta.train_trials, meta.eval_trials
+        )));
+    }
+    if split[meta.train_trials..].iter().any(|s| *s != Split::Eval) || split[..meta.train_trials].contains(&Split::Eval)
+    {
+        return Err(err("the benchmark's eval trials must be the last ones, split 2 (eval)".into()));
+    }
+    let names: Vec<String> =
+        r.st.names().into_iter().filter(|n| n.starts_with("nlb.")).map(|n| n.to_string()).collect();
+    if names.is_empty() {
+        return Ok(Some(NlbData { meta, target: None }));
+    }
+    let mut target = Target::default();
+    let mut has_spikes = false;
+    let i32s = |name: &str| -> Result<Vec<i32>, DataError> {
+        let v = r.st.tensor(name).map_err(|_| err(format!("tensor {name} is missing")))?;
+        if v.dtype() != Dtype::I32 {
+            return Err(err(format!("tensor {name} is {:?}, expected I32", v.dtype())));
+        }
+        Ok(v.data().chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    };
+    for name in &names {
+        let short = &name["nlb.".len()..];
+        match short {
+            "eval_cond_idx" | "train_cond_idx" => {
+                let lists = unflatten_lists(&i32s(name)?, &i32s(&format!("{name}.lengths"))?)
+                    .ok_or_else(|| err(format!("{name}: lengths do not add up")))?;
+                if short == "eval_cond_idx" {
+                    target.eval_cond_idx = Some(lists);
+                } else {
+                    target.train_cond_idx = Some(lists);
+                }
+            }
+            "eval_cond_idx.lengths" | "train_cond_idx.lengths" => {}
+            "eval_jitter" => target.eval_jitter = Some(i32s(name)?),
+            "train_jitter" => target.train_jitter = Some(i32s(name)?),
+            _ => {
+                let v = r.st.tensor(name).map_err(|e| err(e.to_string()))?;
+                if v.dtype() != Dtype::F32 {
+                    return Err(err(format!("tensor {name} is {:?}, expected F32", v.dtype())));
+                }
+                let vals: Vec<f32> =
+                    v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                if !set_target_array(&mut target, short, Array::from_f32(v.shape().to_vec(), &vals)) {
+                    return Err(err(format!("unknown tensor {name}")));
+                }
+                has_spikes |= short == "eval_spikes_heldout";
+            }
+        }
+    }
+    let want = [meta.eval_trials, observed, n_out - n_in];
+    if !has_spikes || target.eval_spikes_heldout.shape != want {
+        return Err(err(format!(
+            "tensor nlb.eval_spikes_heldout must be {want:?}, found {:?}",
+            target.eval_spikes_heldout.shape
+        )));
+    }
+    Ok(Some(NlbData { meta, target: Some(target) }))
 }

@@ -43,6 +43,8 @@ pub struct Dataset {
     pub conditions: Option<Vec<u32>>,
     /// Split of each trial.
     pub split: Vec<Split>,
+    /// The Neural Latents Benchmark side of an imported NLB dataset.
+    pub nlb: Option<crate::nlb::stored::NlbData>,
 }
 
 impl Split {

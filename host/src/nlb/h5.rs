@@ -44,6 +44,13 @@ impl H5 {
         Ok(H5 { file, path: path.into() })
     }
 
+    /// Open an existing `path` for reading and writing.
+    pub fn open_rw(path: &Path) -> Result<H5, NlbError> {
+        let file =
+            hdf5::File::open_rw(path).map_err(|e| NlbError::Open { file: path.into(), reason: e.to_string() })?;
+        Ok(H5 { file, path: path.into() })
+    }
+
     /// Create (truncate) `path` for writing.
     pub fn create(path: &Path) -> Result<H5, NlbError> {
         let file = hdf5::File::create(path).map_err(|e| NlbError::Open { file: path.into(), reason: e.to_string() })?;

@@ -6,9 +6,15 @@
 #[cfg(feature = "nlb")]
 pub mod h5;
 #[cfg(feature = "nlb")]
+pub mod import;
+#[cfg(feature = "nlb")]
 pub mod layout;
 pub mod names;
+pub mod predicted;
 pub mod score;
+pub mod stored;
+#[cfg(feature = "nlb")]
+pub mod submit;
 
 use std::path::PathBuf;
 

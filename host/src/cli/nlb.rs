@@ -1,0 +1,235 @@
+//! `lflow nlb import | submit | score`: the Neural Latents Benchmark's files.
+
+use super::eval::predict_rates;
+use super::CliError;
+use clap::{Args, Subcommand, ValueEnum};
+use lflow_host::backend::Device;
+use lflow_host::run::RunDir;
+use std::path::PathBuf;
+
+/// The `nlb` subcommands.
+#[derive(Subcommand, Debug, Clone)]
+pub enum NlbCommand {
+    /// Read the tensor files nlb_tools writes into one data set.
+    ///
+    /// DIR holds train_input.h5, eval_input.h5 and, for the val phase, the eval
+    /// target file (eval_target.h5 or nlb_tools' default target_data.h5), as
+    /// `nlb_tools.make_tensors` writes them (make_train_input_tensors with
+    /// include_behavior and include_forward_pred, make_eval_input_tensors,
+    /// make_eval_target_tensors with include_psth).
+    ///
+    /// Example:
+    ///
+    ///     lflow nlb import nlb/mc_maze_small --dataset mc_maze_small --bin-ms 20 --out maze_small.safetensors
+    ///     lflow train --data maze_small.safetensors --config configs/mc_maze_small.toml --out runs/maze_small
+    #[command(verbatim_doc_comment)]
+    Import(ImportArgs),
+    /// Write a run's rates as an EvalAI submission file (HDF5).
+    ///
+    /// Rates of every train and eval trial (observed and forward bins) averaged
+    /// over the run's noise samples (MODEL.md section 7), in spikes per bin. In
+    /// the val phase it also scores the file against the stored targets.
+    ///
+    /// Example:
+    ///
+    ///     lflow nlb submit runs/maze_small --out submission.h5
+    #[command(verbatim_doc_comment)]
+    Submit(SubmitArgs),
+    /// Score any submission file against eval targets exactly as nlb_tools does.
+    ///
+    /// Example:
+    ///
+    ///     lflow nlb score submission.h5 --target nlb/mc_maze_small/eval_target.h5 --json
+    #[command(verbatim_doc_comment)]
+    Score(ScoreArgs),
+}
+
+/// `--phase`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum PhaseArg {
+    /// Eval trials come with targets (eval_target.h5): scored locally.
+    Val,
+    /// No eval targets: only EvalAI scores the eval trials.
+    Test,
+}
+
+/// Arguments of `lflow nlb import`.
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    /// The folder of the tensor files.
+    pub dir: PathBuf,
+    /// The benchmark dataset: mc_maze, mc_rtt, area2_bump, dmfc_rsg, mc_maze_large, mc_maze_medium, mc_maze_small.
+    #[arg(long)]
+    pub dataset: String,
+    /// Bin width of the files, 5 or 20 ms.
+    #[arg(long)]
+    pub bin_ms: u32,
+    /// Val (targets known) or test phase.
+    #[arg(long, value_enum, default_value_t = PhaseArg::Val)]
+    pub phase: PhaseArg,
+    /// Every N-th train trial validates (early stopping, learning-rate plateau); 0: none.
+    #[arg(long, default_value_t = 10)]
+    pub valid_every: usize,
+    /// The data set file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `lflow nlb submit`.
+#[derive(Args, Debug, Clone)]
+pub struct SubmitArgs {
+    /// The run folder (trained on an imported NLB data set).
+    pub run: PathBuf,
+    /// The imported data set (default: the one the run trained on).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The submission file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Noisy passes averaged (default: the run's [eval] samples, 50); 0 = mean mode.
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Where to run the model: cpu, or cuda / cuda:N.
+    #[arg(long, default_value_t = Device::Cpu)]
+    pub device: Device,
+}
+
+/// Arguments of `lflow nlb score`.
+#[derive(Args, Debug, Clone)]
+pub struct ScoreArgs {
+    /// The submission file (ours or any other tool's).
+    pub submission: PathBuf,
+    /// The eval target file (make_eval_target_tensors).
+    #[arg(long)]
+    pub target: PathBuf,
+    /// Print the metrics as JSON, keyed as nlb_tools returns them.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run an `nlb` subcommand; returns what to print.
+pub fn run(c: &NlbCommand) -> Result<String, CliError> {
+    imp::run(c)
+}
+
+/// The metrics list as a table, or as nlb_tools' JSON list.
+pub fn format_results(results: &lflow_host::nlb::score::Results, json: bool) -> String {
+    if json {
+        let list: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(name, metrics)| {
+                let inner: serde_json::Map<String, serde_json::Value> =
+                    metrics.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+                serde_json::json!({ name: inner })
+            })
+            .collect();
+        return serde_json::to_string_pretty(&list).unwrap_or_default();
+    }
+    let mut out = String::new();
+    for (name, metrics) in results {
+        out += &format!("{name}\n");
+        for (k, v) in metrics {
+            out += &format!("  {k:<20} {v:.6}\n");
+        }
+    }
+    out
+}
+
+#[cfg(feature = "nlb")]
+mod imp {
+    use super::*;
+    use lflow_host::nlb::import::{import, ImportSpec, Phase};
+    use lflow_host::nlb::NlbError;
+
+    fn nlb(e: NlbError) -> CliError {
+        CliError::Usage(e.to_string())
+    }
+
+    pub fn run(c: &NlbCommand) -> Result<String, CliError> {
+        match c {
+            NlbCommand::Import(a) => {
+                let spec = ImportSpec {
+                    dir: a.dir.clone(),
+                    dataset: a.dataset.clone(),
+                    bin_ms: a.bin_ms,
+                    phase: match a.phase {
+                        PhaseArg::Val => Phase::Val,
+                        PhaseArg::Test => Phase::Test,
+                    },
+                    valid_every: a.valid_every,
+                };
+                let imported = import(&spec).map_err(nlb)?;
+                lflow_host::data::save(&a.out, &imported.data)?;
+                let d = &imported.data;
+                let meta = &d.nlb.as_ref().map(|n| n.meta.clone()).ok_or(CliError::Usage("no NLB side".into()))?;
+                let mut s = format!(
+                    "{}: {} at {} ms, {} phase: {} train + {} eval trials, {} + {} bins, {} held-in + {} held-out neurons",
+                    a.out.display(),
+                    meta.dataset,
+                    meta.bin_ms,
+                    meta.phase,
+                    meta.train_trials,
+                    meta.eval_trials,
+                    d.observed,
+                    d.forward,
+                    d.n_in,
+                    d.n_out - d.n_in
+                );
+                if d.behavior.is_some() {
+                    s += &format!(", {} behaviour channels", d.n_beh);
+                }
+                if imported.nan_counts > 0 {
+                    s += &format!(
+                        "\n{} NaN spike counts (bins outside a trial's data) read as 0 by the model; the metrics keep them masked",
+                        imported.nan_counts
+                    );
+                }
+                Ok(s)
+            }
+            NlbCommand::Submit(a) => {
+                let (dir, record) = RunDir::open(&a.run)?;
+                let data_path = a.data.clone().unwrap_or(record.data.clone());
+                let data = lflow_host::data::load(&data_path)?;
+                let Some(info) = data.nlb.clone() else {
+                    return Err(CliError::Usage(format!(
+                        "{}: not an NLB import (make one with `lflow nlb import`)",
+                        data_path.display()
+                    )));
+                };
+                let samples = a.samples.unwrap_or(record.config.eval.samples);
+                let rates = predict_rates(&dir, &data, samples, a.threads, a.device)?;
+                let sub = lflow_host::nlb::predicted::submission(&data, &rates)
+                    .ok_or_else(|| CliError::Usage("no NLB side".into()))?;
+                lflow_host::nlb::submit::write_submission(&a.out, &info.group(), &sub).map_err(nlb)?;
+                let mut s = format!("{}: group {} ({samples} samples averaged)", a.out.display(), info.group());
+                if let Some((_, results)) = lflow_host::nlb::predicted::score_rates(&data, &rates)
+                    .map_err(|e| CliError::Usage(e.to_string()))?
+                {
+                    s += &format!("\nscored against the stored eval targets:\n{}", format_results(&results, false));
+                }
+                Ok(s)
+            }
+            NlbCommand::Score(a) => {
+                let results = lflow_host::nlb::layout::score_files(&a.submission, &a.target).map_err(nlb)?;
+                Ok(format_results(&results, a.json))
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "nlb"))]
+mod imp {
+    use super::*;
+
+    pub fn run(_: &NlbCommand) -> Result<String, CliError> {
+        let _ = (predict_rates, RunDir::open);
+        Err(CliError::Usage(
+            "this lflow was built without HDF5 support: install libhdf5-dev (Debian/Ubuntu) and rebuild with \
+             `cargo build --release -p lflow-host --features nlb`"
+                .into(),
+        ))
+    }
+}
