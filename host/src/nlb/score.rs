@@ -409,3 +409,147 @@ pub fn evaluate(targets: &[(String, Target)], submissions: &[(String, Submission
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arr(shape: &[usize], data: Vec<f64>) -> Array {
+        assert_eq!(shape.iter().product::<usize>(), data.len());
+        Array { shape: shape.to_vec(), data }
+    }
+
+    /// A deterministic pseudo-random value in [0, 1).
+    fn u(i: usize) -> f64 {
+        ((i * 2654435761) % 1000) as f64 / 1000.0
+    }
+
+    #[test]
+    fn jitter_shifts_a_trial_as_nlb_tools_does() {
+        // Two bins, one channel: [a, b]. +1: [NaN, a]; -1: [b, NaN]; 0: as is.
+        let t = [1.0, 2.0];
+        let s = shifted(&t, 2, 1, 1);
+        assert!(s[0].is_nan() && s[1] == 1.0);
+        let s = shifted(&t, 2, 1, -1);
+        assert!(s[0] == 2.0 && s[1].is_nan());
+        assert_eq!(shifted(&t, 2, 1, 0), vec![1.0, 2.0]);
+    }
+
+    #[test]
+    fn psth_r2_with_jitter_and_nan_bins_by_hand() {
+        // One condition of two eval trials, 3 bins, 1 neuron; trial 1 jittered by +1.
+        // Trial rates: [1, 2, 3] and [4, 5, 6] -> shifted [NaN, 4, 5]; the mean is NaN
+        // in bin 0, which the target masks (NaN there), so only bins 1 and 2 count:
+        // predictions (2 + 4) / 2 = 3 and (3 + 5) / 2 = 4 against truth [3, 5].
+        let rates = arr(&[2, 3, 1], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let psth = arr(&[1, 3, 1], vec![f64::NAN, 3.0, 5.0]);
+        let r2 = eval_psth(&psth, &rates, &[vec![0, 1]], Some(&[0, 1]));
+        // ss_res = 0 + 1, ss_tot = 1 + 1 -> 0.5.
+        assert!((r2 - 0.5).abs() < 1e-12, "{r2}");
+    }
+
+    #[test]
+    fn co_bps_masks_nan_targets_and_checks_rates() {
+        let spikes = arr(&[1, 2, 2], vec![1.0, f64::NAN, 0.0, 3.0]);
+        let rates = arr(&[1, 2, 2], vec![0.8, -5.0, 0.2, 2.5]);
+        let c = Ctx { group: "g" };
+        // The NaN target hides the negative rate; the result equals the two-column
+        // computation on the valid elements only.
+        let got = c.bps(&rates, &spikes, "eval_rates_heldout").unwrap();
+        let want = bits_per_spike(&[0.8, f64::NAN, 0.2, 2.5], &[1.0, f64::NAN, 0.0, 3.0], 2);
+        assert!((got - want).abs() < 1e-12 && got.is_finite());
+        let bad = arr(&[1, 2, 2], vec![0.8, 1.0, -0.2, 2.5]);
+        assert!(matches!(c.bps(&bad, &spikes, "x"), Err(ScoreError::Rate { index: 2, .. })));
+    }
+
+    #[test]
+    fn decode_masks_average_the_r2_of_each_masked_subset() {
+        // 12 train and 6 eval trials of 4 bins; behaviour linear in the rates plus noise.
+        let (r, e, t, n, b) = (12, 6, 4, 3, 2);
+        let rates = |trials: usize, off: usize| arr(&[trials, t, n], (0..trials * t * n).map(|i| u(i + off)).collect());
+        let behave = |x: &Array, off: usize| {
+            let rows = x.data.len() / n;
+            let data = (0..rows)
+                .flat_map(|row| {
+                    let v = &x.data[row * n..(row + 1) * n];
+                    [2.0 * v[0] - v[1] + 0.1 * u(row + off), v[2] + 0.1 * u(row * 7 + off)]
+                })
+                .collect();
+            arr(&[x.dim(0), t, b], data)
+        };
+        let (tr, er) = (rates(r, 0), rates(e, 500));
+        let (tb, eb) = (behave(&tr, 3), behave(&er, 9));
+        let mask = |trials: usize| {
+            arr(&[trials, 2], (0..trials).flat_map(|i| [(i % 2) as f64, 1.0 - (i % 2) as f64]).collect())
+        };
+        let (tm, em) = (mask(r), mask(e));
+        let c = Ctx { group: "g" };
+        let got = velocity_decoding(&c, &tr, &tb, Some(&tm), &er, &eb, Some(&em)).unwrap();
+        // Independently: each mask's trials as a plain decoding problem, then the mean.
+        let subset = |a: &Array, keep: usize| {
+            let per = a.data.len() / a.dim(0);
+            let trials: Vec<usize> = (0..a.dim(0)).filter(|i| i % 2 == keep).collect();
+            let data = trials.iter().flat_map(|&i| a.data[i * per..(i + 1) * per].to_vec()).collect();
+            arr(&[trials.len(), a.dim(1), a.dim(2)], data)
+        };
+        let mut want = 0.0;
+        for keep in [1, 0] {
+            let (x, y) = (subset(&tr, keep), subset(&tb, keep));
+            let (model, _) = ridge_cv(&x.data, &y.data, n, b);
+            let (ex, ey) = (subset(&er, keep), subset(&eb, keep));
+            want += r2_uniform(&ey.data, &model.predict(&ex.data), b) / 2.0;
+        }
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        assert!(got > 0.5, "a learnable map: {got}");
+    }
+
+    #[test]
+    fn behaviour_rows_with_nan_are_dropped() {
+        let (r, t, n) = (10, 3, 2);
+        let tr = arr(&[r, t, n], (0..r * t * n).map(u).collect());
+        let mut tb = arr(&[r, t, 1], (0..r * t).map(|row| tr.data[row * n] * 3.0 + tr.data[row * n + 1]).collect());
+        let clean = velocity_decoding(&Ctx { group: "g" }, &tr, &tb, None, &tr, &tb, None).unwrap();
+        tb.data[4] = f64::NAN;
+        let masked = velocity_decoding(&Ctx { group: "g" }, &tr, &tb, None, &tr, &tb, None).unwrap();
+        assert!(clean > 0.999 && masked > 0.999 && masked.is_finite(), "{clean} {masked}");
+    }
+
+    #[test]
+    fn tp_correlation_by_hand() {
+        // Two groups of three trials, 3 bins, 1 neuron, rates [0, s, 3s]: steps s and 2s,
+        // speed 1.5 s. Group A speeds [1.5, 3, 4.5] against tp [10, 20, 30] (r = 1);
+        // group B the same against tp [30, 20, 10] (r = -1): the mean is 0.
+        let s_of = [1.0, 2.0, 3.0, 1.0, 2.0, 3.0];
+        let rates = arr(&[6, 3, 1], s_of.iter().flat_map(|&s| [0.0, s, 3.0 * s]).collect());
+        let spikes = arr(&[6, 3, 1], vec![0.0; 18]);
+        let tp = [10.0, 20.0, 30.0, 30.0, 20.0, 10.0];
+        let beh = arr(&[6, 5], (0..6).flat_map(|i| [0.0, (i / 3) as f64, 1.0, 0.0, tp[i]]).collect());
+        assert!(speed_tp_correlation(&spikes, &rates, &beh).abs() < 1e-12);
+        // A NaN in bin 2 of trial 0's held-out spikes drops its second step: speed 1.
+        let mut masked = spikes.clone();
+        masked.data[2] = f64::NAN;
+        let want = (pearson(&[1.0, 3.0, 4.5], &[10.0, 20.0, 30.0]) - 1.0) / 2.0;
+        let got = speed_tp_correlation(&masked, &rates, &beh);
+        assert!((got - want).abs() < 1e-12 && want.abs() > 1e-3, "{got} vs {want}");
+    }
+
+    #[test]
+    fn a_group_keeps_its_name_and_groups_missing_from_the_target_are_skipped() {
+        let t = Target {
+            eval_spikes_heldout: arr(&[2, 2, 1], vec![1.0, 0.0, 2.0, 1.0]),
+            eval_behavior: Some(arr(&[2, 5], vec![0.0, 1.0, 1.0, 0.0, 5.0, 0.0, 1.0, 1.0, 0.0, 7.0])),
+            ..Target::default()
+        };
+        let s = Submission {
+            eval_rates_heldin: arr(&[2, 2, 1], vec![1.0; 4]),
+            eval_rates_heldout: arr(&[2, 2, 1], vec![0.5, 0.5, 1.5, 1.0]),
+            ..Submission::default()
+        };
+        let out = evaluate(&[("dmfc_rsg_20".into(), t.clone())], &[("dmfc_rsg_20".into(), s.clone())]).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, "dmfc_rsg_20_split");
+        assert_eq!(out[0].1.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), vec!["co-bps", "tp corr"]);
+        // A group absent from the target is skipped.
+        assert!(evaluate(&[], &[("dmfc_rsg".into(), s)]).unwrap().is_empty());
+    }
+}
