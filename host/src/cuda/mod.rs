@@ -356,20 +356,24 @@ impl<G: Gpu> CudaBackend<G> {
         Ok(sums)
     }
 
+    /// Run `f` unless an error is pending; keep its error for [`Backend::take_error`].
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, GpuError>) -> Option<T> {
+        if self.error.is_some() {
+            return None;
+        }
+        f(self).map_err(|e| self.error = Some(e)).ok()
+    }
+
     fn try_end_epoch(&mut self, state: &mut crate::train::TrainState) -> Result<(), GpuError> {
         let Some(wts) = self.weights else { return Ok(()) };
         download_f32(&mut self.gpu, wts.params, &mut state.params.data)?;
         download_f32(&mut self.gpu, wts.m, &mut state.adam.m.data)?;
         download_f32(&mut self.gpu, wts.v, &mut state.adam.v.data)
     }
-
-    fn record<T: Default>(&mut self, r: Result<T, GpuError>) -> T {
-        r.unwrap_or_else(|e| {
-            self.error.get_or_insert(e);
-            T::default()
-        })
-    }
 }
+
+/// What a failed pass reports (the error itself waits in the backend).
+const FAILED: LossSums = LossSums { nll: f64::NAN, kl: f64::NAN, elements: 0 };
 
 impl<G: Gpu> Backend for CudaBackend<G> {
     fn name(&self) -> String {
@@ -377,16 +381,7 @@ impl<G: Gpu> Backend for CudaBackend<G> {
     }
 
     fn run(&mut self, cfg: &ModelConfig, params: &Params, batch: &Batch, pass: Pass<'_>) -> LossSums {
-        if self.error.is_some() {
-            return LossSums { nll: f64::NAN, kl: f64::NAN, elements: 0 };
-        }
-        match self.try_run(cfg, params, batch, pass) {
-            Ok(sums) => sums,
-            Err(e) => {
-                self.error.get_or_insert(e);
-                LossSums { nll: f64::NAN, kl: f64::NAN, elements: 0 }
-            }
-        }
+        self.guarded(|b| b.try_run(cfg, params, batch, pass)).unwrap_or(FAILED)
     }
 
     fn take_error(&mut self) -> Option<String> {
@@ -407,10 +402,7 @@ impl<G: Gpu> Resident for CudaBackend<G> {
         order: &[usize],
         seeds: &[u64],
     ) {
-        if self.error.is_none() {
-            let r = self.try_begin_epoch(model, data, state, order, seeds);
-            self.record(r);
-        }
+        self.guarded(|b| b.try_begin_epoch(model, data, state, order, seeds));
     }
 
     fn train_batch(
@@ -423,24 +415,11 @@ impl<G: Gpu> Resident for CudaBackend<G> {
         scale: crate::model::LossScale,
         step: crate::backend::AdamStep,
     ) -> LossSums {
-        if self.error.is_some() {
-            return LossSums { nll: f64::NAN, kl: f64::NAN, elements: 0 };
-        }
-        let r = self.try_train_batch(model, start, len, cd_rate, dropout, scale, step);
-        match r {
-            Ok(s) => s,
-            Err(e) => {
-                self.error.get_or_insert(e);
-                LossSums { nll: f64::NAN, kl: f64::NAN, elements: 0 }
-            }
-        }
+        self.guarded(|b| b.try_train_batch(model, start, len, cd_rate, dropout, scale, step)).unwrap_or(FAILED)
     }
 
     fn end_epoch(&mut self, state: &mut crate::train::TrainState) {
         // After an error the host's state stays as it was at the epoch's start.
-        if self.error.is_none() {
-            let r = self.try_end_epoch(state);
-            self.record(r);
-        }
+        self.guarded(|b| b.try_end_epoch(state));
     }
 }
