@@ -266,3 +266,23 @@ fn import_train_submit_score_round_trip() {
     assert!((co - co_eval).abs() < 1e-4, "{co} vs {co_eval}");
     assert_eq!(report["nlb"][0]["mc_maze_scaling_20_split"].as_object().unwrap().len(), 4);
 }
+
+#[test]
+fn decode_masks_and_jitter_read_from_their_hdf5_types() {
+    // nlb_tools stores decode masks as bool (an HDF5 enum) and jitter as int32.
+    let path = temp("masks").join("target.h5");
+    {
+        let f = hdf5::File::create(&path).unwrap();
+        let g = f.create_group("area2_bump_20").unwrap();
+        let spikes = vec![1.0f32; 3 * 2 * 2];
+        g.new_dataset::<f32>().shape([3, 2, 2]).create("eval_spikes_heldout").unwrap().write_raw(&spikes).unwrap();
+        let masks = [true, false, false, true, true, true];
+        g.new_dataset::<bool>().shape([3, 2]).create("eval_decode_mask").unwrap().write_raw(&masks).unwrap();
+        g.new_dataset::<i32>().shape([3]).create("eval_jitter").unwrap().write_raw(&[0i32, 2, -1]).unwrap();
+    }
+    let f = H5::open(&path).unwrap();
+    let t = lflow_host::nlb::layout::read_target(&f, "area2_bump_20").unwrap();
+    assert_eq!(t.eval_decode_mask.unwrap().data, vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
+    assert_eq!(t.eval_jitter.unwrap(), vec![0, 2, -1]);
+    assert!(t.psth.is_none() && t.train_behavior.is_none());
+}
