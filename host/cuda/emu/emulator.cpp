@@ -3,7 +3,9 @@
 // (an array of pointers to the arguments).
 #include "shim.h"
 
+#include <condition_variable>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -54,6 +56,58 @@ const Entry KERNELS[] = {
     LFLOW_KERNEL(potential_kernel_grad), LFLOW_KERNEL(posterior_backward), LFLOW_KERNEL(layer_norm_forward),
     LFLOW_KERNEL(layer_norm_backward), LFLOW_KERNEL(layer_norm_param_grads), LFLOW_KERNEL(poisson_kl_loss), LFLOW_KERNEL(assemble_batch),
 };
+
+// OS threads kept across launches: a launch of N threads wakes the first N
+// workers of the pool (spawning more when needed) and waits until all finish.
+class Pool {
+  public:
+    void run(unsigned n, const std::function<void(unsigned)>& f) {
+        std::unique_lock<std::mutex> lock(m_);
+        while (workers_.size() < n) {
+            const unsigned id = workers_.size();
+            workers_.emplace_back([this, id] { loop(id); });
+            workers_.back().detach();
+        }
+        job_ = &f;
+        active_ = n;
+        remaining_ = n;
+        ++generation_;
+        start_.notify_all();
+        done_.wait(lock, [this] { return remaining_ == 0; });
+        job_ = nullptr;
+    }
+
+  private:
+    void loop(unsigned id) {
+        uint64_t seen = 0;
+        for (;;) {
+            const std::function<void(unsigned)>* job = nullptr;
+            {
+                std::unique_lock<std::mutex> lock(m_);
+                start_.wait(lock, [&] { return generation_ != seen; });
+                seen = generation_;
+                if (id >= active_) continue;
+                job = job_;
+            }
+            (*job)(id);
+            std::lock_guard<std::mutex> lock(m_);
+            if (--remaining_ == 0) done_.notify_all();
+        }
+    }
+
+    std::mutex m_;
+    std::condition_variable start_, done_;
+    std::vector<std::thread> workers_;
+    const std::function<void(unsigned)>* job_ = nullptr;
+    unsigned active_ = 0, remaining_ = 0;
+    uint64_t generation_ = 0;
+};
+
+// Never destroyed: its detached workers wait for work until the process ends.
+Pool& pool() {
+    static Pool* p = new Pool;
+    return *p;
+}
 }  // namespace
 
 extern "C" {
@@ -76,23 +130,18 @@ int lflow_emu_launch(const char* name, unsigned gx, unsigned gy, unsigned gz, un
     std::vector<uint64_t> exchange(threads);
     std::vector<unsigned char> dynamic(smem + 16);
     lflow_emu::Block shared{&barrier, exchange.data(), dynamic.data()};
-    std::vector<std::thread> pool;
-    pool.reserve(threads);
-    for (unsigned t = 0; t < threads; ++t) {
-        pool.emplace_back([&, t] {
-            lflow_emu::block = &shared;
-            lflow_emu::thread_idx = dim3{t, 0, 0};
-            for (unsigned z = 0; z < gz; ++z)
-                for (unsigned y = 0; y < gy; ++y)
-                    for (unsigned x = 0; x < gx; ++x) {
-                        lflow_emu::block_idx = dim3{x, y, z};
-                        launch(args);
-                        // Block boundary: every thread leaves the block before the next starts.
-                        barrier.arrive_and_wait();
-                    }
-        });
-    }
-    for (auto& th : pool) th.join();
+    pool().run(threads, [&](unsigned t) {
+        lflow_emu::block = &shared;
+        lflow_emu::thread_idx = dim3{t, 0, 0};
+        for (unsigned z = 0; z < gz; ++z)
+            for (unsigned y = 0; y < gy; ++y)
+                for (unsigned x = 0; x < gx; ++x) {
+                    lflow_emu::block_idx = dim3{x, y, z};
+                    launch(args);
+                    // Block boundary: every thread leaves the block before the next starts.
+                    barrier.arrive_and_wait();
+                }
+    });
     return 0;
 }
 }

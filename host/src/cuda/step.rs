@@ -18,6 +18,11 @@ pub(crate) const V_PRIOR_VAR: f32 = 0.1;
 const THREADS: u32 = 128;
 /// Threads per block of the attention kernels (one query or key row each).
 const ATTENTION_THREADS: u32 = 64;
+/// One warp per LayerNorm row: D = 3H is a few hundred wide, and a warp's
+/// reduction needs no shared-memory round trip between warps.
+const LAYER_NORM_THREADS: u32 = 32;
+/// Threads per block of the fused loss (a grid-stride reduction).
+const LOSS_THREADS: u32 = 128;
 /// Largest dynamic shared memory a kernel asks for (the default limit).
 const SMEM_LIMIT: usize = 48 * 1024;
 
@@ -281,7 +286,7 @@ impl Step<'_> {
             F32(V_PRIOR_VAR),
             I32(scale.is_some() as i32),
         ];
-        self.launch("poisson_kl_loss", LaunchDims { grid: (LOSS_BLOCKS as u32, 1), block: 256, smem: 0 }, &args)?;
+        self.launch("poisson_kl_loss", LaunchDims { grid: (LOSS_BLOCKS as u32, 1), block: LOSS_THREADS, smem: 0 }, &args)?;
         let mut partials = [0u8; LOSS_BLOCKS * 16];
         self.gpu.download(a.partials, &mut partials)?;
         let sums: &[f64] = bytemuck::cast_slice(&partials);
@@ -299,7 +304,7 @@ impl Step<'_> {
         rows: usize,
     ) -> Result<(), GpuError> {
         let d = self.cfg.d_model();
-        let dims = LaunchDims { grid: (rows as u32, 1), block: THREADS, smem: 0 };
+        let dims = LaunchDims { grid: (rows as u32, 1), block: LAYER_NORM_THREADS, smem: 0 };
         let args = [
             Ptr(x),
             Ptr(self.w(w)),
@@ -326,7 +331,7 @@ impl Step<'_> {
         rows: usize,
     ) -> Result<(), GpuError> {
         let d = self.cfg.d_model();
-        let dims = LaunchDims { grid: (rows as u32, 1), block: THREADS, smem: 0 };
+        let dims = LaunchDims { grid: (rows as u32, 1), block: LAYER_NORM_THREADS, smem: 0 };
         let args = [Ptr(dy), Ptr(xhat), Ptr(rstd), Ptr(self.w(w)), Ptr(dx), I32(rows as i32), I32(d as i32)];
         self.launch("layer_norm_backward", dims, &args)?;
         let args = [Ptr(dy), Ptr(xhat), Ptr(self.g(w)), Ptr(self.g(b)), I32(rows as i32), I32(d as i32)];
