@@ -286,7 +286,11 @@ impl Step<'_> {
             F32(V_PRIOR_VAR),
             I32(scale.is_some() as i32),
         ];
-        self.launch("poisson_kl_loss", LaunchDims { grid: (LOSS_BLOCKS as u32, 1), block: LOSS_THREADS, smem: 0 }, &args)?;
+        self.launch(
+            "poisson_kl_loss",
+            LaunchDims { grid: (LOSS_BLOCKS as u32, 1), block: LOSS_THREADS, smem: 0 },
+            &args,
+        )?;
         let mut partials = [0u8; LOSS_BLOCKS * 16];
         self.gpu.download(a.partials, &mut partials)?;
         let sums: &[f64] = bytemuck::cast_slice(&partials);
