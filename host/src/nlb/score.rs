@@ -152,6 +152,18 @@ pub enum ScoreError {
         /// What the submission holds.
         found: Vec<usize>,
     },
+    /// A trial index outside the trials it indexes.
+    #[error("group {group}: `{array}` holds trial {value}, outside the {trials} trials")]
+    Index {
+        /// The group.
+        group: String,
+        /// The array.
+        array: &'static str,
+        /// The index.
+        value: i64,
+        /// Trials there are.
+        trials: usize,
+    },
     /// A rate that is negative or NaN where the target is valid.
     #[error("group {group}: `{array}` at flat index {index} is {value}: rates must be non-negative and not NaN")]
     Rate {
@@ -206,8 +218,14 @@ pub fn evaluate_group(dataset: &str, group: &str, t: &Target, s: &Submission) ->
     let co_bps = c.bps(&s.eval_rates_heldout, &t.eval_spikes_heldout, "eval_rates_heldout")?;
     let eval_rates = s.eval_rates_heldin.join(&s.eval_rates_heldout);
     let mut m = GroupMetrics { co_bps, ..GroupMetrics::default() };
+    let (e, bins) = (t.eval_spikes_heldout.dim(0), t.eval_spikes_heldout.dim(1));
+    c.same_shape(&s.eval_rates_heldin, &[e, bins, s.eval_rates_heldin.channels()], "eval_rates_heldin")?;
     if dataset == "dmfc_rsg" {
         let behavior = c.need(t.eval_behavior.as_ref(), "eval_behavior")?;
+        if behavior.shape.len() != 2 || behavior.dim(0) != e || behavior.dim(1) < 4 {
+            let found = behavior.shape.clone();
+            return Err(ScoreError::Shape { group: group.into(), array: "eval_behavior", expected: vec![e, 5], found });
+        }
         m.tp_corr = Some(speed_tp_correlation(&t.eval_spikes_heldout, &eval_rates, behavior));
     } else {
         let train_in = c.need(s.train_rates_heldin.as_ref(), "train_rates_heldin")?;
@@ -215,6 +233,18 @@ pub fn evaluate_group(dataset: &str, group: &str, t: &Target, s: &Submission) ->
         let train_rates = train_in.join(train_out);
         let train_b = c.need(t.train_behavior.as_ref(), "train_behavior")?;
         let eval_b = c.need(t.eval_behavior.as_ref(), "eval_behavior")?;
+        let outputs = train_b.channels();
+        let r = train_rates.dim(0);
+        c.same_shape(train_b, &[r, bins, outputs], "train_behavior")?;
+        c.same_shape(eval_b, &[e, bins, outputs], "eval_behavior")?;
+        for (mask, trials, array) in
+            [(&t.train_decode_mask, r, "train_decode_mask"), (&t.eval_decode_mask, e, "eval_decode_mask")]
+        {
+            if let Some(m) = mask {
+                let cols = t.train_decode_mask.as_ref().map_or(0, |m| m.channels());
+                c.same_shape(m, &[trials, cols], array)?;
+            }
+        }
         m.vel_r2 = Some(velocity_decoding(
             &c,
             &train_rates,
@@ -227,6 +257,15 @@ pub fn evaluate_group(dataset: &str, group: &str, t: &Target, s: &Submission) ->
     }
     if let Some(psth) = &t.psth {
         let cond = c.need(t.eval_cond_idx.as_ref(), "eval_cond_idx")?;
+        c.same_shape(psth, &[cond.len(), bins, eval_rates.channels()], "psth")?;
+        if let Some(&bad) = cond.iter().flatten().find(|&&i| i < 0 || i as usize >= e) {
+            return Err(ScoreError::Index {
+                group: group.into(),
+                array: "eval_cond_idx",
+                value: bad as i64,
+                trials: e,
+            });
+        }
         m.psth_r2 = Some(eval_psth(psth, &eval_rates, cond, t.eval_jitter.as_deref()));
     }
     if let (Some(fi), Some(fo)) = (&s.eval_rates_heldin_forward, &s.eval_rates_heldout_forward) {
@@ -549,6 +588,12 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].0, "dmfc_rsg_20_split");
         assert_eq!(out[0].1.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), vec!["co-bps", "tp corr"]);
+        // A malformed condition index is an error, not a panic.
+        let mut bad = t.clone();
+        bad.psth = Some(arr(&[1, 2, 2], vec![1.0; 4]));
+        bad.eval_cond_idx = Some(vec![vec![0, 5]]);
+        let got = evaluate(&[("dmfc_rsg_20".into(), bad)], &[("dmfc_rsg_20".into(), s.clone())]);
+        assert!(matches!(got, Err(ScoreError::Index { value: 5, trials: 2, .. })), "{got:?}");
         // A group absent from the target is skipped.
         assert!(evaluate(&[], &[("dmfc_rsg".into(), s)]).unwrap().is_empty());
     }
