@@ -190,17 +190,21 @@ impl<B: Backend> Trainer<B> {
         b.seeds.extend_from_slice(seeds);
         let cd = self.config.cd_rate;
         let use_cd = train && cd > 0.0 && cd < 1.0;
-        for (k, (&i, &seed)) in trials.iter().zip(seeds).enumerate() {
+        // Box-Muller draws dominate batch assembly: one trial's stream per task
+        // (the streams are per trial, so the thread count changes nothing).
+        if draw_noise {
+            use rayon::prelude::*;
+            b.noise.par_chunks_mut((tt + 1) * h).zip(seeds.par_iter()).for_each(|(draws, &seed)| {
+                let mut noise = trial_stream(seed, 1);
+                draws.iter_mut().for_each(|x| *x = noise.next_normal());
+            });
+        } else {
+            b.noise.fill(0.0);
+        }
+        for (&i, &seed) in trials.iter().zip(seeds) {
             b.targets.extend_from_slice(data.trial_spikes(i));
             let start = b.input.len();
             data.push_input(i, &mut b.input);
-            let draws = &mut b.noise[k * (tt + 1) * h..(k + 1) * (tt + 1) * h];
-            if draw_noise {
-                let mut noise = trial_stream(seed, 1);
-                draws.iter_mut().for_each(|x| *x = noise.next_normal());
-            } else {
-                draws.fill(0.0);
-            }
             if use_cd {
                 let mut rng = trial_stream(seed, 2);
                 let uniform = |rng: &mut Seeded| (rng.next_u32() >> 8) as f32 / 16_777_216.0;
