@@ -1,10 +1,8 @@
 //! `lflow nlb import | submit | score`: the Neural Latents Benchmark's files.
 
-use super::eval::predict_rates;
 use super::CliError;
 use clap::{Args, Subcommand, ValueEnum};
 use lflow_host::backend::Device;
-use lflow_host::run::RunDir;
 use std::path::PathBuf;
 
 /// The `nlb` subcommands.
@@ -140,9 +138,11 @@ pub fn format_results(results: &lflow_host::nlb::score::Results, json: bool) -> 
 
 #[cfg(feature = "nlb")]
 mod imp {
+    use super::super::eval::predict_rates;
     use super::*;
     use lflow_host::nlb::import::{import, ImportSpec, Phase};
     use lflow_host::nlb::NlbError;
+    use lflow_host::run::RunDir;
 
     fn nlb(e: NlbError) -> CliError {
         CliError::Usage(e.to_string())
@@ -225,7 +225,6 @@ mod imp {
     use super::*;
 
     pub fn run(_: &NlbCommand) -> Result<String, CliError> {
-        let _ = (predict_rates, RunDir::open);
         Err(CliError::Usage(
             "this lflow was built without HDF5 support: install libhdf5-dev (Debian/Ubuntu) and rebuild with \
              `cargo build --release -p lflow-host --features nlb`"

@@ -50,8 +50,9 @@ pub fn check_libraries() -> Result<(), GpuError> {
 
 /// The data set and the epoch's trial order as the device holds them.
 struct ResidentData {
-    /// Which data set: its spike buffer's address and length on the host.
-    identity: (usize, usize),
+    /// Which data set: its spike count and an FNV-1a hash of its spikes (a
+    /// host address could be reused by another data set after a drop).
+    identity: (usize, u64),
     buf: gpu::BufId,
     spikes: gpu::DevPtr,
     /// The epoch's order `[n]` (i32) and seeds `[n]` (u64), rewritten each epoch.
@@ -102,7 +103,7 @@ impl<G: Gpu> CudaBackend<G> {
     pub fn device_bytes(&self) -> usize {
         let arena = self.arena.as_ref().map_or(0, |(_, a)| a.bytes);
         let weights = self.weights.map_or(0, |w| 4 * w.len * 4);
-        let data = self.data.as_ref().map_or(0, |d| d.identity.1 * 4);
+        let data = self.data.as_ref().map_or(0, |d| d.identity.0 * 4);
         arena + weights + data
     }
 
@@ -211,8 +212,6 @@ impl<G: Gpu> CudaBackend<G> {
         let has_mask = !batch.grad_mask.is_empty();
         if has_mask {
             upload_f32(gpu, a.grad_mask, &batch.grad_mask)?;
-        } else {
-            gpu.zero(a.grad_mask, 4)?;
         }
         let mut seeds = batch.seeds.clone();
         seeds.resize(batch.trials, 0);
@@ -229,7 +228,11 @@ impl<G: Gpu> CudaBackend<G> {
         order: &[usize],
         seeds: &[u64],
     ) -> Result<(), GpuError> {
-        let identity = (data.spikes.as_ptr() as usize, data.spikes.len());
+        let hash = data
+            .spikes
+            .iter()
+            .fold(0xCBF2_9CE4_8422_2325u64, |h, x| (h ^ u64::from(x.to_bits())).wrapping_mul(0x0000_0100_0000_01B3));
+        let identity = (data.spikes.len(), hash);
         if self.data.as_ref().is_none_or(|d| d.identity != identity) {
             if let Some(old) = self.data.take() {
                 self.gpu.free(old.buf);

@@ -161,9 +161,13 @@ impl Step<'_> {
         self.launch("dropout_masks", dims, &args)
     }
 
-    fn kt(&self) -> usize {
+    /// Launch shape of both attention kernels (block per trial and head, key
+    /// tiles of `kt` rows in shared memory), `kt` and the score scale `1 / sqrt(D/2)`.
+    fn attention_launch(&self) -> (LaunchDims, usize, f32) {
         let hd = self.cfg.head_dim();
-        (SMEM_LIMIT / 4 / hd).clamp(1, 32)
+        let kt = (SMEM_LIMIT / 4 / hd).clamp(1, 32);
+        let dims = LaunchDims { grid: (self.trials as u32, 2), block: ATTENTION_THREADS, smem: (kt * hd * 4) as u32 };
+        (dims, kt, 1.0 / (hd as f32).sqrt())
     }
 
     /// The forward pass and the loss; `d_lr` too when `nll_scale` is given.
@@ -233,11 +237,8 @@ impl Step<'_> {
         self.elementwise("assemble_latents", rows * d, &assemble)?;
         // Decoder: attention, residual, LayerNorm, feed-forward, residual, LayerNorm, readout.
         self.linear(a.qkv, a.l, Tensor::AttnInProjWeight, Tensor::AttnInProjBias, rows)?;
-        let kt = self.kt();
+        let (dims, kt, att_scale) = self.attention_launch();
         let window = cfg.window.map_or(-1, |w| w as i32);
-        let att_scale = 1.0 / (cfg.head_dim() as f32).sqrt();
-        let dims =
-            LaunchDims { grid: (bc as u32, 2), block: ATTENTION_THREADS, smem: (kt * cfg.head_dim() * 4) as u32 };
         let args = [
             Ptr(a.qkv),
             Ptr(a.probs),
@@ -368,10 +369,7 @@ impl Step<'_> {
         let (wo, bo) = (Tensor::AttnOutProjWeight, Tensor::AttnOutProjBias);
         self.linear_backward(a.d_rows2, a.ctx, wo, bo, rows, None)?;
         self.mm(a.ctx, a.d_rows2, Op::N, self.w(wo), Op::N, rows, d, d, false)?;
-        let kt = self.kt();
-        let dims =
-            LaunchDims { grid: (bc as u32, 2), block: ATTENTION_THREADS, smem: (kt * cfg.head_dim() * 4) as u32 };
-        let att_scale = 1.0 / (cfg.head_dim() as f32).sqrt();
+        let (dims, kt, att_scale) = self.attention_launch();
         let args = [
             Ptr(a.qkv),
             Ptr(a.probs),

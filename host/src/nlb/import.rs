@@ -199,16 +199,16 @@ pub fn import(spec: &ImportSpec) -> Result<Imported, NlbError> {
     }
     for i in 0..e {
         put(r + i, 0, 0, &ev_in, i);
-        let held_out = target.as_ref().map(|t| &t.eval_spikes_heldout).or(ev_out_input.as_ref());
+        let held_out = target.as_ref().map(|tg| &tg.eval_spikes_heldout).or(ev_out_input.as_ref());
         if let Some(a) = held_out {
             put(r + i, 0, ni, a, i);
         }
-        if let Some(t) = &target {
-            if let Some(a) = &t.eval_spikes_heldin_forward {
-                put(r + i, t_obs_of(a, tt), 0, a, i);
+        if let Some(tg) = &target {
+            if let Some(a) = &tg.eval_spikes_heldin_forward {
+                put(r + i, t, 0, a, i);
             }
-            if let Some(a) = &t.eval_spikes_heldout_forward {
-                put(r + i, t_obs_of(a, tt), ni, a, i);
+            if let Some(a) = &tg.eval_spikes_heldout_forward {
+                put(r + i, t, ni, a, i);
             }
         }
     }
@@ -262,9 +262,4 @@ pub fn import(spec: &ImportSpec) -> Result<Imported, NlbError> {
         }),
     };
     Ok(Imported { data, nan_counts, target_file: target_path })
-}
-
-/// The first forward bin of a trial with `tt` bins whose forward part is `a`'s bins.
-fn t_obs_of(a: &Array, tt: usize) -> usize {
-    tt - a.dim(1)
 }
