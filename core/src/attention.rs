@@ -7,17 +7,33 @@
 
 use crate::math::{exp, sqrt};
 use crate::matrix::Linear;
+use heapless::HistoryBuf;
 
 /// Attention heads (PyTorch `nhead`).
 pub const HEADS: usize = 2;
 
-/// The last `W` keys and values, each `[D]`.
+/// Where one bin's key and value are kept for the next `W - 1` queries.
+///
+/// `keys()` and `values()` are the held entries flattened (`[len, D]` each), in
+/// storage order: the order of the softmax sums, so two stores that write and
+/// wrap alike give bit-identical attention.
+pub trait KvStore {
+    /// Push one bin's key and value `[D]`, evicting the oldest when full.
+    fn push(&mut self, key: &[f32], value: &[f32]);
+    /// Held keys, `[len, D]` flattened.
+    fn keys(&self) -> &[f32];
+    /// Held values, `[len, D]` flattened.
+    fn values(&self) -> &[f32];
+    /// Forget every entry.
+    fn clear(&mut self);
+}
+
+/// The last `W` keys and values, each `[D]`, in two `heapless::HistoryBuf`s
+/// written in step (the oldest entry is overwritten once `W` are held).
 #[derive(Clone, Debug)]
 pub struct KvRing<const D: usize, const W: usize> {
-    keys: [[f32; D]; W],
-    values: [[f32; D]; W],
-    next: usize,
-    len: usize,
+    keys: HistoryBuf<[f32; D], W>,
+    values: HistoryBuf<[f32; D], W>,
 }
 
 impl<const D: usize, const W: usize> Default for KvRing<D, W> {
@@ -29,38 +45,89 @@ impl<const D: usize, const W: usize> Default for KvRing<D, W> {
 impl<const D: usize, const W: usize> KvRing<D, W> {
     /// An empty ring.
     pub const fn new() -> Self {
-        KvRing { keys: [[0.0; D]; W], values: [[0.0; D]; W], next: 0, len: 0 }
-    }
-
-    /// Forget every entry.
-    pub fn clear(&mut self) {
-        self.next = 0;
-        self.len = 0;
+        KvRing { keys: HistoryBuf::new(), values: HistoryBuf::new() }
     }
 
     /// Entries held (at most `W`).
     pub fn len(&self) -> usize {
-        self.len
+        self.keys.len()
     }
 
     /// True when nothing has been pushed since the last clear.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.keys.is_empty()
     }
+}
 
-    /// Push one bin's key and value, evicting the oldest when full.
-    pub fn push(&mut self, key: &[f32; D], value: &[f32; D]) {
-        if let (Some(k), Some(v)) = (self.keys.get_mut(self.next), self.values.get_mut(self.next)) {
-            *k = *key;
-            *v = *value;
-            self.next = (self.next + 1) % W.max(1);
-            self.len = (self.len + 1).min(W);
+impl<const D: usize, const W: usize> KvStore for KvRing<D, W> {
+    fn push(&mut self, key: &[f32], value: &[f32]) {
+        if let (Ok(k), Ok(v)) = (<[f32; D]>::try_from(key), <[f32; D]>::try_from(value)) {
+            self.keys.write(k);
+            self.values.write(v);
         }
     }
 
-    /// The held `(key, value)` pairs, in no particular order.
-    pub fn entries(&self) -> impl Iterator<Item = (&[f32; D], &[f32; D])> {
-        self.keys.iter().zip(self.values.iter()).take(self.len)
+    fn keys(&self) -> &[f32] {
+        self.keys.as_slice().as_flattened()
+    }
+
+    fn values(&self) -> &[f32] {
+        self.values.as_slice().as_flattened()
+    }
+
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.values.clear();
+    }
+}
+
+/// A [`KvStore`] of run-time width and window (host-side decoding of any blob):
+/// the same write and wrap order as [`KvRing`].
+#[cfg(feature = "std")]
+#[derive(Clone, Debug)]
+pub struct DynKvRing {
+    keys: std::vec::Vec<f32>,
+    values: std::vec::Vec<f32>,
+    width: usize,
+    window: usize,
+    next: usize,
+    len: usize,
+}
+
+#[cfg(feature = "std")]
+impl DynKvRing {
+    /// An empty ring of `window` entries of `width` values each.
+    pub fn new(width: usize, window: usize) -> Self {
+        let n = width * window;
+        DynKvRing { keys: std::vec![0.0; n], values: std::vec![0.0; n], width, window, next: 0, len: 0 }
+    }
+}
+
+#[cfg(feature = "std")]
+impl KvStore for DynKvRing {
+    fn push(&mut self, key: &[f32], value: &[f32]) {
+        let span = self.next * self.width..(self.next + 1) * self.width;
+        if let (Some(k), Some(v)) = (self.keys.get_mut(span.clone()), self.values.get_mut(span)) {
+            if k.len() == key.len() && v.len() == value.len() {
+                k.copy_from_slice(key);
+                v.copy_from_slice(value);
+                self.next = (self.next + 1) % self.window.max(1);
+                self.len = (self.len + 1).min(self.window);
+            }
+        }
+    }
+
+    fn keys(&self) -> &[f32] {
+        self.keys.get(..self.len * self.width).unwrap_or(&[])
+    }
+
+    fn values(&self) -> &[f32] {
+        self.values.get(..self.len * self.width).unwrap_or(&[])
+    }
+
+    fn clear(&mut self) {
+        self.next = 0;
+        self.len = 0;
     }
 }
 
@@ -98,48 +165,52 @@ impl<const D: usize, const W: usize> Default for AttentionScratch<D, W> {
 }
 
 impl Attention<'_> {
-    /// Project `l [D]`, push its key and value into `ring`, attend, and write
-    /// the attention output (after `out_proj`) to `out [D]`.
-    pub fn step<const D: usize, const W: usize>(
+    /// Project `l [D]` into `qkv [3D]`, push its key and value into `ring`,
+    /// attend (`scores [W]` and `context [D]` are scratch), and write the
+    /// attention output (after `out_proj`) to `out [D]`.
+    pub fn step(
         &self,
-        l: &[f32; D],
-        ring: &mut KvRing<D, W>,
-        scratch: &mut AttentionScratch<D, W>,
-        out: &mut [f32; D],
+        l: &[f32],
+        ring: &mut impl KvStore,
+        qkv: &mut [f32],
+        scores: &mut [f32],
+        context: &mut [f32],
+        out: &mut [f32],
     ) {
-        self.in_proj.apply(l, scratch.qkv.as_flattened_mut());
-        let [q, k, v] = &scratch.qkv;
+        self.in_proj.apply(l, qkv);
+        let d = l.len();
+        let (q, kv) = qkv.split_at(d.min(qkv.len()));
+        let (k, v) = kv.split_at(d.min(kv.len()));
         ring.push(k, v);
-        attend(q, ring, &mut scratch.scores, &mut scratch.context);
-        self.out_proj.apply(&scratch.context, out);
+        attend(q, ring, scores, context);
+        self.out_proj.apply(context, out);
     }
 }
 
-/// Multi-head attention of one query over the ring: `context [D]`, heads concatenated.
-pub fn attend<const D: usize, const W: usize>(
-    q: &[f32; D],
-    ring: &KvRing<D, W>,
-    scores: &mut [f32; W],
-    context: &mut [f32; D],
-) {
-    let head_dim = (D / HEADS).max(1);
+/// Multi-head attention of one query `q [D]` over the ring: `context [D]`,
+/// heads concatenated; `scores` (at least the ring's length) is scratch.
+pub fn attend(q: &[f32], ring: &impl KvStore, scores: &mut [f32], context: &mut [f32]) {
+    let d = q.len();
+    let head_dim = (d / HEADS).max(1);
     let scale = 1.0 / sqrt(head_dim as f32);
+    let (keys, values) = (ring.keys(), ring.values());
+    let held = keys.len() / d.max(1);
     context.fill(0.0);
     for (h, (q_h, ctx_h)) in q.chunks_exact(head_dim).zip(context.chunks_exact_mut(head_dim)).enumerate() {
         let span = h * head_dim..(h + 1) * head_dim;
         let mut max = f32::NEG_INFINITY;
-        for (s, (key, _)) in scores.iter_mut().zip(ring.entries()) {
+        for (s, key) in scores.iter_mut().zip(keys.chunks_exact(d.max(1))) {
             let k_h = key.get(span.clone()).unwrap_or(&[]);
             *s = q_h.iter().zip(k_h).map(|(a, b)| a * b).sum::<f32>() * scale;
             max = max.max(*s);
         }
         let mut total = 0.0f32;
-        for s in scores.iter_mut().take(ring.len()) {
+        for s in scores.iter_mut().take(held) {
             *s = exp(*s - max);
             total += *s;
         }
         let inv = if total > 0.0 { 1.0 / total } else { 0.0 };
-        for (s, (_, value)) in scores.iter().zip(ring.entries()) {
+        for (s, value) in scores.iter().zip(values.chunks_exact(d.max(1))) {
             let v_h = value.get(span.clone()).unwrap_or(&[]);
             for (c, vv) in ctx_h.iter_mut().zip(v_h) {
                 *c += s * inv * vv;

@@ -13,7 +13,7 @@ pub struct FeedForward<'a> {
 
 impl FeedForward<'_> {
     /// `out [D] = W2 relu(W1 y + b1) + b2`; `hidden [FF]` is scratch.
-    pub fn apply<const D: usize, const FF: usize>(&self, y: &[f32; D], hidden: &mut [f32; FF], out: &mut [f32; D]) {
+    pub fn apply(&self, y: &[f32], hidden: &mut [f32], out: &mut [f32]) {
         self.linear1.apply(y, hidden);
         for v in hidden.iter_mut() {
             *v = v.max(0.0);

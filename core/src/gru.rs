@@ -26,8 +26,7 @@ pub struct GruCell<'a> {
 pub type Gates<const H: usize> = [[f32; H]; 3];
 
 impl GruCell<'_> {
-    /// One step: `h <- GRU(x, h)`. `gi` and `gh` are scratch for the input and
-    /// hidden pre-activations.
+    /// One step: `h <- GRU(x, h)`; `gi`, `gh` are scratch for the gate pre-activations.
     pub fn step<const N_IN: usize, const H: usize>(
         &self,
         x: &[f32; N_IN],
@@ -35,10 +34,18 @@ impl GruCell<'_> {
         gi: &mut Gates<H>,
         gh: &mut Gates<H>,
     ) {
-        self.input.apply(x, gi.as_flattened_mut());
-        self.hidden.apply(h, gh.as_flattened_mut());
-        let [ir, iu, in_] = gi;
-        let [hr, hu, hn] = gh;
+        self.step_slice(x, h, gi.as_flattened_mut(), gh.as_flattened_mut());
+    }
+
+    /// [`GruCell::step`] at run-time sizes: `x [N_in]`, `h [H]`, `gi` and `gh` `[3H]`.
+    pub fn step_slice(&self, x: &[f32], h: &mut [f32], gi: &mut [f32], gh: &mut [f32]) {
+        self.input.apply(x, gi);
+        self.hidden.apply(h, gh);
+        let n = h.len();
+        let (ir, rest) = gi.split_at(n.min(gi.len()));
+        let (iu, in_) = rest.split_at(n.min(rest.len()));
+        let (hr, rest) = gh.split_at(n.min(gh.len()));
+        let (hu, hn) = rest.split_at(n.min(rest.len()));
         let gates = ir.iter().zip(iu.iter()).zip(in_.iter()).zip(hr.iter().zip(hu.iter()).zip(hn.iter()));
         for (hk, (((ir, iu), in_), ((hr, hu), hn))) in h.iter_mut().zip(gates) {
             let r = sigmoid(ir + hr);

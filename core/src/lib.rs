@@ -40,6 +40,8 @@ pub mod velocity;
 pub mod wire;
 
 pub use blob::{BlobError, Dims};
+#[cfg(feature = "std")]
+pub use decoder::{DynDecoder, DynOutput};
 pub use decoder::{Stage, StepError, StepOutput, StreamingDecoder, SPIKE_CEILING};
 pub use matrix::{Kernel, Matrix, StorageFormat};
 pub use noise::{Mean, NoiseError, NoiseSource, Provided, Seeded};

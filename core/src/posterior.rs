@@ -21,15 +21,8 @@ pub struct Posterior<'a> {
 
 impl Posterior<'_> {
     /// Sample `(z_0, v_0)` from `h_0` with draws `e_z`, `e_v`; `logvar` is scratch.
-    pub fn sample<const H: usize>(
-        &self,
-        h0: &[f32; H],
-        e_z: &[f32; H],
-        e_v: &[f32; H],
-        z: &mut [f32; H],
-        v: &mut [f32; H],
-        logvar: &mut [f32; H],
-    ) {
+    /// All slices `[H]`.
+    pub fn sample(&self, h0: &[f32], e_z: &[f32], e_v: &[f32], z: &mut [f32], v: &mut [f32], logvar: &mut [f32]) {
         for (mean, lv, e, out) in
             [(&self.z_mean, &self.z_logvar, e_z, &mut *z), (&self.v_mean, &self.v_logvar, e_v, &mut *v)]
         {
@@ -39,5 +32,12 @@ impl Posterior<'_> {
                 *o += exp(0.5 * l) * e;
             }
         }
+    }
+
+    /// The posterior means `z = mu_z(h)`, `v = mu_v(h)` (all `[H]`): a re-anchor
+    /// of the latent state on the current encoder state (`core/CONTINUOUS.md`).
+    pub fn means(&self, h: &[f32], z: &mut [f32], v: &mut [f32]) {
+        self.z_mean.apply(h, z);
+        self.v_mean.apply(h, v);
     }
 }

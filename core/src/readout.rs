@@ -10,12 +10,7 @@ pub struct Readout<'a>(pub Linear<'a>);
 
 impl Readout<'_> {
     /// Write log-rates and rates (spikes per bin) for `y2 [D]`.
-    pub fn apply<const D: usize, const N_OUT: usize>(
-        &self,
-        y2: &[f32; D],
-        log_rates: &mut [f32; N_OUT],
-        rates: &mut [f32; N_OUT],
-    ) {
+    pub fn apply(&self, y2: &[f32], log_rates: &mut [f32], rates: &mut [f32]) {
         self.0.apply(y2, log_rates);
         for (r, lr) in rates.iter_mut().zip(log_rates.iter()) {
             *r = exp(*lr);

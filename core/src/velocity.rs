@@ -9,7 +9,7 @@ pub struct VelocityDecoder<'a>(pub Linear<'a>);
 
 impl VelocityDecoder<'_> {
     /// `velocity [N_BEH] = W y2 + b`.
-    pub fn apply<const D: usize, const N_BEH: usize>(&self, y2: &[f32; D], velocity: &mut [f32; N_BEH]) {
+    pub fn apply(&self, y2: &[f32], velocity: &mut [f32]) {
         self.0.apply(y2, velocity);
     }
 }

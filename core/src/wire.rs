@@ -199,8 +199,9 @@ pub fn decode<'a, T: Deserialize<'a>>(frame: &'a mut [u8]) -> Result<T, WireErro
 /// Collects bytes into frames: push every received byte; a `0x00` completes a frame.
 #[derive(Clone, Debug)]
 pub struct FrameReader<const N: usize> {
-    buf: [u8; N],
-    len: usize,
+    buf: heapless::Vec<u8, N>,
+    /// The last push completed a frame, still borrowed from `buf` until the next byte.
+    delivered: bool,
     overflow: bool,
 }
 
@@ -213,31 +214,29 @@ impl<const N: usize> Default for FrameReader<N> {
 impl<const N: usize> FrameReader<N> {
     /// An empty reader.
     pub const fn new() -> Self {
-        FrameReader { buf: [0; N], len: 0, overflow: false }
+        FrameReader { buf: heapless::Vec::new(), delivered: false, overflow: false }
     }
 
     /// Push one byte. Returns `Some(Ok(frame))` when a frame is complete (the
     /// terminator is not included), `Some(Err(Oversize))` when one was too long,
     /// `None` otherwise. Empty frames (two terminators in a row) are skipped.
     pub fn push(&mut self, byte: u8) -> Option<Result<&mut [u8], WireError>> {
+        if core::mem::replace(&mut self.delivered, false) {
+            self.buf.clear();
+        }
         if byte == 0 {
-            let (len, overflow) = (self.len, self.overflow);
-            self.len = 0;
-            self.overflow = false;
-            if overflow {
+            if core::mem::replace(&mut self.overflow, false) {
+                self.buf.clear();
                 return Some(Err(WireError::Oversize));
             }
-            if len == 0 {
+            if self.buf.is_empty() {
                 return None;
             }
-            return self.buf.get_mut(..len).map(Ok);
+            self.delivered = true;
+            return Some(Ok(self.buf.as_mut_slice()));
         }
-        match self.buf.get_mut(self.len) {
-            Some(slot) if !self.overflow => {
-                *slot = byte;
-                self.len += 1;
-            }
-            _ => self.overflow = true,
+        if !self.overflow && self.buf.push(byte).is_err() {
+            self.overflow = true;
         }
         None
     }

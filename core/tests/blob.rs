@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{entry_offset, put_u32, synthetic_blob, u32_at, Aligned};
+use common::{entry_offset, put_u32, synthetic_blob, synthetic_blob_anchored, u32_at, Aligned};
 use half::f16;
 use lflow_core::blob::writer::{quantize_i8, reseal};
 use lflow_core::blob::{Blob, BlobWriter, Dim, SectionId, Tensor, WriteError};
@@ -37,6 +37,22 @@ fn written_values(t: Tensor) -> Vec<f32> {
         (0..r as usize).flat_map(|i| (0..c as usize).map(move |j| (i, j))).map(|(i, j)| m.get(i, j).unwrap()).collect()
     } else {
         blob.vector(t).unwrap().to_vec()
+    }
+}
+
+#[test]
+fn anchor_period_makes_a_version_2_blob_and_version_1_still_reads() {
+    let v1 = tiny(StorageFormat::F32);
+    assert_eq!((u16::from_le_bytes([v1[4], v1[5]]), v1[11]), (1, 0));
+    let v2 = synthetic_blob_anchored(DIMS, StorageFormat::F32, InputSchedule::CurrentBin, 11, 20);
+    assert_eq!((u16::from_le_bytes([v2[4], v2[5]]), v2[11]), (2, 20));
+    // Only the version, byte 11 and the header CRC differ.
+    let differ: Vec<usize> = (0..v1.len()).filter(|&i| v1[i] != v2[i]).collect();
+    assert!(differ.iter().all(|&i| i == 4 || i == 11 || (60..64).contains(&i)), "{differ:?}");
+    for (bytes, want) in [(&v1, 0), (&v2, 20)] {
+        let a = Aligned::new(bytes);
+        assert_eq!(Blob::parse(a.bytes(), Some(&DIMS)).unwrap().header().anchor_every, want);
+        assert_eq!(Tiny::from_blob(a.bytes()).unwrap().anchor_every(), want);
     }
 }
 
@@ -148,7 +164,7 @@ fn every_blob_error_variant_is_reachable() {
 
     expect(crafted(F32, false, |b| b.truncate(10)), BlobError::TooShort { len: 10 });
     expect(crafted(F32, false, |b| b[0] = b'X'), BlobError::BadMagic { found: *b"XFW1" });
-    expect(crafted(F32, false, |b| b[4] = 2), BlobError::UnsupportedVersion { found: 2 });
+    expect(crafted(F32, false, |b| b[4] = 3), BlobError::UnsupportedVersion { found: 3 });
     let e = crafted(F32, false, |b| b[20] ^= 1);
     assert!(matches!(e, BlobError::HeaderCrc { .. }), "{e:?}");
     seen.borrow_mut().insert(variant(&e));
@@ -169,7 +185,9 @@ fn every_blob_error_variant_is_reachable() {
     expect(crafted(F32, true, |b| b[8] = 7), BlobError::UnknownStorage { code: 7 });
     expect(crafted(F32, true, |b| b[9] = 5), BlobError::UnknownSchedule { code: 5 });
     expect(crafted(F32, true, |b| b[10] = 3), BlobError::UnsupportedHeads { found: 3 });
+    // Byte 11 is reserved in version 1 and the re-anchor period (1..=255) in version 2.
     expect(crafted(F32, true, |b| b[11] = 1), BlobError::ReservedNonZero { offset: 11 });
+    expect(crafted(F32, true, |b| b[4] = 2), BlobError::BadScalar { field: "anchor_every", bits: 0 });
     expect(
         crafted(F32, true, |b| put_u32(b, 12 + 16, 6)),
         BlobError::DimensionMismatch { dim: Dim::NOut, blob: 6, decoder: N_OUT as u32 },

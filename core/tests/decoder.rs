@@ -195,3 +195,82 @@ fn naive_kernels_decode_the_same_trial() {
     }
     assert_ne!(tuned, naive, "the two kernels sum in different orders");
 }
+
+fn anchored(p: u8) -> Aligned {
+    Aligned::new(&common::synthetic_blob_anchored(Small::DIMS, StorageFormat::F32, InputSchedule::CurrentBin, 5, p))
+}
+
+/// `W x + b` in f64 from the blob's f32 weights: an independent posterior mean.
+fn linear64(blob: &lflow_core::blob::Blob<'_>, w: Tensor, b: Tensor, x: &[f32]) -> Vec<f64> {
+    let m = blob.matrix(w).unwrap();
+    let bias = blob.vector(b).unwrap();
+    (0..m.rows())
+        .map(|r| bias[r] as f64 + (0..m.cols()).map(|c| m.get(r, c).unwrap() as f64 * x[c] as f64).sum::<f64>())
+        .collect()
+}
+
+#[test]
+fn every_pth_bin_re_anchors_on_the_posterior_means_of_the_current_h() {
+    const P: usize = 3;
+    let (plain_blob, anchored_blob) = (blob(InputSchedule::CurrentBin), anchored(P as u8));
+    let mut plain = Small::from_blob(plain_blob.bytes()).unwrap();
+    let mut dec = Small::from_blob(anchored_blob.bytes()).unwrap();
+    let parsed = lflow_core::blob::Blob::parse(anchored_blob.bytes(), None).unwrap();
+    let xs: Vec<[u16; N_IN]> = (0..3 * P + 2).map(spikes).collect();
+    let a = decode(&mut dec, &xs, &mut Mean);
+    let b = decode(&mut plain, &xs, &mut Mean);
+    // Latents of bin t sit after the log-rates: [z, v, h].
+    let lat = |row: &Vec<f32>| row[N_OUT..N_OUT + D].to_vec();
+    for t in 0..xs.len() {
+        let (l, prev) = (lat(&a[t]), if t > 0 { lat(&a[t - 1]) } else { vec![] });
+        let (z, v, h) = (&l[..H], &l[H..2 * H], &l[2 * H..]);
+        if t > 0 && t % P == 0 {
+            let mz = linear64(&parsed, Tensor::ZMeansWeight, Tensor::ZMeansBias, h);
+            let mv = linear64(&parsed, Tensor::VMeansWeight, Tensor::VMeansBias, h);
+            for k in 0..H {
+                assert!((z[k] as f64 - mz[k]).abs() < 1e-5 && (v[k] as f64 - mv[k]).abs() < 1e-5, "bin {t} [{k}]");
+            }
+        } else if t > 0 {
+            // A Langevin step: z_t = z_{t-1} + eps v_{t-1}.
+            for k in 0..H {
+                let want = prev[k] as f64 + 0.01 * prev[H + k] as f64;
+                assert!((z[k] as f64 - want).abs() < 1e-6, "bin {t} [{k}]: {} vs {want}", z[k]);
+            }
+        }
+        // Until the first anchor the two blobs decode alike; from it on they differ.
+        if t < P {
+            assert_eq!(a[t], b[t], "bin {t}");
+        } else {
+            assert_ne!(lat(&a[t])[..H], lat(&b[t])[..H], "bin {t}");
+        }
+    }
+    // A reset restarts the period: the same trial decodes the same again.
+    assert_eq!(a, decode(&mut dec, &xs, &mut Mean));
+}
+
+#[test]
+fn the_run_time_sized_decoder_equals_the_const_one_bit_for_bit() {
+    for (p, storage) in [(0u8, StorageFormat::F32), (4, StorageFormat::I8), (7, StorageFormat::F16)] {
+        let b = Aligned::new(&common::synthetic_blob_anchored(Small::DIMS, storage, InputSchedule::CurrentBin, 8, p));
+        let mut fixed = Small::from_blob(b.bytes()).unwrap();
+        let mut dynamic = lflow_core::DynDecoder::from_blob(b.bytes()).unwrap();
+        assert_eq!((dynamic.dims(), dynamic.anchor_every()), (Small::DIMS, u32::from(p)));
+        assert_eq!(dynamic.macs_per_step(), fixed.macs_per_step());
+        let (mut n1, mut n2) = (Seeded::new(1), Seeded::new(1));
+        for t in 0..60 {
+            if t == 37 {
+                fixed.reset();
+                dynamic.reset();
+            }
+            let x = spikes(t);
+            let want = fixed.step(&x, &mut n1).unwrap();
+            let got = dynamic.step(&x, &mut n2).unwrap();
+            assert_eq!(want.log_rates.as_slice(), got.log_rates, "{storage:?} P={p} bin {t}");
+            assert_eq!(want.latents.as_slice(), got.latents);
+            assert_eq!(want.velocity.as_slice(), got.velocity);
+            assert_eq!(fixed.bin(), dynamic.bin());
+        }
+        let e = dynamic.step(&[1, 2], &mut Mean).unwrap_err();
+        assert_eq!(e, StepError::InputLength { expected: N_IN as u32, found: 2 });
+    }
+}

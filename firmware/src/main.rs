@@ -164,7 +164,7 @@ fn run<S: Serial>(
                         next_seq = 0;
                         link.error(DeviceError::StateReset { seq, stage: stage as u8 });
                     }
-                    Err(StepError::Noise(_)) => link.error(DeviceError::Malformed),
+                    Err(StepError::Noise(_) | StepError::InputLength { .. }) => link.error(DeviceError::Malformed),
                 }
             }
         }

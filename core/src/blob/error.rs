@@ -80,7 +80,7 @@ pub enum BlobError {
     },
     /// `gamma` outside `[0, 1]` or `eps` not positive and finite.
     BadScalar {
-        /// `"gamma"` or `"eps"`.
+        /// `"gamma"`, `"eps"` or `"anchor_every"` (0 in a version-2 blob).
         field: &'static str,
         /// Bit pattern found (may be NaN).
         bits: u32,
@@ -212,7 +212,9 @@ impl core::fmt::Display for BlobError {
         match self {
             TooShort { len } => write!(f, "blob is {len} bytes, shorter than its 64-byte header"),
             BadMagic { found } => write!(f, "bad magic {found:?}, expected \"LFW1\""),
-            UnsupportedVersion { found } => write!(f, "format version {found} is not supported (this build reads 1)"),
+            UnsupportedVersion { found } => {
+                write!(f, "format version {found} is not supported (this build reads 1 and 2)")
+            }
             HeaderCrc { stored, computed } => write!(f, "header CRC32 {stored:#010x} does not match {computed:#010x}"),
             BadHeaderLength { found } => write!(f, "header length {found}, expected 64"),
             LengthMismatch { header, actual } => write!(f, "header says {header} bytes but the blob has {actual}"),

@@ -22,8 +22,12 @@ use crate::schedule::InputSchedule;
 
 /// The four magic bytes.
 pub const MAGIC: [u8; 4] = *b"LFW1";
-/// The format version this build reads and writes.
-pub const VERSION: u16 = 1;
+/// The newest format version this build reads and writes (2: header byte 11
+/// is the re-anchor period).
+pub const VERSION: u16 = 2;
+/// The first version (byte 11 reserved, 0), still read, and written when no
+/// version-2 field is used.
+pub const VERSION_1: u16 = 1;
 /// Bytes of the fixed header.
 pub const HEADER_LEN: usize = 64;
 /// Bytes of one section-table entry.
@@ -149,6 +153,8 @@ pub struct Header {
     pub section_count: u32,
     /// Bytes of the whole blob.
     pub total_len: u32,
+    /// Re-anchor period `P` in bins (version 2; 0 in version 1: never), `core/CONTINUOUS.md`.
+    pub anchor_every: u32,
 }
 
 /// A byte buffer aligned for zero-copy parsing, for blobs embedded in flash:

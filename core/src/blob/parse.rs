@@ -1,6 +1,6 @@
 //! Validating, zero-copy reader of `LFW1` blobs.
 
-use super::{crc32, ENTRY_LEN, HEADER_LEN, HEADS, MAGIC, MAX_SECTIONS, SECTION_ALIGN, VERSION};
+use super::{crc32, ENTRY_LEN, HEADER_LEN, HEADS, MAGIC, MAX_SECTIONS, SECTION_ALIGN, VERSION, VERSION_1};
 use super::{dtype, BlobError, Dims, Header, SectionId, Tensor, TENSOR_COUNT};
 use crate::matrix::{Linear, Matrix, MatrixData, StorageFormat};
 use crate::schedule::InputSchedule;
@@ -158,7 +158,7 @@ fn parse_header(bytes: &[u8], expected: Option<&Dims>) -> Result<Header, BlobErr
         return Err(BlobError::BadMagic { found: magic });
     }
     let version = le_u16(bytes, 4);
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(BlobError::UnsupportedVersion { found: version });
     }
     let stored = le_u32(bytes, 60);
@@ -185,8 +185,12 @@ fn parse_header(bytes: &[u8], expected: Option<&Dims>) -> Result<Header, BlobErr
     if byte(bytes, 10) != HEADS {
         return Err(BlobError::UnsupportedHeads { found: byte(bytes, 10) });
     }
-    if byte(bytes, 11) != 0 {
+    let anchor_every = byte(bytes, 11);
+    if version == VERSION_1 && anchor_every != 0 {
         return Err(BlobError::ReservedNonZero { offset: 11 });
+    }
+    if version == VERSION && anchor_every == 0 {
+        return Err(BlobError::BadScalar { field: "anchor_every", bits: 0 });
     }
     let dim = |i: usize| le_u32(bytes, 12 + 4 * i);
     let dims = Dims {
@@ -219,7 +223,7 @@ fn parse_header(bytes: &[u8], expected: Option<&Dims>) -> Result<Header, BlobErr
     if count > MAX_SECTIONS || HEADER_LEN + count * ENTRY_LEN > bytes.len() {
         return Err(BlobError::BadSectionCount { count: section_count });
     }
-    Ok(Header { storage, schedule, dims, gamma, eps, section_count, total_len })
+    Ok(Header { storage, schedule, dims, gamma, eps, section_count, total_len, anchor_every: u32::from(anchor_every) })
 }
 
 fn parse_entry(bytes: &[u8], at: usize, index: usize, header: &Header, data_start: usize) -> Result<Entry, BlobError> {

@@ -3,7 +3,7 @@
 
 use super::parse::align_up;
 use super::{crc32, dtype, BlobError, Dims, SectionId, Tensor, TENSOR_COUNT};
-use super::{ENTRY_LEN, HEADER_LEN, HEADS, MAGIC, VERSION};
+use super::{ENTRY_LEN, HEADER_LEN, HEADS, MAGIC, VERSION, VERSION_1};
 use crate::matrix::StorageFormat;
 use crate::schedule::InputSchedule;
 use half::f16;
@@ -74,6 +74,7 @@ pub struct BlobWriter {
     schedule: InputSchedule,
     gamma: f32,
     eps: f32,
+    anchor_every: u8,
     tensors: [Option<Vec<f32>>; TENSOR_COUNT],
 }
 
@@ -108,7 +109,14 @@ impl BlobWriter {
         if !(eps > 0.0 && eps <= 1.0) {
             return Err(WriteError::BadScalar { field: "eps" });
         }
-        Ok(BlobWriter { dims, storage, schedule, gamma, eps, tensors: Default::default() })
+        Ok(BlobWriter { dims, storage, schedule, gamma, eps, anchor_every: 0, tensors: Default::default() })
+    }
+
+    /// Re-anchor the latent state every `bins` bins (`core/CONTINUOUS.md`);
+    /// 0 (the default) never re-anchors and writes a version-1 blob.
+    pub fn anchor_every(mut self, bins: u8) -> Self {
+        self.anchor_every = bins;
+        self
     }
 
     /// Set a tensor's values (row-major, f32, shape [`Tensor::shape`]).
@@ -188,9 +196,11 @@ impl BlobWriter {
         let d = &self.dims;
         let mut header = Vec::with_capacity(HEADER_LEN);
         header.extend_from_slice(&MAGIC);
-        header.extend_from_slice(&VERSION.to_le_bytes());
+        // Version 1 where nothing of version 2 is used, so such blobs stay byte-identical.
+        let version = if self.anchor_every == 0 { VERSION_1 } else { VERSION };
+        header.extend_from_slice(&version.to_le_bytes());
         header.extend_from_slice(&(HEADER_LEN as u16).to_le_bytes());
-        header.extend_from_slice(&[self.storage.code(), self.schedule.code(), HEADS, 0]);
+        header.extend_from_slice(&[self.storage.code(), self.schedule.code(), HEADS, self.anchor_every]);
         for v in [d.n_in, d.hidden, d.d_model, d.ff, d.n_out, d.window, d.n_beh] {
             header.extend_from_slice(&v.to_le_bytes());
         }

@@ -106,8 +106,20 @@ pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
 
 /// A blob of made-up finite weights for `dims` (deterministic in `seed`).
 pub fn synthetic_blob(dims: Dims, storage: StorageFormat, schedule: InputSchedule, seed: u64) -> Vec<u8> {
+    synthetic_blob_anchored(dims, storage, schedule, seed, 0)
+}
+
+/// [`synthetic_blob`] re-anchoring every `anchor_every` bins (0: never, a version-1 blob).
+#[allow(dead_code)]
+pub fn synthetic_blob_anchored(
+    dims: Dims,
+    storage: StorageFormat,
+    schedule: InputSchedule,
+    seed: u64,
+    anchor_every: u8,
+) -> Vec<u8> {
     let mut rng = lflow_core::Seeded::new(seed);
-    let mut w = BlobWriter::new(dims, storage, schedule, 0.55, 0.01).unwrap();
+    let mut w = BlobWriter::new(dims, storage, schedule, 0.55, 0.01).unwrap().anchor_every(anchor_every);
     for t in Tensor::ALL {
         let (r, c) = t.shape(&dims);
         let fan_in = if t.is_matrix() { c as f32 } else { 4.0 };

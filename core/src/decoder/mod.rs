@@ -1,0 +1,313 @@
+//! The streaming decoder: one bin in, log-rates, rates and velocity out.
+
+mod bin;
+#[cfg(feature = "std")]
+mod dynamic;
+
+use crate::attention::{AttentionScratch, KvRing};
+use crate::blob::{Blob, BlobError, Dims};
+use crate::gru::Gates;
+use crate::langevin::LangevinStep;
+use crate::matrix::{Kernel, StorageFormat};
+use crate::noise::{NoiseError, NoiseSource};
+use crate::schedule::InputSchedule;
+use bin::{Buffers, Constants, Counters, Weights};
+#[cfg(feature = "std")]
+pub use dynamic::{DynDecoder, DynOutput};
+
+/// Spike counts above this many per bin are clamped to it (and counted in
+/// [`StreamingDecoder::clamped_counts`]): no recording reaches it in a 20 ms
+/// bin (a 1 ms refractory period allows about 20), so such a count is a
+/// corrupted frame or a stuck channel, not data.
+pub const SPIKE_CEILING: u16 = 255;
+
+/// The stage of a step where a value stopped being finite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Stage {
+    /// GRU hidden state `h`.
+    Encoder,
+    /// Latent position `z` or velocity `v` (posterior or Langevin step).
+    Latent,
+    /// The attention query, keys, values or output.
+    Attention,
+    /// LayerNorms and the feed-forward block (`y`, `y2`).
+    FeedForward,
+    /// Log-rates or rates.
+    Readout,
+    /// Decoded velocity.
+    Velocity,
+}
+
+/// Why a step produced no output. The decoder has been reset when this is returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum StepError {
+    /// A NaN or infinity appeared at `stage`; the state was reset so the next bin starts clean.
+    NonFinite {
+        /// Where it appeared.
+        stage: Stage,
+        /// The bin index (since the last reset) that failed.
+        bin: u32,
+    },
+    /// The noise source could not provide the draws of this bin.
+    Noise(NoiseError),
+    /// A bin of another length than the model's `N_IN` (run-time sized decoders only).
+    InputLength {
+        /// `N_IN`.
+        expected: u32,
+        /// Counts given.
+        found: u32,
+    },
+}
+
+/// What one bin decodes to, borrowed from the decoder until the next step.
+#[derive(Clone, Copy, Debug)]
+pub struct StepOutput<'s, const D: usize, const N_OUT: usize, const N_BEH: usize> {
+    /// Log firing rates `[N_OUT]` (held-in then held-out neurons), ln(spikes per bin).
+    pub log_rates: &'s [f32; N_OUT],
+    /// Firing rates `[N_OUT]`, spikes per bin.
+    pub rates: &'s [f32; N_OUT],
+    /// Decoded behaviour `[N_BEH]` (hand velocity, units of the training data).
+    pub velocity: &'s [f32; N_BEH],
+    /// The decoder's input `l_t = [z_t, v_t, h_t]` `[D]`.
+    pub latents: &'s [f32; D],
+}
+
+/// LangevinFlow decoding bin by bin, with every size fixed at compile time.
+///
+/// `N_IN` held-in neurons, latent `H`, decoder width `D = 3H`, feed-forward `FF`,
+/// `N_OUT` predicted neurons, causal window `W` bins, `N_BEH` velocity outputs.
+/// All state and scratch live in the struct: `size_of::<Self>()` is the
+/// decoder's whole RAM (weights stay in the blob, e.g. in flash).
+pub struct StreamingDecoder<
+    'a,
+    const N_IN: usize,
+    const H: usize,
+    const D: usize,
+    const FF: usize,
+    const N_OUT: usize,
+    const W: usize,
+    const N_BEH: usize,
+> {
+    weights: Weights<'a>,
+    constants: Constants,
+    counters: Counters,
+    state: State<N_IN, H, D, FF, N_OUT, W, N_BEH>,
+}
+
+impl<
+        'a,
+        const N_IN: usize,
+        const H: usize,
+        const D: usize,
+        const FF: usize,
+        const N_OUT: usize,
+        const W: usize,
+        const N_BEH: usize,
+    > StreamingDecoder<'a, N_IN, H, D, FF, N_OUT, W, N_BEH>
+{
+    const SIZES_OK: () = {
+        assert!(D == 3 * H, "D must be 3 * H");
+        assert!(H.is_multiple_of(4) && H >= 4, "H must be a positive multiple of 4");
+        assert!(D.is_multiple_of(2), "D must split into 2 heads");
+        assert!(N_IN > 0 && FF > 0 && N_OUT > 0 && W > 0, "sizes must be positive");
+        assert!(N_IN <= 1 << 14 && H <= 1 << 14 && FF <= 1 << 14 && N_OUT <= 1 << 14 && W <= 1 << 14);
+        assert!(N_BEH <= 1 << 14);
+    };
+
+    /// The sizes this decoder was compiled for.
+    pub const DIMS: Dims = Dims {
+        n_in: N_IN as u32,
+        hidden: H as u32,
+        d_model: D as u32,
+        ff: FF as u32,
+        n_out: N_OUT as u32,
+        window: W as u32,
+        n_beh: N_BEH as u32,
+    };
+
+    /// Validate `blob` (see `core/FORMAT.md`) against this decoder's sizes and
+    /// borrow its weights without copying.
+    pub fn from_blob(blob: &'a [u8]) -> Result<Self, BlobError> {
+        let () = Self::SIZES_OK;
+        let blob = Blob::parse(blob, Some(&Self::DIMS))?;
+        Ok(StreamingDecoder {
+            weights: Weights::from_blob(&blob)?,
+            constants: Constants::of(blob.header()),
+            counters: Counters::default(),
+            state: State::new(),
+        })
+    }
+
+    /// Start a new trial: bin 0 comes next (the posterior will sample `z_0`, `v_0`).
+    pub fn reset(&mut self) {
+        self.state.buffers().reset(&mut self.counters);
+    }
+
+    /// The input schedule recorded in the blob.
+    pub fn schedule(&self) -> InputSchedule {
+        self.constants.schedule
+    }
+
+    /// The weights' storage format.
+    pub fn storage(&self) -> StorageFormat {
+        self.constants.storage
+    }
+
+    /// Langevin step size and damping from the blob.
+    pub fn langevin(&self) -> LangevinStep {
+        self.constants.langevin
+    }
+
+    /// The re-anchor period `P` in bins recorded in the blob (0: never), `core/CONTINUOUS.md`.
+    pub fn anchor_every(&self) -> u32 {
+        self.constants.anchor_every
+    }
+
+    /// Bins decoded since the last reset.
+    pub fn bin(&self) -> u32 {
+        self.counters.bin
+    }
+
+    /// Spike counts clamped to [`SPIKE_CEILING`] since the decoder was built.
+    pub fn clamped_counts(&self) -> u32 {
+        self.counters.clamped
+    }
+
+    /// Run every matrix through `kernel` (the naive one is the benchmark's baseline).
+    pub fn set_kernel(&mut self, kernel: Kernel) {
+        self.weights.set_kernel(kernel);
+    }
+
+    /// Multiply-accumulates of one step in the weight matrices (the bulk of its
+    /// work); a re-anchor bin adds `2 H^2` (the two posterior means).
+    pub fn macs_per_step(&self) -> usize {
+        self.weights.macs_per_step(W, D)
+    }
+
+    /// Decode one bin of spike counts `[N_IN]`.
+    ///
+    /// On error the decoder is reset (the next call is bin 0 of a new trial)
+    /// and the error says where a non-finite value appeared.
+    pub fn step(
+        &mut self,
+        spikes: &[u16; N_IN],
+        noise: &mut impl NoiseSource,
+    ) -> Result<StepOutput<'_, D, N_OUT, N_BEH>, StepError> {
+        let result = self.state.buffers().advance(&self.weights, &self.constants, &mut self.counters, spikes, noise);
+        if result.is_err() {
+            self.reset();
+        }
+        result?;
+        let s = &self.state;
+        Ok(StepOutput { log_rates: &s.log_rates, rates: &s.rates, velocity: &s.velocity, latents: &s.l })
+    }
+}
+
+impl Constants {
+    pub(crate) fn of(h: &crate::blob::Header) -> Self {
+        Constants {
+            langevin: LangevinStep { gamma: h.gamma, eps: h.eps },
+            schedule: h.schedule,
+            storage: h.storage,
+            anchor_every: h.anchor_every,
+        }
+    }
+}
+
+/// Every state and scratch array of a [`StreamingDecoder`].
+struct State<
+    const N_IN: usize,
+    const H: usize,
+    const D: usize,
+    const FF: usize,
+    const N_OUT: usize,
+    const W: usize,
+    const N_BEH: usize,
+> {
+    previous_input: [f32; N_IN],
+    input: [f32; N_IN],
+    h: [f32; H],
+    z: [f32; H],
+    v: [f32; H],
+    draws: [f32; H],
+    draws_v: [f32; H],
+    scratch_h: [f32; H],
+    gates_in: Gates<H>,
+    gates_hidden: Gates<H>,
+    l: [f32; D],
+    attended: [f32; D],
+    y: [f32; D],
+    y2: [f32; D],
+    hidden_ff: [f32; FF],
+    ring: KvRing<D, W>,
+    attention: AttentionScratch<D, W>,
+    log_rates: [f32; N_OUT],
+    rates: [f32; N_OUT],
+    velocity: [f32; N_BEH],
+}
+
+impl<
+        const N_IN: usize,
+        const H: usize,
+        const D: usize,
+        const FF: usize,
+        const N_OUT: usize,
+        const W: usize,
+        const N_BEH: usize,
+    > State<N_IN, H, D, FF, N_OUT, W, N_BEH>
+{
+    const fn new() -> Self {
+        State {
+            previous_input: [0.0; N_IN],
+            input: [0.0; N_IN],
+            h: [0.0; H],
+            z: [0.0; H],
+            v: [0.0; H],
+            draws: [0.0; H],
+            draws_v: [0.0; H],
+            scratch_h: [0.0; H],
+            gates_in: [[0.0; H]; 3],
+            gates_hidden: [[0.0; H]; 3],
+            l: [0.0; D],
+            attended: [0.0; D],
+            y: [0.0; D],
+            y2: [0.0; D],
+            hidden_ff: [0.0; FF],
+            ring: KvRing::new(),
+            attention: AttentionScratch::new(),
+            log_rates: [0.0; N_OUT],
+            rates: [0.0; N_OUT],
+            velocity: [0.0; N_BEH],
+        }
+    }
+
+    fn buffers(&mut self) -> Buffers<'_, KvRing<D, W>> {
+        let a = &mut self.attention;
+        Buffers {
+            previous_input: &mut self.previous_input,
+            input: &mut self.input,
+            h: &mut self.h,
+            z: &mut self.z,
+            v: &mut self.v,
+            draws: &mut self.draws,
+            draws_v: &mut self.draws_v,
+            scratch_h: &mut self.scratch_h,
+            gates_in: self.gates_in.as_flattened_mut(),
+            gates_hidden: self.gates_hidden.as_flattened_mut(),
+            l: &mut self.l,
+            attended: &mut self.attended,
+            y: &mut self.y,
+            y2: &mut self.y2,
+            hidden_ff: &mut self.hidden_ff,
+            ring: &mut self.ring,
+            qkv: a.qkv.as_flattened_mut(),
+            scores: &mut a.scores,
+            context: &mut a.context,
+            log_rates: &mut self.log_rates,
+            rates: &mut self.rates,
+            velocity: &mut self.velocity,
+        }
+    }
+}
