@@ -105,6 +105,7 @@ pub fn run(b: &TrainBench) -> Result<TrainBenchResult, String> {
         eps: 0.01,
         mode: b.mode,
         window: (b.mode == Mode::Streaming).then_some(b.window),
+        anchor_every: 0,
     };
     let data = random_dataset(b, 1);
     let train = TrainConfig { batch_size: b.batch, ..TrainConfig::default() };

@@ -280,6 +280,7 @@ pub fn load_params(path: &Path) -> Result<(ModelConfig, Params), CheckpointError
             eps: 0.01,
             mode: Mode::Paper,
             window: None,
+            anchor_every: 0,
         }
     };
     let mut params = Params::zeros(&model);

@@ -33,6 +33,10 @@ pub struct ModelConfig {
     pub mode: Mode,
     /// Causal window in bins (streaming mode; `None` in paper mode = whole trial).
     pub window: Option<usize>,
+    /// Re-anchor period `P` in bins (0: never): at `t mod P == 0`, `t >= 1`, the
+    /// latent state is set to the posterior means on `h_t` (`core/CONTINUOUS.md`).
+    #[serde(default)]
+    pub anchor_every: usize,
 }
 
 impl ModelConfig {
@@ -71,6 +75,12 @@ impl ModelConfig {
             InputSchedule::PreviousBin => t.saturating_sub(1).min(last),
             InputSchedule::CurrentBin => t.min(last),
         }
+    }
+
+    /// Whether bin `t` re-anchors `z`, `v` on the posterior means of `h_t`.
+    #[inline]
+    pub fn anchors_at(&self, t: usize) -> bool {
+        self.anchor_every > 0 && t > 0 && t.is_multiple_of(self.anchor_every)
     }
 
     /// Sizes as `lflow-core` records them (window 0 stands for "whole trial").

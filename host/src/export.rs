@@ -26,7 +26,8 @@ pub fn blob(
     velocity: Option<&VelocityReadout>,
 ) -> Result<Vec<u8>, WriteError> {
     let n_beh = velocity.map_or(0, |v| v.n_beh);
-    let mut w = BlobWriter::new(cfg.dims(n_beh), storage, cfg.schedule(), cfg.gamma, cfg.eps)?;
+    let anchor = u8::try_from(cfg.anchor_every).map_err(|_| WriteError::BadScalar { field: "anchor_every" })?;
+    let mut w = BlobWriter::new(cfg.dims(n_beh), storage, cfg.schedule(), cfg.gamma, cfg.eps)?.anchor_every(anchor);
     for t in PARAMS {
         w.tensor(t, params.get(t))?;
     }
@@ -113,6 +114,7 @@ pub fn read_blob(bytes: &[u8]) -> Result<BlobModel, lflow_core::BlobError> {
             lflow_core::InputSchedule::PreviousBin => crate::config::Mode::Paper,
         },
         window: Some(d.window as usize),
+        anchor_every: h.anchor_every as usize,
     };
     let dense = |t: Tensor| -> Result<Vec<f32>, lflow_core::BlobError> {
         if t.is_matrix() {

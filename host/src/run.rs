@@ -33,11 +33,15 @@ pub struct ModelSection {
     pub mode: Mode,
     /// Causal window in bins (streaming mode).
     pub window: usize,
+    /// Re-anchor the latent state on the posterior means every this many bins
+    /// (0: never, the published model), for decoding without resets
+    /// (`core/CONTINUOUS.md`; at most 255, the blob's byte).
+    pub anchor_every: usize,
 }
 
 impl Default for ModelSection {
     fn default() -> Self {
-        ModelSection { hidden: 280, ff: 512, gamma: 0.55, eps: 0.01, mode: Mode::Paper, window: 32 }
+        ModelSection { hidden: 280, ff: 512, gamma: 0.55, eps: 0.01, mode: Mode::Paper, window: 32, anchor_every: 0 }
     }
 }
 
@@ -150,6 +154,9 @@ impl RunConfig {
         if m.mode == Mode::Streaming && m.window == 0 {
             return bad("model.window must be positive in streaming mode");
         }
+        if m.anchor_every > 255 {
+            return bad("model.anchor_every must be at most 255 bins (0: never re-anchor)");
+        }
         let t = &self.train;
         let ok =
             t.batch_size > 0 && t.lr > 0.0 && (0.0..1.0).contains(&t.dropout) && t.cd_rate > 0.0 && t.cd_rate <= 1.0;
@@ -175,6 +182,7 @@ impl RunConfig {
             eps: self.model.eps,
             mode: self.model.mode,
             window: (self.model.mode == Mode::Streaming).then_some(self.model.window),
+            anchor_every: self.model.anchor_every,
         }
     }
 }

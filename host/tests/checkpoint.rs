@@ -37,6 +37,7 @@ fn setup() -> (lflow_host::data::Dataset, ModelConfig, TrainConfig) {
         eps: 0.01,
         mode: Mode::Streaming,
         window: Some(4),
+        anchor_every: 0,
     };
     let train = TrainConfig { batch_size: 16, plateau_patience: 0, ramp_epochs: 3, seed: 9, ..TrainConfig::default() };
     (data, model, train)

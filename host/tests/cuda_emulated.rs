@@ -189,6 +189,7 @@ fn awkward_shapes<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
         eps: 0.01,
         mode,
         window,
+        anchor_every: 0,
     };
     let paper = model(12, Mode::Paper, None);
     compare("paper H=12 T=9+3", &paper, &random_batch(&paper, 3, 9, 12, 1), make());
@@ -199,8 +200,17 @@ fn awkward_shapes<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
 #[cfg(feature = "cuda-emu")]
 #[test]
 fn adam_kernel_matches_the_host_optimiser() {
-    let cfg =
-        ModelConfig { n_in: 5, n_out: 6, hidden: 4, ff: 8, gamma: 0.55, eps: 0.01, mode: Mode::Paper, window: None };
+    let cfg = ModelConfig {
+        n_in: 5,
+        n_out: 6,
+        hidden: 4,
+        ff: 8,
+        gamma: 0.55,
+        eps: 0.01,
+        mode: Mode::Paper,
+        window: None,
+        anchor_every: 0,
+    };
     let mut rng = Seeded::new(3);
     let p0 = Params::init(&cfg, &mut rng);
     let mut g = Params::zeros(&cfg);
@@ -281,6 +291,7 @@ fn training_follows_the_cpu<B: Backend>(backend: B, trials: usize, hidden: usize
         eps: 0.01,
         mode: Mode::Paper,
         window: None,
+        anchor_every: 0,
     };
     let train = TrainConfig { epochs, batch_size: 16, lr: 0.01, ramp_epochs: 2, ..TrainConfig::default() };
     let mut cpu = Trainer::new(model.clone(), train.clone(), CpuBackend::new(2).unwrap());

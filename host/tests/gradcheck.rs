@@ -2,6 +2,7 @@
 //! tensor (so every layer's backward), in both modes, with dropout and
 //! coordinated-dropout masks active, on random small shapes.
 
+use lflow_core::blob::Tensor;
 use lflow_core::Seeded;
 use lflow_host::model::{backward, forward, Chunk, Dropout, LossScale, Workspace};
 use lflow_host::params::PARAMS;
@@ -20,10 +21,14 @@ struct Setup {
 }
 
 fn setup(seed: u64, mode: Mode, window: Option<usize>) -> Setup {
+    setup_anchored(seed, mode, window, 0)
+}
+
+fn setup_anchored(seed: u64, mode: Mode, window: Option<usize>, anchor_every: usize) -> Setup {
     let mut rng = Seeded::new(seed);
     let (b, t, f) = (3, 5, 2);
     let tt = t + f;
-    let cfg = ModelConfig { n_in: 3, n_out: 5, hidden: 8, ff: 6, gamma: 0.55, eps: 0.05, mode, window };
+    let cfg = ModelConfig { n_in: 3, n_out: 5, hidden: 8, ff: 6, gamma: 0.55, eps: 0.05, mode, window, anchor_every };
     let count = |rng: &mut Seeded| (rng.next_u32() % 4) as f32;
     let input = (0..b * t * cfg.n_in).map(|_| count(&mut rng)).collect();
     let targets = (0..b * tt * cfg.n_out).map(|_| count(&mut rng)).collect();
@@ -55,7 +60,12 @@ fn loss(s: &Setup, p: &Params, ws: &mut Workspace, grads: Option<&mut Params>) -
 }
 
 fn check(seed: u64, mode: Mode, window: Option<usize>) {
-    let s = setup(seed, mode, window);
+    check_anchored(seed, mode, window, 0, &[]);
+}
+
+/// Finite differences of 4 elements per tensor, and of every element of `whole`.
+fn check_anchored(seed: u64, mode: Mode, window: Option<usize>, anchor_every: usize, whole: &[Tensor]) {
+    let s = setup_anchored(seed, mode, window, anchor_every);
     let mut rng = Seeded::new(seed + 7);
     let mut p = Params::init(&s.cfg, &mut rng);
     // A non-zero potential kernel and non-trivial norms exercise every path.
@@ -73,8 +83,9 @@ fn check(seed: u64, mode: Mode, window: Option<usize>) {
     for t in PARAMS {
         let n = p.get(t).len();
         let gmax = g.get(t).iter().fold(0.0f32, |m, x| m.max(x.abs())) as f64;
-        for k in 0..4usize.min(n) {
-            let i = (k * 7919 + seed as usize) % n;
+        let picks = if whole.contains(&t) { n } else { 4usize.min(n) };
+        for k in 0..picks {
+            let i = if picks == n { k } else { (k * 7919 + seed as usize) % n };
             let h = 2e-3f32;
             let orig = p.get(t)[i];
             let mut at = |x: f32| {
@@ -117,6 +128,18 @@ fn streaming_mode_gradients_match_finite_differences() {
     for seed in 4..7 {
         check(seed, Mode::Streaming, Some(3));
     }
+}
+
+#[test]
+fn re_anchored_gradients_match_finite_differences() {
+    // Anchors at bins 2, 4 and 6 of 7: gradients reach the mean heads and h_t
+    // there, and the potential only through the Langevin bins between them.
+    let whole =
+        [Tensor::ZMeansWeight, Tensor::VMeansWeight, Tensor::ZMeansBias, Tensor::VMeansBias, Tensor::PotentialKernel];
+    for seed in 10..13 {
+        check_anchored(seed, Mode::Streaming, Some(3), 2, &whole);
+    }
+    check_anchored(13, Mode::Paper, None, 3, &whole);
 }
 
 #[test]

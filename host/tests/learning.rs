@@ -32,6 +32,7 @@ fn model(mode: Mode) -> ModelConfig {
         eps: 0.01,
         mode,
         window: (mode == Mode::Streaming).then_some(8),
+        anchor_every: 0,
     }
 }
 

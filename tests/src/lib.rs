@@ -38,6 +38,7 @@ pub fn trained_streaming(trials: usize, seed: u64, epochs: usize) -> (Dataset, T
         eps: 0.01,
         mode: Mode::Streaming,
         window: Some(W),
+        anchor_every: 0,
     };
     let train = TrainConfig { batch_size: 16, seed: seed + 2, ..TrainConfig::default() };
     let mut t = Trainer::new(model, train, CpuBackend::new(2).expect("threads start"));

@@ -52,3 +52,37 @@ fn host_streaming_forward_equals_core_bin_by_bin() {
     eprintln!("host vs core, streaming seeded noise: log-rates rel err {e:.2e}");
     assert!(e < 1e-5, "host and core differ with seeded noise: {e}");
 }
+
+#[test]
+fn host_re_anchored_forward_equals_core_bin_by_bin() {
+    // Anchors at bins 3, 6, ... of the 20-bin trials; the blob records the period.
+    let (data, mut t) = trained_streaming(40, 3, 2);
+    t.model.anchor_every = 3;
+    let eval = data.indices(Split::Eval);
+    let host = t.predict(&data, &eval, 0, 0);
+    let bytes = lflow_host::export::blob(&t.model, &t.state.params, StorageFormat::F32, None).unwrap();
+    let blob = AlignedBytes::new(&bytes);
+    let mut dev = Device::from_blob(blob.bytes()).unwrap();
+    assert_eq!(dev.anchor_every(), 3);
+    let device = decode(&mut dev, &data, &eval, |_| Box::new(Mean));
+    let e = rel_err(&device, &host);
+    eprintln!("host vs core, re-anchored mean mode: log-rates rel err {e:.2e}");
+    assert!(e < 1e-5, "host and core differ: {e}");
+    // The run-time sized decoder (lflow eval --stream) gives the const decoder's bits.
+    let mut dynamic = lflow_core::DynDecoder::from_blob(blob.bytes()).unwrap();
+    let mut same = Vec::new();
+    for &i in &eval {
+        dynamic.reset();
+        let spikes = data.trial_spikes(i);
+        for bin in 0..data.bins() {
+            let src = bin.min(data.observed - 1) * N_OUT;
+            let x: Vec<u16> = (0..N_IN).map(|n| spikes[src + n] as u16).collect();
+            same.extend_from_slice(dynamic.step(&x, &mut Mean).unwrap().log_rates);
+        }
+    }
+    assert_eq!(same, device);
+    // Without the anchors the host's forward is another model.
+    t.model.anchor_every = 0;
+    let plain = t.predict(&data, &eval, 0, 0);
+    assert!(rel_err(&plain, &host) > 1e-3);
+}

@@ -99,6 +99,12 @@ pub fn train(a: &TrainArgs) -> Result<RunDir, CliError> {
     let config = resolve_config(a)?;
     let data = lflow_host::data::load(&a.data)?;
     let backend = open_backend(a.device, a.threads)?;
+    if a.device != Device::Cpu && config.model.anchor_every > 0 {
+        return Err(CliError::Usage(format!(
+            "--device {}: model.anchor_every = {} (re-anchored latents) trains on the CPU backend only for now: use --device cpu",
+            a.device, config.model.anchor_every
+        )));
+    }
     let (dir, mut trainer) = if a.resume {
         let (dir, record) = RunDir::open(&a.out)?;
         let c = checkpoint::load(&dir.last())?;

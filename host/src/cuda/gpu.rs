@@ -129,6 +129,11 @@ pub enum GpuError {
         /// The library's words.
         detail: String,
     },
+    /// A model option the CUDA kernels do not compute.
+    Unsupported {
+        /// The option.
+        what: &'static str,
+    },
     /// A buffer access outside its allocation (a bug in the caller, caught).
     OutOfBounds {
         /// What was being done.
@@ -150,6 +155,9 @@ impl fmt::Display for GpuError {
             GpuError::Compile { file, log } => write!(f, "NVRTC could not compile {file}:\n{log}"),
             GpuError::Call { what, detail } => write!(f, "CUDA {what} failed: {detail}"),
             GpuError::OutOfBounds { what } => write!(f, "{what}: access outside a device buffer"),
+            GpuError::Unsupported { what } => {
+                write!(f, "the CUDA backend does not compute {what} (the CPU backend does: --device cpu)")
+            }
         }
     }
 }

@@ -48,6 +48,14 @@ pub fn check_libraries() -> Result<(), GpuError> {
     Ok(())
 }
 
+/// The model options the kernels compute.
+fn supported(cfg: &ModelConfig) -> Result<(), GpuError> {
+    if cfg.anchor_every > 0 {
+        return Err(GpuError::Unsupported { what: "model.anchor_every (re-anchored latents)" });
+    }
+    Ok(())
+}
+
 /// The data set and the epoch's trial order as the device holds them.
 struct ResidentData {
     /// Which data set: its spike count and an FNV-1a hash of its spikes (a
@@ -200,6 +208,7 @@ impl<G: Gpu> CudaBackend<G> {
         batch: &Batch,
         pass: Pass<'_>,
     ) -> Result<LossSums, GpuError> {
+        supported(cfg)?;
         let Pass { dropout, scale, grads, log_rates, features } = pass;
         let shape = Shape { trials: batch.trials, observed: batch.observed, bins: batch.bins };
         let a = self.arena(cfg, shape)?;
@@ -405,7 +414,10 @@ impl<G: Gpu> Resident for CudaBackend<G> {
         order: &[usize],
         seeds: &[u64],
     ) {
-        self.guarded(|b| b.try_begin_epoch(model, data, state, order, seeds));
+        self.guarded(|b| {
+            supported(model)?;
+            b.try_begin_epoch(model, data, state, order, seeds)
+        });
     }
 
     fn train_batch(

@@ -44,6 +44,16 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, ws: &mut Wor
     let langevin = LangevinStep { gamma: cfg.gamma, eps: cfg.eps };
     let force = &mut ws.scratch[..h];
     for t in 1..tt {
+        if cfg.anchors_at(t) {
+            // Re-anchor (core/CONTINUOUS.md): the posterior means on h_t, no noise.
+            let h_t = &ws.h[t * step..(t + 1) * step];
+            for ((w, bias), out) in [HEADS[0], HEADS[2]].iter().zip([&mut ws.z, &mut ws.v]) {
+                let out = &mut out[t * step..(t + 1) * step];
+                matmul(out, h_t, Op::N, p.get(*w), Op::T, bc, h, h, false);
+                add_bias(out, p.get(*bias));
+            }
+            continue;
+        }
         let (past, now) = ws.z.split_at_mut(t * step);
         now[..step].copy_from_slice(&past[(t - 1) * step..]);
         let (vpast, vnow) = ws.v.split_at_mut(t * step);
@@ -142,6 +152,16 @@ pub(super) fn backward(
     let mut da = [[0.0f64; 3]; 4];
     let sg = &mut ws.scratch[..h];
     for t in (1..tt).rev() {
+        if cfg.anchors_at(t) {
+            // z_t, v_t = mu(h_t): into the mean heads and h_t; nothing reaches bin t - 1.
+            let span = t * step..(t + 1) * step;
+            for ((w, bias), dout) in [HEADS[0], HEADS[2]].iter().zip([&ws.dz[span.clone()], &ws.dv[span.clone()]]) {
+                matmul(g.get_mut(*w), dout, Op::T, &ws.h[span.clone()], Op::N, h, bc, h, true);
+                add_column_sums(g.get_mut(*bias), dout);
+                matmul(&mut ws.dh[span.clone()], dout, Op::N, p.get(*w), Op::N, bc, h, h, true);
+            }
+            continue;
+        }
         for b in 0..bc {
             let now = t * step + b * h;
             let prev = now - step;

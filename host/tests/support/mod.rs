@@ -38,6 +38,7 @@ pub fn load(name: &str) -> Case {
         eps: meta["step"].as_f64().unwrap() as f32,
         mode: Mode::Paper,
         window,
+        anchor_every: 0,
     };
     let mut params = Params::zeros(&cfg);
     for t in PARAMS {
