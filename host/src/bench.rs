@@ -91,6 +91,7 @@ fn random_dataset(b: &TrainBench, seed: u64) -> Dataset {
         conditions: None,
         split: vec![Split::Train; b.batch],
         nlb: None,
+        segments: None,
     }
 }
 

@@ -29,6 +29,8 @@ pub struct ClosedLoopReport {
     pub round_trip_ms_max: f64,
     /// `real` (one bin per bin width) or `max` (as fast as the link allows).
     pub pace: String,
+    /// One uninterrupted stream (a single `Reset` before the first bin), not trial by trial.
+    pub continuous: bool,
 }
 
 /// Why a closed-loop run stopped.
@@ -83,13 +85,16 @@ fn decoded(dev: &mut QemuDevice) -> Result<Option<(Vec<u8>, u32, u32)>, ClosedLo
     })
 }
 
-/// Stream `trials` of `data` (observed bins) through `device` and `twin`.
+/// Stream `trials` of `data` (observed bins) through `device` and `twin`:
+/// each trial after a `Reset`, or with `continuous` all of them as one stream
+/// (sequence numbers running on, no `Reset` after the first).
 pub fn run(
     device: &mut QemuDevice,
     twin: &mut QemuDevice,
     data: &Dataset,
     trials: &[usize],
     real_time: bool,
+    continuous: bool,
 ) -> Result<ClosedLoopReport, ClosedLoopError> {
     let dims = hello(device, "device")?;
     hello(twin, "twin")?;
@@ -100,22 +105,28 @@ pub fn run(
     let mut r = ClosedLoopReport {
         trials: trials.len(),
         pace: if real_time { "real" } else { "max" }.into(),
+        continuous,
         ..Default::default()
     };
+    let mut seq = 0u32;
     let (mut decoded_vel, mut true_vel) = (Vec::new(), Vec::new());
     let (mut instructions, mut rtt_total) = (0u64, 0.0f64);
     let bin = Duration::from_secs_f64(f64::from(data.bin_ms) / 1000.0);
-    for &i in trials {
-        device.send(&HostMessage::Reset)?;
-        twin.send(&HostMessage::Reset)?;
+    let start = Instant::now();
+    for (k, &i) in trials.iter().enumerate() {
+        if k == 0 || !continuous {
+            device.send(&HostMessage::Reset)?;
+            twin.send(&HostMessage::Reset)?;
+            seq = 0;
+        }
         let spikes = data.trial_spikes(i);
-        let start = Instant::now();
         for t in 0..data.observed {
             let counts: Vec<u8> = spikes[t * data.n_out..t * data.n_out + data.n_in]
                 .iter()
                 .flat_map(|c| (c.min(u16::MAX as f32) as u16).to_le_bytes())
                 .collect();
-            let msg = HostMessage::Bin { seq: t as u32, counts: &counts };
+            let msg = HostMessage::Bin { seq, counts: &counts };
+            seq = seq.wrapping_add(1);
             let sent = Instant::now();
             device.send(&msg)?;
             let got = decoded(device)?;
@@ -142,7 +153,8 @@ pub fn run(
                 }
             }
             if real_time {
-                if let Some(wait) = (bin * (t as u32 + 1)).checked_sub(start.elapsed()) {
+                let sent_bins = (k * data.observed + t + 1) as u32;
+                if let Some(wait) = (bin * sent_bins).checked_sub(start.elapsed()) {
                     std::thread::sleep(wait);
                 }
             }

@@ -165,6 +165,7 @@ mod tests {
             conditions: None,
             split: vec![Split::Train, Split::Train, Split::Eval],
             nlb: None,
+            segments: None,
         }
     }
 

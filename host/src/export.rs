@@ -157,3 +157,25 @@ impl VelocityReadout {
             .collect()
     }
 }
+
+/// A blob's bytes in a 16-byte aligned buffer (as in flash), so `lflow-core`
+/// can borrow its sections in place.
+#[derive(Clone, Debug)]
+pub struct AlignedBuf {
+    words: Vec<u128>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice::<u128, u8>(&self.words)[..self.len]
+    }
+}
+
+/// Copy `bytes` into an [`AlignedBuf`].
+pub fn aligned(bytes: &[u8]) -> AlignedBuf {
+    let mut words = vec![0u128; bytes.len().div_ceil(16)];
+    bytemuck::cast_slice_mut::<u128, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+    AlignedBuf { words, len: bytes.len() }
+}

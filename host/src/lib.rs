@@ -26,6 +26,7 @@ pub mod model;
 pub mod nlb;
 pub mod params;
 pub mod run;
+pub mod stream;
 pub mod train;
 
 pub use config::{Mode, ModelConfig};

@@ -84,45 +84,64 @@ fn poisson(rng: &mut Seeded, lambda: f32) -> f32 {
     }
 }
 
-/// Generate the data set of `c`; the same config gives the same numbers.
-pub fn generate(c: &LorenzConfig) -> Dataset {
-    let mut rng = Seeded::new(c.seed);
-    let (bins, n) = (c.observed + c.forward, c.held_in + c.held_out);
+/// Integrate from an independent point on the attractor (a random start run
+/// for 500 burn-in steps), appending `bins` states (two RK4 steps per bin) to `out`.
+fn trajectory(rng: &mut Seeded, bins: usize, out: &mut Vec<f64>) {
     let dt = 0.005;
-    let mut latents = vec![0.0f64; c.trials * bins * 3];
-    for trial in 0..c.trials {
-        let mut s =
-            [rng.next_normal() as f64 * 10.0, rng.next_normal() as f64 * 10.0, 25.0 + rng.next_normal() as f64 * 5.0];
-        for _ in 0..500 {
-            s = rk4(s, dt);
-        }
-        for t in 0..bins {
-            latents[(trial * bins + t) * 3..][..3].copy_from_slice(&s);
-            s = rk4(rk4(s, dt), dt);
-        }
+    let mut s =
+        [rng.next_normal() as f64 * 10.0, rng.next_normal() as f64 * 10.0, 25.0 + rng.next_normal() as f64 * 5.0];
+    for _ in 0..500 {
+        s = rk4(s, dt);
     }
+    for _ in 0..bins {
+        out.extend_from_slice(&s);
+        s = rk4(rk4(s, dt), dt);
+    }
+}
+
+/// Z-score each of the three latents over all rows of `latents` `[rows, 3]`.
+fn z_score(latents: &mut [f64]) {
+    let count = (latents.len() / 3) as f64;
     for k in 0..3 {
         let vals = latents.iter().skip(k).step_by(3);
-        let count = (c.trials * bins) as f64;
         let mean = vals.clone().sum::<f64>() / count;
         let sd = (vals.map(|v| (v - mean).powi(2)).sum::<f64>() / count).sqrt().max(1e-12);
         for v in latents.iter_mut().skip(k).step_by(3) {
             *v = (*v - mean) / sd;
         }
     }
+}
+
+/// True rates (spikes per bin) and Poisson counts `[rows, n]` of the latents `[rows, 3]`.
+fn neurons(c: &LorenzConfig, rng: &mut Seeded, latents: &[f64]) -> (Vec<f32>, Vec<f32>) {
+    let n = c.held_in + c.held_out;
     let weights: Vec<f32> = (0..n * 3).map(|_| rng.next_normal() / 3f32.sqrt()).collect();
     let per_bin = c.base_hz * c.bin_ms / 1000.0;
-    let mut rates = vec![0.0f32; c.trials * bins * n];
-    let mut spikes = vec![0.0f32; c.trials * bins * n];
+    let rows = latents.len() / 3;
+    let mut rates = vec![0.0f32; rows * n];
+    let mut spikes = vec![0.0f32; rows * n];
     for (row, z) in latents.chunks_exact(3).enumerate() {
         for j in 0..n {
             let w = &weights[j * 3..j * 3 + 3];
             let drive: f32 = w.iter().zip(z).map(|(a, b)| a * *b as f32).sum();
             let rate = per_bin * (c.gain * drive).exp();
             rates[row * n + j] = rate;
-            spikes[row * n + j] = poisson(&mut rng, rate);
+            spikes[row * n + j] = poisson(rng, rate);
         }
     }
+    (rates, spikes)
+}
+
+/// Generate the data set of `c`; the same config gives the same numbers.
+pub fn generate(c: &LorenzConfig) -> Dataset {
+    let mut rng = Seeded::new(c.seed);
+    let (bins, n) = (c.observed + c.forward, c.held_in + c.held_out);
+    let mut latents = Vec::with_capacity(c.trials * bins * 3);
+    for _ in 0..c.trials {
+        trajectory(&mut rng, bins, &mut latents);
+    }
+    z_score(&mut latents);
+    let (rates, spikes) = neurons(c, &mut rng, &latents);
     let behavior = (0..c.trials)
         .flat_map(|tr| {
             latents[tr * bins * 3..(tr * bins + c.observed) * 3].iter().map(|v| *v as f32).collect::<Vec<_>>()
@@ -154,5 +173,98 @@ pub fn generate(c: &LorenzConfig) -> Dataset {
         conditions: None,
         split,
         nlb: None,
+        segments: None,
+    }
+}
+
+/// The continuous variant: long uninterrupted recordings cut into windows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Continuous {
+    /// Training recordings (each its own trajectory); training windows start anywhere in them.
+    pub sessions: usize,
+    /// Bins of each training recording, and of the validation recording.
+    pub session_bins: usize,
+    /// Bins of the eval recording, kept whole as abutting windows of `observed` bins.
+    pub stream_bins: usize,
+}
+
+impl Default for Continuous {
+    fn default() -> Self {
+        // 8 one-minute training recordings, a one-minute validation recording
+        // and a ten-minute eval stream (10 ms bins).
+        Continuous { sessions: 8, session_bins: 6_000, stream_bins: 60_000 }
+    }
+}
+
+/// A continuous data set: `sessions` training recordings, one validation
+/// recording and one eval recording, each one Lorenz trajectory with the
+/// neurons of [`generate`]. `c.trials` windows of `c.observed` bins (no
+/// forward bins) are cut at random starts from the training recordings (a
+/// `c.valid_fraction` of them from the validation recording); the eval
+/// recording is cut into abutting windows (`c.eval_trials` is ignored), so
+/// `lflow eval --stream` can put it back together. Behaviour is the latents.
+pub fn generate_continuous(c: &LorenzConfig, k: &Continuous) -> Dataset {
+    let mut rng = Seeded::new(c.seed ^ 0xC0_471A_0005);
+    let (w, n) = (c.observed, c.held_in + c.held_out);
+    let sessions = k.sessions + 2;
+    let lengths: Vec<usize> =
+        (0..sessions).map(|s| if s == sessions - 1 { k.stream_bins } else { k.session_bins.max(w) }).collect();
+    let mut latents = Vec::with_capacity(lengths.iter().sum::<usize>() * 3);
+    for &len in &lengths {
+        trajectory(&mut rng, len, &mut latents);
+    }
+    z_score(&mut latents);
+    let (rates, spikes) = neurons(c, &mut rng, &latents);
+    let offsets: Vec<usize> = lengths.iter().scan(0, |acc, &l| Some(std::mem::replace(acc, *acc + l))).collect();
+
+    let fit = c.trials;
+    let valid = ((fit as f32) * c.valid_fraction).round() as usize;
+    let mut windows: Vec<(usize, usize, Split)> = Vec::new();
+    for i in 0..fit {
+        let (session, split) = if i >= fit - valid {
+            (sessions - 2, Split::Valid)
+        } else {
+            ((rng.next_u32() as usize) % k.sessions.max(1), Split::Train)
+        };
+        let start = (rng.next_u32() as usize) % (lengths[session] - w + 1);
+        windows.push((session, start, split));
+    }
+    let eval_session = sessions - 1;
+    for j in 0..k.stream_bins / w.max(1) {
+        windows.push((eval_session, j * w, Split::Eval));
+    }
+    let take = |v: &[f32], width: usize| -> Vec<f32> {
+        windows
+            .iter()
+            .flat_map(|&(s, start, _)| {
+                v[(offsets[s] + start) * width..(offsets[s] + start + w) * width].iter().copied()
+            })
+            .collect()
+    };
+    let behavior: Vec<f32> = windows
+        .iter()
+        .flat_map(|&(s, start, _)| {
+            latents[(offsets[s] + start) * 3..(offsets[s] + start + w) * 3].iter().map(|v| *v as f32)
+        })
+        .collect();
+    Dataset {
+        n_in: c.held_in,
+        n_out: n,
+        observed: w,
+        forward: 0,
+        bin_ms: c.bin_ms,
+        spikes: take(&spikes, n),
+        true_rates: Some(take(&rates, n)),
+        behavior: Some(behavior),
+        n_beh: 3,
+        conditions: None,
+        split: windows.iter().map(|&(_, _, s)| s).collect(),
+        nlb: None,
+        segments: Some(
+            windows
+                .iter()
+                .map(|&(s, start, _)| crate::data::Segment { session: s as u32, start: start as u32 })
+                .collect(),
+        ),
     }
 }

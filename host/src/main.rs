@@ -49,6 +49,7 @@ enum Command {
     ///     lflow eval runs/lorenz
     ///     lflow eval runs/lorenz --samples 0      # mean mode, as a device decodes
     ///     lflow eval runs/lorenz --blob model.lfw # an exported blob's weights
+    ///     lflow eval runs/lorenz --stream --blob model.lfw  # no resets, as a BCI decodes
     #[command(verbatim_doc_comment)]
     Eval(eval::EvalArgs),
     /// Neural Latents Benchmark files: import nlb_tools tensors, write EvalAI submissions, score them.
@@ -122,6 +123,7 @@ fn main() -> ExitCode {
         Command::Generate(GenerateCommand::Lorenz(a)) => generate::lorenz(&a).map(|s| println!("{s}")),
         Command::Train(a) => train::train(&a).map(|dir| println!("run: {}", dir.path.display())),
         Command::Eval(a) => match &a.blob {
+            _ if a.stream => eval::eval_stream(&a).map(|s| print!("{s}")),
             Some(b) => export::eval_blob(&a.run, b, a.data.as_ref(), a.threads).map(|s| print!("{s}")),
             None => eval::eval(&a).map(|r| print!("{}", eval::table(&r))),
         },

@@ -40,6 +40,11 @@ pub struct TrainConfig {
     pub min_lr: f32,
     /// Seed of initialisation, batching and every draw.
     pub seed: u64,
+    /// Train on windows of `T + F` bins cut every this many bins from the
+    /// training trials laid end to end ([`Dataset::stream_windows`]): windows
+    /// that start anywhere and may straddle a trial boundary, as a decoder
+    /// that is never reset sees them. 0: on the trials as they are.
+    pub stream_windows: usize,
 }
 
 impl Default for TrainConfig {
@@ -57,6 +62,7 @@ impl Default for TrainConfig {
             plateau_patience: 10,
             min_lr: 1e-5,
             seed: 0,
+            stream_windows: 0,
         }
     }
 }

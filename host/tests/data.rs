@@ -1,7 +1,7 @@
 //! Data set files: round trip, the Lorenz generator, and one clear error per kind of malformed file.
 
 use lflow_host::data::{load, save, DataError, Dataset, Split};
-use lflow_host::lorenz::{generate, LorenzConfig};
+use lflow_host::lorenz::{generate, generate_continuous, Continuous, LorenzConfig};
 use lflow_host::metrics::bits_per_spike;
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
@@ -179,6 +179,7 @@ fn optional_tensors_are_checked_too() {
         conditions: Some(vec![0, 3]),
         split: vec![Split::Train, Split::Eval],
         nlb: None,
+        segments: None,
     };
     let p = tmp("full.safetensors");
     save(&p, &d).unwrap();
@@ -196,4 +197,101 @@ fn optional_tensors_are_checked_too() {
     ))
     .unwrap_err();
     assert!(matches!(&e, DataError::Value { tensor: "true_rates", what: "a negative rate", .. }), "{e}");
+}
+
+fn continuous() -> Dataset {
+    let c = LorenzConfig {
+        trials: 40,
+        observed: 10,
+        forward: 0,
+        held_in: 6,
+        held_out: 2,
+        seed: 3,
+        ..LorenzConfig::default()
+    };
+    generate_continuous(&c, &Continuous { sessions: 2, session_bins: 80, stream_bins: 95 })
+}
+
+#[test]
+fn continuous_lorenz_keeps_its_eval_recording_whole() {
+    let d = continuous();
+    assert_eq!((d.observed, d.forward), (10, 0));
+    let segs = d.segments.clone().unwrap();
+    let eval = d.indices(Split::Eval);
+    // 95 bins: 9 abutting windows of 10 (the rest dropped), in order, from one session.
+    assert_eq!(eval.len(), 9);
+    for (k, &i) in eval.iter().enumerate() {
+        assert_eq!(segs[i].start as usize, 10 * k);
+        assert_eq!(segs[i].session, segs[eval[0]].session);
+    }
+    assert_eq!(d.eval_streams(), vec![eval.clone()]);
+    // 40 windows to fit on, 8 of them (valid_fraction 0.2) from their own recording.
+    let (train, valid) = (d.indices(Split::Train), d.indices(Split::Valid));
+    assert_eq!((train.len(), valid.len()), (32, 8));
+    assert!(train.iter().all(|&i| segs[i].session < 2 && segs[i].start as usize + 10 <= 80));
+    assert!(valid.iter().all(|&i| segs[i].session == 2));
+    // Abutting windows continue one smooth trajectory: the latent (behaviour) step
+    // across a window edge is like a step inside a window, far below a jump.
+    let beh = d.behavior.as_ref().unwrap();
+    let at = |i: usize, t: usize| &beh[(i * 10 + t) * 3..(i * 10 + t + 1) * 3];
+    let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt();
+    let inside = eval.iter().flat_map(|&i| (0..9).map(move |t| (i, t))).map(|(i, t)| dist(at(i, t), at(i, t + 1)));
+    let inside = inside.fold(0.0f32, f32::max);
+    for w in eval.windows(2) {
+        assert!(dist(at(w[0], 9), at(w[1], 0)) <= 1.5 * inside, "edge {w:?}");
+    }
+    let jumps = train.windows(2).filter(|w| dist(at(w[0], 9), at(w[1], 0)) > 1.5 * inside).count();
+    assert!(jumps * 2 > train.len(), "random training windows do not abut: {jumps}");
+    // Round trip, segments included; a negative start is refused by name.
+    let p = tmp("continuous.safetensors");
+    save(&p, &d).unwrap();
+    assert_eq!(load(&p).unwrap(), d);
+    let e = load(&write(
+        "negsegment.safetensors",
+        vec![
+            ("spikes", Dtype::F32, vec![2, 3, 2], f32s(&GOOD)),
+            ("split", Dtype::U8, vec![2], vec![0, 2]),
+            ("segment", Dtype::I32, vec![2, 2], [0i32, 0, 1, -3].iter().flat_map(|x| x.to_le_bytes()).collect()),
+        ],
+        Some(META),
+    ))
+    .unwrap_err();
+    assert!(matches!(&e, DataError::Value { tensor: "segment", index, .. } if index == &vec![1, 1]), "{e}");
+}
+
+#[test]
+fn eval_streams_split_where_windows_do_not_abut() {
+    let mut d = continuous();
+    let eval = d.indices(Split::Eval);
+    let segs = d.segments.as_mut().unwrap();
+    segs[eval[4]].start += 1; // a gap after window 3, and window 4 no longer meets window 5
+    assert_eq!(d.eval_streams(), vec![eval[..4].to_vec(), vec![eval[4]], eval[5..].to_vec()]);
+    d.segments = None;
+    assert_eq!(d.eval_streams(), vec![eval], "trials without segments: back to back in file order");
+}
+
+#[test]
+fn stream_windows_cut_the_training_trials_laid_end_to_end() {
+    // Trials of 2 + 1 bins and 1 neuron: train, valid, train, eval, train.
+    let spikes: Vec<f32> = (0..15).map(|x| x as f32).collect();
+    let d = Dataset {
+        n_in: 1,
+        n_out: 1,
+        observed: 2,
+        forward: 1,
+        bin_ms: 10.0,
+        spikes,
+        true_rates: None,
+        behavior: None,
+        n_beh: 0,
+        conditions: None,
+        split: vec![Split::Train, Split::Valid, Split::Train, Split::Eval, Split::Train],
+        nlb: None,
+        segments: None,
+    };
+    let w = d.stream_windows(2);
+    // The training bins end to end: 0 1 2 | 6 7 8 | 12 13 14; windows of 3 every 2 bins.
+    assert_eq!(w.split, vec![Split::Train, Split::Train, Split::Train, Split::Train, Split::Valid]);
+    assert_eq!(w.spikes, vec![0., 1., 2., 2., 6., 7., 7., 8., 12., 12., 13., 14., 3., 4., 5.]);
+    assert_eq!(d.stream_windows(0), d);
 }

@@ -7,6 +7,7 @@ use lflow_core::blob::{crc32, BlobWriter, Tensor};
 use lflow_core::wire::{DeviceError, DeviceMessage, HostMessage};
 use lflow_core::{Dims, InputSchedule, Mean, Seeded, StorageFormat, StreamingDecoder};
 use lflow_host::device::QemuDevice;
+use lflow_host::lorenz::{generate_continuous, Continuous, LorenzConfig};
 use lflow_tests::AlignedBytes;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,8 +26,14 @@ fn root() -> PathBuf {
 }
 
 fn blob(storage: StorageFormat, seed: u64) -> Vec<u8> {
+    anchored_blob(storage, seed, 0)
+}
+
+/// A random model re-anchoring every `anchor_every` bins (0: never).
+fn anchored_blob(storage: StorageFormat, seed: u64, anchor_every: u8) -> Vec<u8> {
     let dims = Dims { n_in: 12, hidden: 8, d_model: 24, ff: 24, n_out: 15, window: 5, n_beh: 2 };
-    let mut w = BlobWriter::new(dims, storage, InputSchedule::CurrentBin, 0.55, 0.01).unwrap();
+    let mut w =
+        BlobWriter::new(dims, storage, InputSchedule::CurrentBin, 0.55, 0.01).unwrap().anchor_every(anchor_every);
     let mut rng = Seeded::new(seed);
     for t in Tensor::ALL {
         let (r, c) = t.shape(&dims);
@@ -36,10 +43,11 @@ fn blob(storage: StorageFormat, seed: u64) -> Vec<u8> {
     w.finish().unwrap()
 }
 
-/// Build the firmware with `bytes` embedded; returns the ELF's path. Builds
-/// share one target folder: one at a time, each copied out before the next.
+/// Firmware builds share one target folder: one at a time, each copied out before the next.
+static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Build the firmware with `bytes` embedded; returns the ELF's path.
 fn firmware(bytes: &[u8], tag: &str) -> PathBuf {
-    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let dir = root().join("target").join("firmware");
     std::fs::create_dir_all(&dir).unwrap();
@@ -183,4 +191,41 @@ fn a_corrupt_blob_is_refused_at_boot() {
     dev.send(&HostMessage::Bin { seq: 0, counts: &counts }).unwrap();
     let mut f = next(&mut dev);
     assert_eq!(QemuDevice::decode(&mut f).unwrap(), DeviceMessage::Error(DeviceError::BlobRejected));
+}
+
+#[test]
+fn a_continuous_stream_through_closed_loop_matches_the_twin_bit_for_bit() {
+    // A re-anchored int8 model fed a continuous recording without a reset
+    // (lflow closed-loop --continuous): 300 bins, 25 anchors, one Reset in all.
+    let bytes = anchored_blob(StorageFormat::I8, 21, 12);
+    let elf = firmware(&bytes, "continuous");
+    let twin = {
+        let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = root().join("target").join("firmware");
+        let (_, twin) = lflow_host::device::build_firmware(&dir.join("qemu-test-continuous.lfw"), &dir).unwrap();
+        let copy = dir.join("qemu-test-continuous-twin");
+        std::fs::copy(twin, &copy).unwrap();
+        copy
+    };
+    let lorenz = LorenzConfig {
+        trials: 20,
+        observed: 30,
+        forward: 0,
+        held_in: N_IN,
+        held_out: N_OUT - N_IN,
+        seed: 2,
+        ..LorenzConfig::default()
+    };
+    let data = generate_continuous(&lorenz, &Continuous { sessions: 1, session_bins: 60, stream_bins: 300 });
+    let stream = data.eval_streams();
+    assert_eq!((stream.len(), stream[0].len()), (1, 10), "one eval stream of 10 abutting windows");
+    let mut dev = QemuDevice::start(&elf, true).unwrap();
+    let mut host = QemuDevice::twin(&twin).unwrap();
+    let r = lflow_host::closed_loop::run(&mut dev, &mut host, &data, &stream[0], false, true).unwrap();
+    eprintln!(
+        "continuous closed loop: {} bins, {} mismatches, {:.0} instructions per bin",
+        r.bins, r.mismatches, r.instructions_per_bin
+    );
+    assert!(r.continuous);
+    assert_eq!((r.bins, r.mismatches, r.errors), (300, 0, 0));
 }

@@ -41,6 +41,11 @@ pub struct ClosedLoopArgs {
     /// Eval trials streamed (0: all).
     #[arg(long, default_value_t = 20)]
     pub trials: usize,
+    /// One uninterrupted stream, never reset: the eval trials back to back, or
+    /// a continuous data set's eval recording in order (`lflow generate lorenz
+    /// --continuous`); every bin is still compared bit for bit.
+    #[arg(long)]
+    pub continuous: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -62,7 +67,7 @@ pub fn closed_loop(a: &ClosedLoopArgs) -> Result<ClosedLoopReport, CliError> {
             build_firmware(&a.blob, &dir).map_err(link)?
         }
     };
-    let mut eval = data.indices(Split::Eval);
+    let mut eval = if a.continuous { data.eval_streams().concat() } else { data.indices(Split::Eval) };
     if a.trials > 0 {
         eval.truncate(a.trials);
     }
@@ -71,16 +76,17 @@ pub fn closed_loop(a: &ClosedLoopArgs) -> Result<ClosedLoopReport, CliError> {
         None => QemuDevice::start(&elf, true).map_err(link)?,
     };
     let mut host = QemuDevice::twin(&twin).map_err(link)?;
-    run(&mut device, &mut host, &data, &eval, matches!(a.pace, Pace::Real)).map_err(link)
+    run(&mut device, &mut host, &data, &eval, matches!(a.pace, Pace::Real), a.continuous).map_err(link)
 }
 
 /// The report as text.
 pub fn summary(r: &ClosedLoopReport) -> String {
     format!(
-        "{} trials, {} bins decoded under QEMU, {} mismatches against lflow-core on the host, {} errors\n\
+        "{} trials{}, {} bins decoded under QEMU, {} mismatches against lflow-core on the host, {} errors\n\
          behaviour R2 of the device's velocity: {}\ninstructions per bin: {:.0} ({:.3} ms at 480 MHz)\n\
          round trip: {:.2} ms mean, {:.2} ms max ({} pace)\n",
         r.trials,
+        if r.continuous { " as one stream without resets" } else { "" },
         r.bins,
         r.mismatches,
         r.errors,

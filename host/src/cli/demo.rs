@@ -69,6 +69,7 @@ fn device_part(a: &DemoArgs, run: &Path, data: &Path) -> String {
         pace: Pace::Max,
         trials: a.device_trials,
         json: true,
+        continuous: false,
     };
     match closed_loop(&args) {
         Ok(r) => {
@@ -125,6 +126,9 @@ pub fn demo(a: &DemoArgs) -> Result<String, CliError> {
         blob: None,
         threads: a.threads,
         device: lflow_host::backend::Device::Cpu,
+        stream: false,
+        stretch: 100,
+        skip: 50,
     })?;
     let plots = plot(&PlotArgs { run: run.clone(), data: None, threads: a.threads })?;
     summary += &format!("run: {} (streaming mode, window {})\n", run.display(), config.model.window);

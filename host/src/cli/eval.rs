@@ -7,6 +7,7 @@ use lflow_host::backend::Device;
 use lflow_host::data::Dataset;
 use lflow_host::evaluate::{evaluate, EvalReport};
 use lflow_host::run::RunDir;
+use lflow_host::stream::{evaluate_streams, table as stream_table, StreamOptions};
 use std::path::PathBuf;
 
 /// Arguments of `lflow eval`.
@@ -29,6 +30,20 @@ pub struct EvalArgs {
     /// Where to run the model: cpu, or cuda / cuda:N (a --blob is always read on the CPU, as lflow-core does).
     #[arg(long, default_value_t = Device::Cpu)]
     pub device: Device,
+    /// Decode the eval trials (or the continuous eval recording) as one stream
+    /// without resets, through lflow-core bin by bin in mean mode (the --blob,
+    /// or the run's f32 weights), and compare with a reset at every trial
+    /// start: overall, per --stretch bins of stream time, and for streams of
+    /// 1, 2, 5 and 40 trials back to back. Writes RUN/eval_stream.json and
+    /// RUN/plots/stream.png.
+    #[arg(long)]
+    pub stream: bool,
+    /// Bins per stretch of stream time (--stream).
+    #[arg(long, default_value_t = 100, requires = "stream")]
+    pub stretch: usize,
+    /// Bins at the start of each stream left out of the stretches (--stream).
+    #[arg(long, default_value_t = 50, requires = "stream")]
+    pub skip: usize,
 }
 
 /// Rates (spikes per bin) of every trial of `data` from a run's best model.
@@ -97,4 +112,37 @@ pub fn table(r: &EvalReport) -> String {
         out += &format!("{name:<8} {:>9} {:>12}\n", f(model), f(oracle));
     }
     out
+}
+
+/// `lflow eval RUN --stream`: decode without resets; returns the table to print.
+pub fn eval_stream(a: &EvalArgs) -> Result<String, CliError> {
+    let (dir, record) = RunDir::open(&a.run)?;
+    let data = lflow_host::data::load(a.data.as_ref().unwrap_or(&record.data))?;
+    let bytes = match &a.blob {
+        Some(file) => {
+            std::fs::read(file).map_err(|source| lflow_host::run::RunError::Io { path: file.clone(), source })?
+        }
+        None => {
+            let mut t = load_best(&dir, a.threads, Device::Cpu)?;
+            if t.model.mode == lflow_host::Mode::Paper {
+                return Err(CliError::Usage(format!(
+                    "{} is a paper-mode run (attention over the whole trial): only a streaming run decodes bin by bin",
+                    a.run.display()
+                )));
+            }
+            let velocity = lflow_host::export::fit_velocity(&mut t, &data);
+            lflow_host::export::blob(&t.model, &t.state.params, lflow_core::StorageFormat::F32, velocity.as_ref())
+                .map_err(|e| CliError::Usage(format!("cannot make the run's blob: {e}")))?
+        }
+    };
+    // The decoder borrows the blob in place: give it 16-byte alignment.
+    let aligned = lflow_host::export::aligned(&bytes);
+    let opt = StreamOptions { stretch: a.stretch, skip: a.skip, ..StreamOptions::default() };
+    let report = evaluate_streams(aligned.bytes(), &data, &opt).map_err(|e| CliError::Usage(e.to_string()))?;
+    dir.write(
+        &dir.path.join("eval_stream.json"),
+        serde_json::to_string_pretty(&report).unwrap_or_default().as_bytes(),
+    )?;
+    let plot = super::plot::stream_plot(&report, &dir.plots())?;
+    Ok(format!("{}plot: {}\n", stream_table(&report), plot.display()))
 }

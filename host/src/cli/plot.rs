@@ -315,3 +315,36 @@ fn behavior_plot(d: &Dataset, rates: &[f32], out: &Path) -> Result<PathBuf, CliE
         Ok(())
     })
 }
+
+/// `plots/stream.png` of `lflow eval --stream`: co-bps, rate R² and behaviour
+/// R² per stretch against stream time, without and with resets.
+pub fn stream_plot(r: &lflow_host::stream::StreamReport, out: &Path) -> Result<PathBuf, CliError> {
+    std::fs::create_dir_all(out).map_err(|source| lflow_host::run::RunError::Io { path: out.into(), source })?;
+    let bin_s = |start: usize, bins: usize| (start as f64 + bins as f64 / 2.0) * f64::from(r.bin_ms) / 1000.0;
+    type Pick = fn(&lflow_host::stream::Metrics) -> Option<f64>;
+    let panels: [(&str, Pick); 3] =
+        [("co-bps", |m| m.co_bps), ("rate R2", |m| m.rate_r2), ("behaviour R2 (device decoder)", |m| m.behavior_r2)];
+    // The first stream only: stretch starts restart at each stream.
+    let restart = r.stretches.windows(2).position(|w| w[1].start <= w[0].start).map_or(r.stretches.len(), |i| i + 1);
+    let first = &r.stretches[..restart];
+    draw(out, "stream.png", (1500, 450), |root| {
+        for (area, (name, pick)) in root.split_evenly((1, 3)).iter().zip(panels) {
+            let series = |pick_reset: bool| -> Vec<(f64, f64)> {
+                first
+                    .iter()
+                    .filter_map(|s| {
+                        let m = if pick_reset { &s.reset } else { &s.continuous };
+                        Some((bin_s(s.start, s.bins), pick(m)?))
+                    })
+                    .collect()
+            };
+            let lines_ = vec![
+                ("no reset".to_string(), COLORS[0], series(false)),
+                ("reset at each trial start".to_string(), COLORS[1], series(true)),
+            ];
+            let title = format!("{name} per {} bins", first.first().map_or(0, |s| s.bins));
+            lines(area, &title, "stream time (s)", &lines_)?;
+        }
+        Ok(())
+    })
+}

@@ -128,6 +128,8 @@ pub fn train(a: &TrainArgs) -> Result<RunDir, CliError> {
         let dir = RunDir::create(&a.out, &record)?;
         (dir, Trainer::new(model, config.train.clone(), backend))
     };
+    // A decoder that is never reset trains on windows that start anywhere.
+    let data = data.stream_windows(trainer.config.stream_windows);
     run_epochs(&dir, &data, &mut trainer, a.quiet)?;
     Ok(dir)
 }

@@ -112,6 +112,10 @@ pub fn save(path: &Path, d: &Dataset) -> Result<(), DataError> {
     if let Some(c) = &d.conditions {
         owned.push(("condition", Dtype::I32, vec![b], c.iter().flat_map(|x| (*x as i32).to_le_bytes()).collect()));
     }
+    if let Some(segs) = &d.segments {
+        let bytes = segs.iter().flat_map(|s| [s.session as i32, s.start as i32]).flat_map(i32::to_le_bytes).collect();
+        owned.push(("segment", Dtype::I32, vec![b, 2], bytes));
+    }
     let mut nlb_owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     if let Some(target) = d.nlb.as_ref().and_then(|n| n.target.as_ref()) {
         for (name, a) in crate::nlb::stored::target_arrays(target) {
@@ -266,6 +270,16 @@ pub fn load(path: &Path) -> Result<Dataset, DataError> {
             Some(out)
         }
     };
+    let segments = match r.view("segment", Dtype::I32, &[b, 2])? {
+        None => None,
+        Some(bytes) => {
+            let v: Vec<i32> = bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            if let Some(i) = v.iter().position(|x| *x < 0) {
+                return Err(r.bad("segment", i, &[b, 2], v[i] as f64, "a negative session or start bin"));
+            }
+            Some(v.chunks_exact(2).map(|p| super::Segment { session: p[0] as u32, start: p[1] as u32 }).collect())
+        }
+    };
     let nlb = load_nlb(&r, header.metadata().as_ref(), b, &split, meta.observed, meta.n_in, n_out)?;
     Ok(Dataset {
         n_in: meta.n_in,
@@ -280,6 +294,7 @@ pub fn load(path: &Path) -> Result<Dataset, DataError> {
         conditions,
         split,
         nlb,
+        segments,
     })
 }
 

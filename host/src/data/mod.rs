@@ -43,8 +43,21 @@ pub struct Dataset {
     pub conditions: Option<Vec<u32>>,
     /// Split of each trial.
     pub split: Vec<Split>,
+    /// Where each trial lies in a continuous recording, when it was cut from
+    /// one (`lflow generate lorenz --continuous`): eval trials of one session
+    /// that abut form a stream that `lflow eval --stream` decodes without resets.
+    pub segments: Option<Vec<Segment>>,
     /// The Neural Latents Benchmark side of an imported NLB dataset.
     pub nlb: Option<crate::nlb::stored::NlbData>,
+}
+
+/// A trial's place in a continuous recording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    /// The recording (session) it was cut from.
+    pub session: u32,
+    /// Its first bin within that recording.
+    pub start: u32,
 }
 
 impl Split {
@@ -88,6 +101,72 @@ impl Dataset {
     pub fn trial_spikes(&self, i: usize) -> &[f32] {
         let n = self.bins() * self.n_out;
         &self.spikes[i * n..(i + 1) * n]
+    }
+
+    /// The eval trials as streams to decode without resets, each a list of
+    /// trials whose observed bins follow one another: with [`Dataset::segments`],
+    /// the eval trials of one session in order of their start, split where
+    /// they do not abut; without, all eval trials back to back, in file order.
+    pub fn eval_streams(&self) -> Vec<Vec<usize>> {
+        let eval = self.indices(Split::Eval);
+        let Some(segs) = &self.segments else { return vec![eval] };
+        let mut sorted = eval;
+        sorted.sort_by_key(|&i| (segs[i].session, segs[i].start));
+        let mut streams: Vec<Vec<usize>> = Vec::new();
+        for i in sorted {
+            let follows = streams.last().and_then(|s| s.last()).is_some_and(|&p| {
+                segs[p].session == segs[i].session && segs[p].start as usize + self.observed == segs[i].start as usize
+            });
+            match streams.last_mut() {
+                Some(s) if follows => s.push(i),
+                _ => streams.push(vec![i]),
+            }
+        }
+        streams
+    }
+
+    /// The data set a streaming decoder's training sees: the training trials'
+    /// bins (observed then forward, spikes only) laid end to end in file order,
+    /// cut into windows of `T + F` bins every `stride` bins, as training trials;
+    /// then the validation trials unchanged. Eval trials, behaviour, true
+    /// rates and conditions are left out (training reads none of them).
+    /// `stride` 0 returns the data set as it is.
+    pub fn stream_windows(&self, stride: usize) -> Dataset {
+        if stride == 0 {
+            return self.clone();
+        }
+        let (tt, n) = (self.bins(), self.n_out);
+        let train = self.indices(Split::Train);
+        let valid = self.indices(Split::Valid);
+        let stream: Vec<f32> = train.iter().flat_map(|&i| self.trial_spikes(i).iter().copied()).collect();
+        let len = stream.len() / n.max(1);
+        let mut spikes = Vec::new();
+        let mut split = Vec::new();
+        let mut start = 0;
+        while start + tt <= len {
+            spikes.extend_from_slice(&stream[start * n..(start + tt) * n]);
+            split.push(Split::Train);
+            start += stride;
+        }
+        for &i in &valid {
+            spikes.extend_from_slice(self.trial_spikes(i));
+            split.push(Split::Valid);
+        }
+        Dataset {
+            n_in: self.n_in,
+            n_out: n,
+            observed: self.observed,
+            forward: self.forward,
+            bin_ms: self.bin_ms,
+            spikes,
+            true_rates: None,
+            behavior: None,
+            n_beh: 0,
+            conditions: None,
+            split,
+            nlb: None,
+            segments: None,
+        }
     }
 
     /// Held-in counts of trial `i` in observed bins, appended to `out` as `[T, N_in]`.

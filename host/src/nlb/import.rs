@@ -250,6 +250,7 @@ pub fn import(spec: &ImportSpec) -> Result<Imported, NlbError> {
         n_beh,
         conditions: None,
         split,
+        segments: None,
         nlb: Some(NlbData {
             meta: NlbMeta {
                 dataset: spec.dataset.clone(),

@@ -1,0 +1,376 @@
+//! Decoding without resets: the eval trials, or a continuous eval recording,
+//! fed bin by bin to `lflow-core`'s decoder ([`DynDecoder`], the device's code
+//! at the blob's sizes), scored overall, per stretch of stream time, and
+//! against the same bins decoded with a reset at every trial start.
+
+use crate::data::Dataset;
+use crate::metrics::{bits_per_spike, r2_uniform};
+use lflow_core::{BlobError, DynDecoder, Mean};
+use serde::Serialize;
+
+/// What one pass over a stream decoded, observed bins of its trials in order.
+#[derive(Clone, Debug, Default)]
+pub struct Decoded {
+    /// Rates `[bins, N_out]`, spikes per bin.
+    pub rates: Vec<f32>,
+    /// Decoded behaviour `[bins, N_beh]`.
+    pub velocity: Vec<f32>,
+    /// Bins whose step failed (a non-finite value: the decoder reset itself).
+    pub failures: usize,
+}
+
+/// Decode the observed bins of `trials` in mean mode, resetting the decoder
+/// at the first trial and then before every `reset_every`-th one (0: never).
+pub fn decode(dec: &mut DynDecoder<'_>, data: &Dataset, trials: &[usize], reset_every: usize) -> Decoded {
+    let (n_in, n_out) = (data.n_in, data.n_out);
+    let mut out = Decoded::default();
+    let mut x = vec![0u16; n_in];
+    for (k, &i) in trials.iter().enumerate() {
+        if k == 0 || (reset_every > 0 && k % reset_every == 0) {
+            dec.reset();
+        }
+        let spikes = data.trial_spikes(i);
+        for t in 0..data.observed {
+            for (dst, &c) in x.iter_mut().zip(&spikes[t * n_out..t * n_out + n_in]) {
+                *dst = c.min(f32::from(u16::MAX)) as u16;
+            }
+            match dec.step(&x, &mut Mean) {
+                Ok(o) => {
+                    out.rates.extend_from_slice(o.rates);
+                    out.velocity.extend_from_slice(o.velocity);
+                }
+                Err(_) => {
+                    out.failures += 1;
+                    out.rates.extend(std::iter::repeat_n(f32::NAN, n_out));
+                    out.velocity.extend(std::iter::repeat_n(f32::NAN, dec.dims().n_beh as usize));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The truth of a stream's bins: spikes, true rates and behaviour, `[bins, *]`.
+struct Truth {
+    spikes: Vec<f64>,
+    rates: Option<Vec<f64>>,
+    behavior: Option<Vec<f64>>,
+}
+
+fn truth(data: &Dataset, trials: &[usize]) -> Truth {
+    let (t_obs, n) = (data.observed, data.n_out);
+    let mut spikes = Vec::with_capacity(trials.len() * t_obs * n);
+    let mut rates = data.true_rates.as_ref().map(|_| Vec::with_capacity(spikes.capacity()));
+    for &i in trials {
+        let base = i * data.bins() * n;
+        spikes.extend(data.spikes[base..base + t_obs * n].iter().map(|x| *x as f64));
+        if let (Some(out), Some(tr)) = (rates.as_mut(), data.true_rates.as_ref()) {
+            out.extend(tr[base..base + t_obs * n].iter().map(|x| *x as f64));
+        }
+    }
+    let behavior = data.behavior.as_ref().map(|b| {
+        let k = data.n_beh;
+        trials.iter().flat_map(|&i| b[i * t_obs * k..(i + 1) * t_obs * k].iter().map(|x| *x as f64)).collect()
+    });
+    Truth { spikes, rates, behavior }
+}
+
+/// Metrics of a span of stream bins.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Metrics {
+    /// Bits per spike of the held-out neurons.
+    pub co_bps: Option<f64>,
+    /// R² of the rates against the true rates, all neurons.
+    pub rate_r2: Option<f64>,
+    /// R² of the decoder's behaviour (the blob's velocity decoder) against the recorded one.
+    pub behavior_r2: Option<f64>,
+}
+
+fn metrics(data: &Dataset, truth: &Truth, dec: &Decoded, bins: std::ops::Range<usize>) -> Metrics {
+    let (n, nin, k) = (data.n_out, data.n_in, data.n_beh);
+    let rows = |v: &[f64], width: usize| v[bins.start * width..bins.end * width].to_vec();
+    let pred: Vec<f64> = dec.rates[bins.start * n..bins.end * n].iter().map(|x| *x as f64).collect();
+    let held_out = |v: &[f64]| -> Vec<f64> { v.chunks_exact(n).flat_map(|r| r[nin..].to_vec()).collect() };
+    let mut m = Metrics::default();
+    if n > nin {
+        m.co_bps = Some(bits_per_spike(&held_out(&pred), &held_out(&rows(&truth.spikes, n)), n - nin));
+    }
+    if let Some(r) = &truth.rates {
+        m.rate_r2 = Some(r2_uniform(&rows(r, n), &pred, n));
+    }
+    if let (Some(b), true) = (&truth.behavior, k > 0 && dec.velocity.len() == dec.rates.len() / n.max(1) * k) {
+        let v: Vec<f64> = dec.velocity[bins.start * k..bins.end * k].iter().map(|x| *x as f64).collect();
+        m.behavior_r2 = Some(r2_uniform(&rows(b, k), &v, k));
+    }
+    m
+}
+
+/// One stretch of stream time, decoded both ways.
+#[derive(Clone, Debug, Serialize)]
+pub struct Stretch {
+    /// First bin of the stretch within its stream.
+    pub start: usize,
+    /// Bins in the stretch.
+    pub bins: usize,
+    /// Decoded without resets.
+    pub continuous: Metrics,
+    /// The same bins decoded with a reset at every trial start.
+    pub reset: Metrics,
+}
+
+/// Streams of `trials` trials back to back, reset only between streams.
+#[derive(Clone, Debug, Serialize)]
+pub struct LengthRow {
+    /// Trials per stream (1: a reset at every trial start).
+    pub trials: usize,
+    /// Metrics pooled over every eval bin.
+    pub metrics: Metrics,
+}
+
+/// How far below the reset decoding the continuous one falls, worst over the stretches.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct WorstGap {
+    /// Largest `reset - continuous` co-bps over the stretches.
+    pub co_bps: Option<f64>,
+    /// Largest `reset - continuous` rate R².
+    pub rate_r2: Option<f64>,
+    /// Largest `reset - continuous` behaviour R².
+    pub behavior_r2: Option<f64>,
+}
+
+/// `lflow eval --stream`: what decoding without resets does (`RUN/eval_stream.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct StreamReport {
+    /// The blob's re-anchor period (0: never).
+    pub anchor_every: u32,
+    /// Streams decoded (the eval recording's abutting runs, or all eval trials back to back).
+    pub streams: usize,
+    /// Bins decoded in all.
+    pub bins: usize,
+    /// Bins per trial (window).
+    pub trial_bins: usize,
+    /// Bin width, ms.
+    pub bin_ms: f32,
+    /// Bins whose step failed (the decoder reset itself): 0 on a sound model.
+    pub failures: usize,
+    /// Every bin, decoded without resets.
+    pub continuous: Metrics,
+    /// Every bin, decoded with a reset at each trial start.
+    pub reset: Metrics,
+    /// Bins left out at each stream's start before the stretches begin.
+    pub skip: usize,
+    /// Per stretch of stream time (from `skip`), each stream in turn.
+    pub stretches: Vec<Stretch>,
+    /// Worst `reset - continuous` over the stretches.
+    pub worst_gap: WorstGap,
+    /// Streams of 1, 2, 5, ... trials back to back.
+    pub lengths: Vec<LengthRow>,
+    /// Bins after a trial boundary until the continuous decoder's behaviour
+    /// error is back within 10 % of its level over the trials' second halves
+    /// (5-bin average, position-wise over all boundaries); `None` without behaviour.
+    pub recovery_bins: Option<usize>,
+    /// The same for the decoder reset at each trial start (its cold start).
+    pub reset_recovery_bins: Option<usize>,
+}
+
+/// Why a stream could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The blob was refused.
+    #[error("blob rejected: {0}")]
+    Blob(BlobError),
+    /// The blob does not fit the data set.
+    #[error("the blob reads {blob} held-in neurons and predicts {blob_out}; the data set has {data} and {data_out}")]
+    Mismatch {
+        /// Blob's N_in.
+        blob: u32,
+        /// Blob's N_out.
+        blob_out: u32,
+        /// Data's N_in.
+        data: usize,
+        /// Data's N_out.
+        data_out: usize,
+    },
+    /// Nothing to decode.
+    #[error("the data set has no eval trials to stream")]
+    Empty,
+}
+
+/// Options of [`evaluate_streams`].
+#[derive(Clone, Debug)]
+pub struct StreamOptions {
+    /// Bins per stretch.
+    pub stretch: usize,
+    /// Bins skipped at each stream's start.
+    pub skip: usize,
+    /// Trials per back-to-back stream in the lengths table.
+    pub lengths: Vec<usize>,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions { stretch: 100, skip: 50, lengths: vec![1, 2, 5, 40] }
+    }
+}
+
+/// Position-wise mean squared behaviour error within trials, `[T]`.
+fn error_by_position(truth: &Truth, dec: &Decoded, t_obs: usize, k: usize) -> Option<Vec<f64>> {
+    let b = truth.behavior.as_ref()?;
+    if k == 0 || dec.velocity.len() != b.len() {
+        return None;
+    }
+    let mut sum = vec![0.0; t_obs];
+    let mut count = vec![0usize; t_obs];
+    for (row, (tv, pv)) in b.chunks_exact(k).zip(dec.velocity.chunks_exact(k)).enumerate() {
+        let e: f64 = tv.iter().zip(pv).map(|(a, p)| (a - *p as f64).powi(2)).sum();
+        if e.is_finite() {
+            sum[row % t_obs] += e;
+            count[row % t_obs] += 1;
+        }
+    }
+    Some(sum.iter().zip(&count).map(|(s, c)| s / (*c).max(1) as f64).collect())
+}
+
+/// Bins until the 5-bin average of `err` stays within 10 % of its level over the second half.
+pub fn recovery(err: &[f64]) -> usize {
+    let t = err.len();
+    let level = err[t / 2..].iter().sum::<f64>() / (t - t / 2).max(1) as f64;
+    let smooth: Vec<f64> = (0..t)
+        .map(|i| {
+            let w = &err[i.saturating_sub(2)..(i + 3).min(t)];
+            w.iter().sum::<f64>() / w.len() as f64
+        })
+        .collect();
+    (0..t).rev().find(|&i| smooth[i] > 1.1 * level).map_or(0, |i| i + 1)
+}
+
+/// Decode every eval stream of `data` with `blob` both ways and score them.
+pub fn evaluate_streams(blob: &[u8], data: &Dataset, opt: &StreamOptions) -> Result<StreamReport, StreamError> {
+    let mut dec = DynDecoder::from_blob(blob).map_err(StreamError::Blob)?;
+    let dims = dec.dims();
+    if dims.n_in as usize != data.n_in || dims.n_out as usize != data.n_out {
+        return Err(StreamError::Mismatch {
+            blob: dims.n_in,
+            blob_out: dims.n_out,
+            data: data.n_in,
+            data_out: data.n_out,
+        });
+    }
+    let streams = data.eval_streams();
+    let all: Vec<usize> = streams.concat();
+    if all.is_empty() {
+        return Err(StreamError::Empty);
+    }
+    let t_obs = data.observed;
+    let truth_all = truth(data, &all);
+    // Each stream without resets, back to back in `all`'s order.
+    let mut continuous = Decoded::default();
+    for s in &streams {
+        let d = decode(&mut dec, data, s, 0);
+        continuous.rates.extend(d.rates);
+        continuous.velocity.extend(d.velocity);
+        continuous.failures += d.failures;
+    }
+    let reset = decode(&mut dec, data, &all, 1);
+    let bins = all.len() * t_obs;
+    let stretch = opt.stretch.max(1);
+    let mut stretches = Vec::new();
+    let mut offset = 0;
+    for s in &streams {
+        let len = s.len() * t_obs;
+        let mut start = opt.skip.min(len);
+        while start + stretch <= len {
+            let span = offset + start..offset + start + stretch;
+            stretches.push(Stretch {
+                start,
+                bins: stretch,
+                continuous: metrics(data, &truth_all, &continuous, span.clone()),
+                reset: metrics(data, &truth_all, &reset, span),
+            });
+            start += stretch;
+        }
+        offset += len;
+    }
+    let worst = |f: fn(&Metrics) -> Option<f64>| {
+        stretches
+            .iter()
+            .filter_map(|s| Some(f(&s.reset)? - f(&s.continuous)?))
+            .fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))))
+    };
+    let worst_gap =
+        WorstGap { co_bps: worst(|m| m.co_bps), rate_r2: worst(|m| m.rate_r2), behavior_r2: worst(|m| m.behavior_r2) };
+    let lengths = opt
+        .lengths
+        .iter()
+        .map(|&l| {
+            let d = if l == 1 { reset.clone() } else { decode(&mut dec, data, &all, l) };
+            LengthRow { trials: l, metrics: metrics(data, &truth_all, &d, 0..bins) }
+        })
+        .collect();
+    let k = data.n_beh;
+    Ok(StreamReport {
+        anchor_every: dec.anchor_every(),
+        streams: streams.len(),
+        bins,
+        trial_bins: t_obs,
+        bin_ms: data.bin_ms,
+        failures: continuous.failures,
+        continuous: metrics(data, &truth_all, &continuous, 0..bins),
+        reset: metrics(data, &truth_all, &reset, 0..bins),
+        skip: opt.skip,
+        stretches,
+        worst_gap,
+        lengths,
+        recovery_bins: error_by_position(&truth_all, &continuous, t_obs, k).map(|e| recovery(&e)),
+        reset_recovery_bins: error_by_position(&truth_all, &reset, t_obs, k).map(|e| recovery(&e)),
+    })
+}
+
+/// The report as text.
+pub fn table(r: &StreamReport) -> String {
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
+    let mut out = format!(
+        "{} stream(s), {} bins ({} per trial), re-anchor every {} bins, {} failed bins\n",
+        r.streams,
+        r.bins,
+        r.trial_bins,
+        if r.anchor_every == 0 { "-".to_string() } else { r.anchor_every.to_string() },
+        r.failures
+    );
+    out += &format!("{:<34} {:>8} {:>8} {:>12}\n", "decoding", "co-bps", "rate R2", "behaviour R2");
+    let row = |name: &str, m: &Metrics| {
+        format!("{name:<34} {:>8} {:>8} {:>12}\n", f(m.co_bps), f(m.rate_r2), f(m.behavior_r2))
+    };
+    out += &row("reset at each trial start", &r.reset);
+    out += &row("no reset", &r.continuous);
+    for l in &r.lengths {
+        out += &row(&format!("{} trial(s) back to back", l.trials), &l.metrics);
+    }
+    let g = &r.worst_gap;
+    out += &format!(
+        "worst {}-bin stretch after bin {}, reset minus no reset: co-bps {}, rate R2 {}, behaviour R2 {}\n",
+        r.stretches.first().map_or(0, |s| s.bins),
+        r.skip,
+        f(g.co_bps),
+        f(g.rate_r2),
+        f(g.behavior_r2)
+    );
+    if let (Some(c), Some(z)) = (r.recovery_bins, r.reset_recovery_bins) {
+        out += &format!("recovery after a trial boundary: {c} bins without reset ({z} bins from a reset)\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_counts_the_bins_above_the_late_level() {
+        // Level 1 over the second half; the 5-bin average exceeds 1.1 up to bin 4.
+        let err = [9.0, 5.0, 3.0, 1.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+        // smooth[4] = (3 + 1.5 + 1 + 1 + 1) / 5 = 1.5 > 1.1; smooth[5] = (1.5 + 4) / 5 = 1.1, not above.
+        assert_eq!(recovery(&err), 5);
+        assert_eq!(recovery(&[1.0; 10]), 0);
+    }
+}
