@@ -127,14 +127,14 @@ pub struct LengthRow {
     pub metrics: Metrics,
 }
 
-/// How far below the reset decoding the continuous one falls, worst over the stretches.
+/// One figure per metric about the stretches' `reset - continuous` gaps.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct WorstGap {
-    /// Largest `reset - continuous` co-bps over the stretches.
+pub struct Gaps {
+    /// Of co-bps.
     pub co_bps: Option<f64>,
-    /// Largest `reset - continuous` rate R².
+    /// Of rate R².
     pub rate_r2: Option<f64>,
-    /// Largest `reset - continuous` behaviour R².
+    /// Of behaviour R².
     pub behavior_r2: Option<f64>,
 }
 
@@ -161,8 +161,10 @@ pub struct StreamReport {
     pub skip: usize,
     /// Per stretch of stream time (from `skip`), each stream in turn.
     pub stretches: Vec<Stretch>,
-    /// Worst `reset - continuous` over the stretches.
-    pub worst_gap: WorstGap,
+    /// Largest `reset - continuous` over the stretches (how far below the reset decoding it falls).
+    pub worst_gap: Gaps,
+    /// Share of the stretches where `reset - continuous` is at most 0.02.
+    pub share_within_0_02: Gaps,
     /// Streams of 1, 2, 5, ... trials back to back.
     pub lengths: Vec<LengthRow>,
     /// Bins after a trial boundary until the continuous decoder's behaviour
@@ -291,14 +293,18 @@ pub fn evaluate_streams(blob: &[u8], data: &Dataset, opt: &StreamOptions) -> Res
         }
         offset += len;
     }
-    let worst = |f: fn(&Metrics) -> Option<f64>| {
-        stretches
-            .iter()
-            .filter_map(|s| Some(f(&s.reset)? - f(&s.continuous)?))
-            .fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))))
+    let gaps = |f: fn(&Metrics) -> Option<f64>| -> Vec<f64> {
+        stretches.iter().filter_map(|s| Some(f(&s.reset)? - f(&s.continuous)?)).collect()
+    };
+    let worst = |f| gaps(f).into_iter().fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))));
+    let share = |f| {
+        let g = gaps(f);
+        (!g.is_empty()).then(|| g.iter().filter(|x| **x <= 0.02).count() as f64 / g.len() as f64)
     };
     let worst_gap =
-        WorstGap { co_bps: worst(|m| m.co_bps), rate_r2: worst(|m| m.rate_r2), behavior_r2: worst(|m| m.behavior_r2) };
+        Gaps { co_bps: worst(|m| m.co_bps), rate_r2: worst(|m| m.rate_r2), behavior_r2: worst(|m| m.behavior_r2) };
+    let share_within_0_02 =
+        Gaps { co_bps: share(|m| m.co_bps), rate_r2: share(|m| m.rate_r2), behavior_r2: share(|m| m.behavior_r2) };
     let lengths = opt
         .lengths
         .iter()
@@ -320,6 +326,7 @@ pub fn evaluate_streams(blob: &[u8], data: &Dataset, opt: &StreamOptions) -> Res
         skip: opt.skip,
         stretches,
         worst_gap,
+        share_within_0_02,
         lengths,
         recovery_bins: error_by_position(&truth_all, &continuous, t_obs, k).map(|e| recovery(&e)),
         reset_recovery_bins: error_by_position(&truth_all, &reset, t_obs, k).map(|e| recovery(&e)),
@@ -354,6 +361,13 @@ pub fn table(r: &StreamReport) -> String {
         f(g.co_bps),
         f(g.rate_r2),
         f(g.behavior_r2)
+    );
+    let w = &r.share_within_0_02;
+    out += &format!(
+        "stretches within 0.02 of the reset decoding: co-bps {}, rate R2 {}, behaviour R2 {}\n",
+        f(w.co_bps),
+        f(w.rate_r2),
+        f(w.behavior_r2)
     );
     if let (Some(c), Some(z)) = (r.recovery_bins, r.reset_recovery_bins) {
         out += &format!("recovery after a trial boundary: {c} bins without reset ({z} bins from a reset)\n");

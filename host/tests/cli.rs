@@ -238,3 +238,71 @@ fn training_on_a_missing_gpu_says_what_is_missing_and_writes_nothing() {
     assert!(!out.status.success() && out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--device cpu"));
 }
+
+#[test]
+fn continuous_data_trains_re_anchored_and_streams_without_resets() {
+    let d = dir("continuous");
+    let data = d.join("continuous.safetensors");
+    let out = ok(&[
+        "generate",
+        "lorenz",
+        "--continuous",
+        "--out",
+        s(&data),
+        "--trials",
+        "60",
+        "--observed",
+        "20",
+        "--held-in",
+        "8",
+        "--held-out",
+        "2",
+        "--sessions",
+        "2",
+        "--session-bins",
+        "200",
+        "--stream-bins",
+        "400",
+    ]);
+    assert!(out.contains("eval: 1 stream(s), 400 bins"), "{out}");
+    let config = d.join("anchored.toml");
+    let text = CONFIG
+        .replace("window = 8", "window = 6\nanchor_every = 5")
+        .replace("epochs = 25", "epochs = 3\nstream_windows = 10");
+    std::fs::write(&config, text).unwrap();
+    let run = d.join("run");
+    ok(&["train", "--data", s(&data), "--config", s(&config), "--out", s(&run), "--quiet"]);
+    let table = ok(&["eval", s(&run), "--stream", "--stretch", "50", "--skip", "10"]);
+    assert!(table.contains("re-anchor every 5 bins") && table.contains("no reset"), "{table}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval_stream.json")).unwrap()).unwrap();
+    assert_eq!((r["anchor_every"].as_u64(), r["bins"].as_u64(), r["streams"].as_u64()), (Some(5), Some(400), Some(1)));
+    assert_eq!((r["failures"].as_u64(), r["stretches"].as_array().map(|a| a.len())), (Some(0), Some(7)));
+    assert!(run.join("plots/stream.png").exists());
+    // The exported blob carries the period; so does the eval of that blob.
+    let blob = d.join("model.lfw");
+    ok(&["export", s(&run), "--format", "i8", "--out", s(&blob)]);
+    let bytes = std::fs::read(&blob).unwrap();
+    assert_eq!((u16::from_le_bytes([bytes[4], bytes[5]]), bytes[11]), (2, 5));
+    let table = ok(&["eval", s(&run), "--stream", "--blob", s(&blob)]);
+    assert!(table.contains("re-anchor every 5 bins"), "{table}");
+    // A re-anchored model asks for the CPU backend (the CUDA kernels do not re-anchor).
+    let e =
+        lflow(&["train", "--data", s(&data), "--config", s(&config), "--out", s(&d.join("gpu")), "--device", "cuda"]);
+    assert!(!e.status.success() && !d.join("gpu").exists());
+}
+
+#[test]
+fn the_continuous_config_is_the_lorenz_config_plus_its_two_additions() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let base = lflow_host::run::RunConfig::load(&root.join("lorenz.toml")).unwrap();
+    let cont = lflow_host::run::RunConfig::load(&root.join("lorenz_continuous.toml")).unwrap();
+    assert_eq!((cont.model.anchor_every, cont.train.stream_windows, cont.model.window), (10, 20, 16));
+    assert_eq!(usize::from(lflow_host::device_bench::CONTINUOUS_ANCHOR), cont.model.anchor_every);
+    let mut undone = cont.clone();
+    undone.model.anchor_every = 0;
+    undone.train.stream_windows = 0;
+    undone.train.epochs = base.train.epochs;
+    undone.model.window = base.model.window;
+    assert_eq!(undone, base);
+}

@@ -65,7 +65,7 @@ pub struct LorenzArgs {
 impl LorenzArgs {
     /// The continuous variant's configuration, with --continuous.
     pub fn continuous(&self) -> Option<Continuous> {
-        self.continuous.then(|| Continuous {
+        self.continuous.then_some(Continuous {
             sessions: self.sessions,
             session_bins: self.session_bins,
             stream_bins: self.stream_bins,
