@@ -7,33 +7,33 @@
 
 use crate::math::{exp, sqrt};
 use crate::matrix::Linear;
-use heapless::HistoryBuf;
+use heapless::Deque;
 
 /// Attention heads (PyTorch `nhead`).
 pub const HEADS: usize = 2;
 
 /// Where one bin's key and value are kept for the next `W - 1` queries.
 ///
-/// `keys()` and `values()` are the held entries flattened (`[len, D]` each), in
-/// storage order: the order of the softmax sums, so two stores that write and
-/// wrap alike give bit-identical attention.
+/// `keys()` and `values()` are the held entries flattened (`[len, D]` in all),
+/// oldest first, as two slices (the ring's wrap point between them): the order
+/// of the softmax sums, so two stores give bit-identical attention.
 pub trait KvStore {
     /// Push one bin's key and value `[D]`, evicting the oldest when full.
     fn push(&mut self, key: &[f32], value: &[f32]);
-    /// Held keys, `[len, D]` flattened.
-    fn keys(&self) -> &[f32];
-    /// Held values, `[len, D]` flattened.
-    fn values(&self) -> &[f32];
+    /// Held keys, oldest first, `[len, D]` flattened over the two slices.
+    fn keys(&self) -> (&[f32], &[f32]);
+    /// Held values, in the keys' order.
+    fn values(&self) -> (&[f32], &[f32]);
     /// Forget every entry.
     fn clear(&mut self);
 }
 
-/// The last `W` keys and values, each `[D]`, in two `heapless::HistoryBuf`s
-/// written in step (the oldest entry is overwritten once `W` are held).
+/// The last `W` keys and values, each `[D]`, in two `heapless::Deque`s kept
+/// in step (the oldest entry leaves when a `W + 1`-th arrives).
 #[derive(Clone, Debug)]
 pub struct KvRing<const D: usize, const W: usize> {
-    keys: HistoryBuf<[f32; D], W>,
-    values: HistoryBuf<[f32; D], W>,
+    keys: Deque<[f32; D], W>,
+    values: Deque<[f32; D], W>,
 }
 
 impl<const D: usize, const W: usize> Default for KvRing<D, W> {
@@ -45,7 +45,7 @@ impl<const D: usize, const W: usize> Default for KvRing<D, W> {
 impl<const D: usize, const W: usize> KvRing<D, W> {
     /// An empty ring.
     pub const fn new() -> Self {
-        KvRing { keys: HistoryBuf::new(), values: HistoryBuf::new() }
+        KvRing { keys: Deque::new(), values: Deque::new() }
     }
 
     /// Entries held (at most `W`).
@@ -59,20 +59,29 @@ impl<const D: usize, const W: usize> KvRing<D, W> {
     }
 }
 
+fn flat<'s, const D: usize>((a, b): (&'s [[f32; D]], &'s [[f32; D]])) -> (&'s [f32], &'s [f32]) {
+    (a.as_flattened(), b.as_flattened())
+}
+
 impl<const D: usize, const W: usize> KvStore for KvRing<D, W> {
     fn push(&mut self, key: &[f32], value: &[f32]) {
         if let (Ok(k), Ok(v)) = (<[f32; D]>::try_from(key), <[f32; D]>::try_from(value)) {
-            self.keys.write(k);
-            self.values.write(v);
+            if self.keys.is_full() {
+                self.keys.pop_front();
+                self.values.pop_front();
+            }
+            // Room was just made: neither push can fail.
+            let _ = self.keys.push_back(k);
+            let _ = self.values.push_back(v);
         }
     }
 
-    fn keys(&self) -> &[f32] {
-        self.keys.as_slice().as_flattened()
+    fn keys(&self) -> (&[f32], &[f32]) {
+        flat(self.keys.as_slices())
     }
 
-    fn values(&self) -> &[f32] {
-        self.values.as_slice().as_flattened()
+    fn values(&self) -> (&[f32], &[f32]) {
+        flat(self.values.as_slices())
     }
 
     fn clear(&mut self) {
@@ -81,8 +90,8 @@ impl<const D: usize, const W: usize> KvStore for KvRing<D, W> {
     }
 }
 
-/// A [`KvStore`] of run-time width and window (host-side decoding of any blob):
-/// the same write and wrap order as [`KvRing`].
+/// A [`KvStore`] of run-time width and window (host-side decoding of any blob),
+/// with [`KvRing`]'s order.
 #[cfg(feature = "std")]
 #[derive(Clone, Debug)]
 pub struct DynKvRing {
@@ -101,6 +110,16 @@ impl DynKvRing {
         let n = width * window;
         DynKvRing { keys: std::vec![0.0; n], values: std::vec![0.0; n], width, window, next: 0, len: 0 }
     }
+
+    /// The held entries of `buf`, oldest first.
+    fn ordered<'s>(&self, buf: &'s [f32]) -> (&'s [f32], &'s [f32]) {
+        if self.len < self.window {
+            (buf.get(..self.len * self.width).unwrap_or(&[]), &[])
+        } else {
+            let (new, old) = buf.split_at((self.next * self.width).min(buf.len()));
+            (old, new)
+        }
+    }
 }
 
 #[cfg(feature = "std")]
@@ -117,12 +136,12 @@ impl KvStore for DynKvRing {
         }
     }
 
-    fn keys(&self) -> &[f32] {
-        self.keys.get(..self.len * self.width).unwrap_or(&[])
+    fn keys(&self) -> (&[f32], &[f32]) {
+        self.ordered(&self.keys)
     }
 
-    fn values(&self) -> &[f32] {
-        self.values.get(..self.len * self.width).unwrap_or(&[])
+    fn values(&self) -> (&[f32], &[f32]) {
+        self.ordered(&self.values)
     }
 
     fn clear(&mut self) {
@@ -193,13 +212,14 @@ pub fn attend(q: &[f32], ring: &impl KvStore, scores: &mut [f32], context: &mut 
     let d = q.len();
     let head_dim = (d / HEADS).max(1);
     let scale = 1.0 / sqrt(head_dim as f32);
-    let (keys, values) = (ring.keys(), ring.values());
-    let held = keys.len() / d.max(1);
+    let ((k0, k1), (v0, v1)) = (ring.keys(), ring.values());
+    let width = d.max(1);
+    let held = (k0.len() + k1.len()) / width;
     context.fill(0.0);
     for (h, (q_h, ctx_h)) in q.chunks_exact(head_dim).zip(context.chunks_exact_mut(head_dim)).enumerate() {
         let span = h * head_dim..(h + 1) * head_dim;
         let mut max = f32::NEG_INFINITY;
-        for (s, key) in scores.iter_mut().zip(keys.chunks_exact(d.max(1))) {
+        for (s, key) in scores.iter_mut().zip(k0.chunks_exact(width).chain(k1.chunks_exact(width))) {
             let k_h = key.get(span.clone()).unwrap_or(&[]);
             *s = q_h.iter().zip(k_h).map(|(a, b)| a * b).sum::<f32>() * scale;
             max = max.max(*s);
@@ -210,7 +230,7 @@ pub fn attend(q: &[f32], ring: &impl KvStore, scores: &mut [f32], context: &mut 
             total += *s;
         }
         let inv = if total > 0.0 { 1.0 / total } else { 0.0 };
-        for (s, value) in scores.iter().zip(values.chunks_exact(d.max(1))) {
+        for (s, value) in scores.iter().zip(v0.chunks_exact(width).chain(v1.chunks_exact(width))) {
             let v_h = value.get(span.clone()).unwrap_or(&[]);
             for (c, vv) in ctx_h.iter_mut().zip(v_h) {
                 *c += s * inv * vv;

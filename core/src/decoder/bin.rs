@@ -184,9 +184,14 @@ impl<R: KvStore> Buffers<'_, R> {
             *x = f32::from(s.min(SPIKE_CEILING));
         }
         // `previous_input` now receives this bin's counts; `input` what the GRU reads.
-        self.previous_input.swap_with_slice(self.input);
-        if !(k.schedule == InputSchedule::PreviousBin && bin > 0) {
-            self.input.copy_from_slice(self.previous_input);
+        // (Element-wise loops: a slice copy's length check would be a panic path.)
+        let previous = k.schedule == InputSchedule::PreviousBin && bin > 0;
+        for (x, p) in self.input.iter_mut().zip(self.previous_input.iter_mut()) {
+            let now = *x;
+            if previous {
+                *x = *p;
+            }
+            *p = now;
         }
         w.encoder.step_slice(self.input, self.h, self.gates_in, self.gates_hidden);
         if !all_finite(self.h) {
@@ -214,7 +219,9 @@ impl<R: KvStore> Buffers<'_, R> {
         }
         let hidden = self.h.len().max(1);
         for (dst, src) in self.l.chunks_exact_mut(hidden).zip([&*self.z, &*self.v, &*self.h]) {
-            dst.copy_from_slice(src);
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = *s;
+            }
         }
 
         // Decoder: attention, norm, feed-forward, norm.
