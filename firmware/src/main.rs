@@ -15,7 +15,7 @@ mod config {
 
 use board::Serial;
 use config::*;
-use lflow_core::blob::{AlignedBlob, VERSION};
+use lflow_core::blob::{AlignedBlob, VERSION, VERSION_1};
 use lflow_core::wire::{decode, encode, DeviceError, DeviceMessage, FrameReader, HostMessage, MAX_FRAME, WIRE_VERSION};
 use lflow_core::{Mean, StepError, StreamingDecoder};
 
@@ -57,10 +57,9 @@ fn hello<'a>(blob_error: Option<&'a str>) -> DeviceMessage<'a> {
         dims: [N_IN as u32, H as u32, D as u32, FF as u32, N_OUT as u32, W as u32, N_BEH as u32],
         storage: b.get(8).copied().unwrap_or(0),
         schedule: b.get(9).copied().unwrap_or(0),
-        blob_error: blob_error.or(if u16::from_le_bytes([b[4], b[5]]) == VERSION {
-            None
-        } else {
-            Some("UnsupportedVersion")
+        blob_error: blob_error.or(match u16::from_le_bytes([b[4], b[5]]) {
+            VERSION | VERSION_1 => None,
+            _ => Some("UnsupportedVersion"),
         }),
     }
 }

@@ -17,6 +17,8 @@ pub struct Decoded {
     pub velocity: Vec<f32>,
     /// Bins whose step failed (a non-finite value: the decoder reset itself).
     pub failures: usize,
+    /// Largest `|z|` or `|v|` of each bin, `[bins]`.
+    pub latent_max: Vec<f32>,
 }
 
 /// Decode the observed bins of `trials` in mean mode, resetting the decoder
@@ -38,11 +40,14 @@ pub fn decode(dec: &mut DynDecoder<'_>, data: &Dataset, trials: &[usize], reset_
                 Ok(o) => {
                     out.rates.extend_from_slice(o.rates);
                     out.velocity.extend_from_slice(o.velocity);
+                    let zv = &o.latents[..2 * o.latents.len() / 3];
+                    out.latent_max.push(zv.iter().fold(0.0f32, |m, x| m.max(x.abs())));
                 }
                 Err(_) => {
                     out.failures += 1;
                     out.rates.extend(std::iter::repeat_n(f32::NAN, n_out));
                     out.velocity.extend(std::iter::repeat_n(f32::NAN, dec.dims().n_beh as usize));
+                    out.latent_max.push(f32::NAN);
                 }
             }
         }
@@ -153,6 +158,9 @@ pub struct StreamReport {
     pub bin_ms: f32,
     /// Bins whose step failed (the decoder reset itself): 0 on a sound model.
     pub failures: usize,
+    /// Largest `|z|`, `|v|` decoded without resets, over the first and over the
+    /// second half of the bins: bounded state shows as equal halves.
+    pub latent_max_abs: [f32; 2],
     /// Every bin, decoded without resets.
     pub continuous: Metrics,
     /// Every bin, decoded with a reset at each trial start.
@@ -272,6 +280,7 @@ pub fn evaluate_streams(blob: &[u8], data: &Dataset, opt: &StreamOptions) -> Res
         continuous.rates.extend(d.rates);
         continuous.velocity.extend(d.velocity);
         continuous.failures += d.failures;
+        continuous.latent_max.extend(d.latent_max);
     }
     let reset = decode(&mut dec, data, &all, 1);
     let bins = all.len() * t_obs;
@@ -321,6 +330,11 @@ pub fn evaluate_streams(blob: &[u8], data: &Dataset, opt: &StreamOptions) -> Res
         trial_bins: t_obs,
         bin_ms: data.bin_ms,
         failures: continuous.failures,
+        latent_max_abs: {
+            let (a, b) = continuous.latent_max.split_at(bins / 2);
+            let max = |v: &[f32]| v.iter().fold(0.0f32, |m, x| m.max(*x));
+            [max(a), max(b)]
+        },
         continuous: metrics(data, &truth_all, &continuous, 0..bins),
         reset: metrics(data, &truth_all, &reset, 0..bins),
         skip: opt.skip,
@@ -343,6 +357,10 @@ pub fn table(r: &StreamReport) -> String {
         r.trial_bins,
         if r.anchor_every == 0 { "-".to_string() } else { r.anchor_every.to_string() },
         r.failures
+    );
+    out += &format!(
+        "largest |z|, |v| without resets: {:.3} in the first half, {:.3} in the second\n",
+        r.latent_max_abs[0], r.latent_max_abs[1]
     );
     out += &format!("{:<34} {:>8} {:>8} {:>12}\n", "decoding", "co-bps", "rate R2", "behaviour R2");
     let row = |name: &str, m: &Metrics| {
