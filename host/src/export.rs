@@ -66,6 +66,21 @@ pub fn fit_velocity<B: crate::backend::Backend>(
     })
 }
 
+/// The device's velocity decoder for `t`'s model: fit on the training trials
+/// decoded one by one ([`fit_velocity`]), or for a re-anchored model (a
+/// decoder that is never reset) on the training trials decoded back to back
+/// by `lflow-core` ([`crate::stream::fit_velocity_streamed`]).
+pub fn fit_device_velocity<B: crate::backend::Backend>(
+    t: &mut crate::train::Trainer<B>,
+    data: &crate::data::Dataset,
+) -> Result<Option<VelocityReadout>, crate::stream::StreamError> {
+    if t.model.anchor_every == 0 {
+        return Ok(fit_velocity(t, data));
+    }
+    let bytes = blob(&t.model, &t.state.params, StorageFormat::F32, None).map_err(crate::stream::StreamError::Write)?;
+    crate::stream::fit_velocity_streamed(aligned(&bytes).bytes(), data)
+}
+
 /// Rows of `y2` (observed bins) and behaviour for `trials`, as f64.
 pub fn velocity_rows<B: crate::backend::Backend>(
     t: &mut crate::train::Trainer<B>,

@@ -58,7 +58,9 @@ enum Command {
     /// Write a streaming run as an LFW1 blob for the device, with its velocity decoder.
     ///
     /// Fits the velocity (behaviour) decoder from the model's decoder output on the
-    /// training trials, writes the blob, and prints what quantisation costs.
+    /// training trials (a re-anchored model's on the training trials decoded back
+    /// to back, as a decoder that is never reset sees them), writes the blob, and
+    /// prints what quantisation costs.
     ///
     /// Example:
     ///

@@ -4,6 +4,7 @@
 //! against the same bins decoded with a reset at every trial start.
 
 use crate::data::Dataset;
+use crate::export::VelocityReadout;
 use crate::metrics::{bits_per_spike, r2_uniform};
 use lflow_core::{BlobError, DynDecoder, Mean};
 use serde::Serialize;
@@ -53,6 +54,47 @@ pub fn decode(dec: &mut DynDecoder<'_>, data: &Dataset, trials: &[usize], reset_
         }
     }
     out
+}
+
+/// Fit the device's velocity decoder on what a decoder that is never reset
+/// computes: ridge regression (alpha by 5-fold CV over `logspace(-4, 0, 9)`)
+/// from `y2` of the training trials decoded back to back in mean mode by
+/// `lflow-core` with `blob`'s weights (its own velocity decoder unused) to
+/// their behaviour. A re-anchored model's `y2` on a long stream is not the
+/// `y2` of fresh trials, and a linear readout fit on the latter can drift
+/// off on the former. `None` without behaviour or training trials.
+pub fn fit_velocity_streamed(blob: &[u8], data: &Dataset) -> Result<Option<VelocityReadout>, StreamError> {
+    let (Some(beh), train) = (data.behavior.as_ref(), data.indices(crate::data::Split::Train)) else {
+        return Ok(None);
+    };
+    if train.is_empty() || data.n_beh == 0 {
+        return Ok(None);
+    }
+    let mut dec = DynDecoder::from_blob(blob).map_err(StreamError::Blob)?;
+    let d = dec.dims().d_model as usize;
+    let (n, nin, k) = (data.n_out, data.n_in, data.n_beh);
+    let mut x = Vec::with_capacity(train.len() * data.observed * d);
+    let mut y = Vec::with_capacity(train.len() * data.observed * k);
+    let mut counts = vec![0u16; nin];
+    dec.reset();
+    for &i in &train {
+        let spikes = data.trial_spikes(i);
+        for t in 0..data.observed {
+            for (c, &s) in counts.iter_mut().zip(&spikes[t * n..t * n + nin]) {
+                *c = s.min(f32::from(u16::MAX)) as u16;
+            }
+            if let Ok(o) = dec.step(&counts, &mut Mean) {
+                x.extend(o.decoder_output.iter().map(|v| *v as f64));
+                y.extend(beh[(i * data.observed + t) * k..][..k].iter().map(|v| *v as f64));
+            }
+        }
+    }
+    let (ridge, _) = crate::metrics::ridge_cv(&x, &y, d, k);
+    Ok(Some(VelocityReadout {
+        n_beh: k,
+        weight: ridge.coef.iter().map(|w| *w as f32).collect(),
+        bias: ridge.intercept.iter().map(|b| *b as f32).collect(),
+    }))
 }
 
 /// The truth of a stream's bins: spikes, true rates and behaviour, `[bins, *]`.
@@ -204,6 +246,9 @@ pub enum StreamError {
     /// Nothing to decode.
     #[error("the data set has no eval trials to stream")]
     Empty,
+    /// The model could not be written as a blob to decode.
+    #[error("cannot write the model's blob: {0}")]
+    Write(lflow_core::blob::WriteError),
 }
 
 /// Options of [`evaluate_streams`].

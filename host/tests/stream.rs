@@ -116,3 +116,44 @@ fn stream_metrics_are_the_benchmark_metrics_of_the_stream() {
     assert_eq!(r.lengths[2].metrics, r.continuous);
     assert_ne!(r.lengths[1].metrics, r.reset);
 }
+
+#[test]
+fn a_re_anchored_models_velocity_decoder_is_fit_on_the_stream() {
+    // Behaviour made an exact linear function of y2 as decoded back to back
+    // (no reset between training trials): the streamed fit recovers it.
+    let (mut data, _) = setup(3);
+    let cfg = ModelConfig {
+        n_in: 6,
+        n_out: 9,
+        hidden: 8,
+        ff: 12,
+        gamma: 0.55,
+        eps: 0.01,
+        mode: Mode::Streaming,
+        window: Some(6),
+        anchor_every: 3,
+    };
+    let params = Params::init(&cfg, &mut Seeded::new(9));
+    let bytes = blob(&cfg, &params, StorageFormat::F32, None).unwrap();
+    let a = aligned(&bytes);
+    let train = data.indices(Split::Train);
+    let mut dec = DynDecoder::from_blob(a.bytes()).unwrap();
+    let mut beh = data.behavior.clone().unwrap();
+    let mut rows = Vec::new();
+    for &i in &train {
+        let s = data.trial_spikes(i);
+        for t in 0..data.observed {
+            let x: Vec<u16> = s[t * 9..t * 9 + 6].iter().map(|c| *c as u16).collect();
+            let y2 = dec.step(&x, &mut Mean).unwrap().decoder_output.to_vec();
+            let target = [y2[0] - 2.0 * y2[5] + 0.5, 3.0 * y2[17] + y2[23] - 1.0, y2[9]];
+            beh[(i * data.observed + t) * 3..][..3].copy_from_slice(&target);
+            rows.push((y2, target));
+        }
+    }
+    data.behavior = Some(beh);
+    let v = lflow_host::stream::fit_velocity_streamed(a.bytes(), &data).unwrap().unwrap();
+    let truth: Vec<f64> = rows.iter().flat_map(|(_, t)| t.iter().map(|x| *x as f64)).collect();
+    let x: Vec<f64> = rows.iter().flat_map(|(y2, _)| y2.iter().map(|x| *x as f64)).collect();
+    let r2 = r2_uniform(&truth, &v.apply(&x), 3);
+    assert!(r2 > 0.999, "streamed fit R2 {r2}");
+}

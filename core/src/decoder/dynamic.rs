@@ -22,6 +22,8 @@ pub struct DynOutput<'s> {
     pub velocity: &'s [f32],
     /// `l_t = [z_t, v_t, h_t]` `[D]`.
     pub latents: &'s [f32],
+    /// The decoder's output `y2` `[D]` (what the readout and the velocity decoder read).
+    pub decoder_output: &'s [f32],
 }
 
 /// Heap buffers of the sizes a [`Buffers`] view names.
@@ -169,6 +171,12 @@ impl<'a> DynDecoder<'a> {
         }
         result?;
         let b = &self.heap;
-        Ok(DynOutput { log_rates: &b.log_rates, rates: &b.rates, velocity: &b.velocity, latents: &b.l })
+        Ok(DynOutput {
+            log_rates: &b.log_rates,
+            rates: &b.rates,
+            velocity: &b.velocity,
+            latents: &b.l,
+            decoder_output: &b.y2,
+        })
     }
 }

@@ -130,7 +130,8 @@ pub fn eval_stream(a: &EvalArgs) -> Result<String, CliError> {
                     a.run.display()
                 )));
             }
-            let velocity = lflow_host::export::fit_velocity(&mut t, &data);
+            let velocity =
+                lflow_host::export::fit_device_velocity(&mut t, &data).map_err(|e| CliError::Usage(e.to_string()))?;
             lflow_host::export::blob(&t.model, &t.state.params, lflow_core::StorageFormat::F32, velocity.as_ref())
                 .map_err(|e| CliError::Usage(format!("cannot make the run's blob: {e}")))?
         }

@@ -10,7 +10,7 @@ use lflow_host::backend::{Backend, Device};
 use lflow_host::checkpoint::write_atomically;
 use lflow_host::data::{Dataset, Split};
 use lflow_host::evaluate::{evaluate, EvalReport};
-use lflow_host::export::{blob, fit_velocity, read_blob, velocity_rows, VelocityReadout};
+use lflow_host::export::{blob, fit_device_velocity, read_blob, velocity_rows, VelocityReadout};
 use lflow_host::metrics::r2_uniform;
 use lflow_host::run::RunDir;
 use lflow_host::train::Trainer;
@@ -88,7 +88,7 @@ pub fn export(a: &ExportArgs) -> Result<String, CliError> {
         )));
     }
     let data = lflow_host::data::load(a.data.as_ref().unwrap_or(&record.data))?;
-    let velocity = fit_velocity(&mut t, &data);
+    let velocity = fit_device_velocity(&mut t, &data).map_err(|e| CliError::Usage(e.to_string()))?;
     let storage: StorageFormat = a.format.into();
     let bytes = blob(&t.model, &t.state.params, storage, velocity.as_ref())
         .map_err(|e| CliError::Usage(format!("cannot write the blob: {e}")))?;
