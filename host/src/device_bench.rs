@@ -84,7 +84,7 @@ pub fn elf_sizes(elf: &Path) -> Result<(u64, u64), LinkError> {
 }
 
 /// The re-anchor period of the continuous decoder measured (`configs/lorenz_continuous.toml`).
-pub const CONTINUOUS_ANCHOR: u8 = 10;
+pub const CONTINUOUS_ANCHOR: u8 = 5;
 
 /// Measure every format, and int8 with re-anchoring (`i8-continuous`, at
 /// least two periods timed); `bins` timed bins each (after one untimed bin 0).

@@ -45,6 +45,10 @@ pub struct TrainConfig {
     /// that start anywhere and may straddle a trial boundary, as a decoder
     /// that is never reset sees them. 0: on the trials as they are.
     pub stream_windows: usize,
+    /// Bins per such window (0: `T + F`, the trials' own). Longer windows
+    /// show the GRU longer histories; validation then runs on windows of the
+    /// same length cut from the validation trials laid end to end.
+    pub stream_window_bins: usize,
 }
 
 impl Default for TrainConfig {
@@ -63,6 +67,7 @@ impl Default for TrainConfig {
             min_lr: 1e-5,
             seed: 0,
             stream_windows: 0,
+            stream_window_bins: 0,
         }
     }
 }

@@ -289,9 +289,15 @@ fn stream_windows_cut_the_training_trials_laid_end_to_end() {
         nlb: None,
         segments: None,
     };
-    let w = d.stream_windows(2);
+    let w = d.stream_windows(2, 0);
     // The training bins end to end: 0 1 2 | 6 7 8 | 12 13 14; windows of 3 every 2 bins.
     assert_eq!(w.split, vec![Split::Train, Split::Train, Split::Train, Split::Train, Split::Valid]);
     assert_eq!(w.spikes, vec![0., 1., 2., 2., 6., 7., 7., 8., 12., 12., 13., 14., 3., 4., 5.]);
-    assert_eq!(d.stream_windows(0), d);
+    assert_eq!(d.stream_windows(0, 0), d);
+    // Windows of 4 bins (3 observed + the 1 forward bin); validation cut the same way.
+    let w = d.stream_windows(5, 4);
+    assert_eq!((w.observed, w.forward), (3, 1));
+    assert_eq!(w.split, vec![Split::Train, Split::Train]);
+    assert_eq!(w.spikes, vec![0., 1., 2., 6., 8., 12., 13., 14.]);
+    assert_eq!(d.stream_windows(1, 3).spikes.len(), 7 * 3 + 3, "7 training windows, the validation trial");
 }

@@ -129,7 +129,7 @@ pub fn train(a: &TrainArgs) -> Result<RunDir, CliError> {
         (dir, Trainer::new(model, config.train.clone(), backend))
     };
     // A decoder that is never reset trains on windows that start anywhere.
-    let data = data.stream_windows(trainer.config.stream_windows);
+    let data = data.stream_windows(trainer.config.stream_windows, trainer.config.stream_window_bins);
     run_epochs(&dir, &data, &mut trainer, a.quiet)?;
     Ok(dir)
 }

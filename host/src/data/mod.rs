@@ -127,35 +127,46 @@ impl Dataset {
 
     /// The data set a streaming decoder's training sees: the training trials'
     /// bins (observed then forward, spikes only) laid end to end in file order,
-    /// cut into windows of `T + F` bins every `stride` bins, as training trials;
-    /// then the validation trials unchanged. Eval trials, behaviour, true
-    /// rates and conditions are left out (training reads none of them).
-    /// `stride` 0 returns the data set as it is.
-    pub fn stream_windows(&self, stride: usize) -> Dataset {
+    /// cut into windows of `length` bins (0: `T + F`, the trials' own) every
+    /// `stride` bins, as training trials; then the validation trials, as they
+    /// are or, with a `length` of its own, laid end to end and cut into
+    /// abutting windows of `length` bins. A window keeps the data set's `F`
+    /// forward bins at its end. Eval trials, behaviour, true rates and
+    /// conditions are left out (training reads none of them). `stride` 0
+    /// returns the data set as it is.
+    pub fn stream_windows(&self, stride: usize, length: usize) -> Dataset {
         if stride == 0 {
             return self.clone();
         }
         let (tt, n) = (self.bins(), self.n_out);
-        let train = self.indices(Split::Train);
-        let valid = self.indices(Split::Valid);
-        let stream: Vec<f32> = train.iter().flat_map(|&i| self.trial_spikes(i).iter().copied()).collect();
-        let len = stream.len() / n.max(1);
+        let length = if length == 0 { tt } else { length.max(self.forward + 1) };
+        let laid = |split: Split| -> Vec<f32> {
+            self.indices(split).iter().flat_map(|&i| self.trial_spikes(i).iter().copied()).collect()
+        };
         let mut spikes = Vec::new();
         let mut split = Vec::new();
-        let mut start = 0;
-        while start + tt <= len {
-            spikes.extend_from_slice(&stream[start * n..(start + tt) * n]);
-            split.push(Split::Train);
-            start += stride;
-        }
-        for &i in &valid {
-            spikes.extend_from_slice(self.trial_spikes(i));
-            split.push(Split::Valid);
+        let mut cut = |stream: &[f32], stride: usize, which: Split| {
+            let bins = stream.len() / n.max(1);
+            let mut start = 0;
+            while start + length <= bins {
+                spikes.extend_from_slice(&stream[start * n..(start + length) * n]);
+                split.push(which);
+                start += stride;
+            }
+        };
+        cut(&laid(Split::Train), stride, Split::Train);
+        if length == tt {
+            for i in self.indices(Split::Valid) {
+                spikes.extend_from_slice(self.trial_spikes(i));
+                split.push(Split::Valid);
+            }
+        } else {
+            cut(&laid(Split::Valid), length, Split::Valid);
         }
         Dataset {
             n_in: self.n_in,
             n_out: n,
-            observed: self.observed,
+            observed: length - self.forward,
             forward: self.forward,
             bin_ms: self.bin_ms,
             spikes,
