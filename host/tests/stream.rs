@@ -9,6 +9,21 @@ use lflow_host::metrics::{bits_per_spike, r2_uniform};
 use lflow_host::stream::{decode, evaluate_streams, StreamOptions};
 use lflow_host::{Mode, ModelConfig, Params};
 
+/// A small streaming model (6 held-in of 9 neurons, H = 8, window 6).
+fn model(anchor_every: usize) -> ModelConfig {
+    ModelConfig {
+        n_in: 6,
+        n_out: 9,
+        hidden: 8,
+        ff: 12,
+        gamma: 0.55,
+        eps: 0.01,
+        mode: Mode::Streaming,
+        window: Some(6),
+        anchor_every,
+    }
+}
+
 fn setup(anchor_every: usize) -> (Dataset, Vec<u8>) {
     let data = generate(&LorenzConfig {
         trials: 30,
@@ -20,17 +35,7 @@ fn setup(anchor_every: usize) -> (Dataset, Vec<u8>) {
         seed: 4,
         ..LorenzConfig::default()
     });
-    let cfg = ModelConfig {
-        n_in: 6,
-        n_out: 9,
-        hidden: 8,
-        ff: 12,
-        gamma: 0.55,
-        eps: 0.01,
-        mode: Mode::Streaming,
-        window: Some(6),
-        anchor_every,
-    };
+    let cfg = model(anchor_every);
     let params = Params::init(&cfg, &mut Seeded::new(2));
     let v = VelocityReadout {
         n_beh: 3,
@@ -122,17 +127,7 @@ fn a_re_anchored_models_velocity_decoder_is_fit_on_the_stream() {
     // Behaviour made an exact linear function of y2 as decoded back to back
     // (no reset between training trials): the streamed fit recovers it.
     let (mut data, _) = setup(3);
-    let cfg = ModelConfig {
-        n_in: 6,
-        n_out: 9,
-        hidden: 8,
-        ff: 12,
-        gamma: 0.55,
-        eps: 0.01,
-        mode: Mode::Streaming,
-        window: Some(6),
-        anchor_every: 3,
-    };
+    let cfg = model(3);
     let params = Params::init(&cfg, &mut Seeded::new(9));
     let bytes = blob(&cfg, &params, StorageFormat::F32, None).unwrap();
     let a = aligned(&bytes);
