@@ -109,6 +109,7 @@ pub fn run(
         ..Default::default()
     };
     let mut seq = 0u32;
+    let mut bin_counts = vec![0u16; data.n_in];
     let (mut decoded_vel, mut true_vel) = (Vec::new(), Vec::new());
     let (mut instructions, mut rtt_total) = (0u64, 0.0f64);
     let bin = Duration::from_secs_f64(f64::from(data.bin_ms) / 1000.0);
@@ -119,12 +120,9 @@ pub fn run(
             twin.send(&HostMessage::Reset)?;
             seq = 0;
         }
-        let spikes = data.trial_spikes(i);
         for t in 0..data.observed {
-            let counts: Vec<u8> = spikes[t * data.n_out..t * data.n_out + data.n_in]
-                .iter()
-                .flat_map(|c| (c.min(u16::MAX as f32) as u16).to_le_bytes())
-                .collect();
+            data.held_in_counts(i, t, &mut bin_counts);
+            let counts: Vec<u8> = bin_counts.iter().flat_map(|c| c.to_le_bytes()).collect();
             let msg = HostMessage::Bin { seq, counts: &counts };
             seq = seq.wrapping_add(1);
             let sent = Instant::now();

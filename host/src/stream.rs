@@ -32,11 +32,8 @@ pub fn decode(dec: &mut DynDecoder<'_>, data: &Dataset, trials: &[usize], reset_
         if k == 0 || (reset_every > 0 && k % reset_every == 0) {
             dec.reset();
         }
-        let spikes = data.trial_spikes(i);
         for t in 0..data.observed {
-            for (dst, &c) in x.iter_mut().zip(&spikes[t * n_out..t * n_out + n_in]) {
-                *dst = c.min(f32::from(u16::MAX)) as u16;
-            }
+            data.held_in_counts(i, t, &mut x);
             match dec.step(&x, &mut Mean) {
                 Ok(o) => {
                     out.rates.extend_from_slice(o.rates);
@@ -72,17 +69,14 @@ pub fn fit_velocity_streamed(blob: &[u8], data: &Dataset) -> Result<Option<Veloc
     }
     let mut dec = DynDecoder::from_blob(blob).map_err(StreamError::Blob)?;
     let d = dec.dims().d_model as usize;
-    let (n, nin, k) = (data.n_out, data.n_in, data.n_beh);
+    let (nin, k) = (data.n_in, data.n_beh);
     let mut x = Vec::with_capacity(train.len() * data.observed * d);
     let mut y = Vec::with_capacity(train.len() * data.observed * k);
     let mut counts = vec![0u16; nin];
     dec.reset();
     for &i in &train {
-        let spikes = data.trial_spikes(i);
         for t in 0..data.observed {
-            for (c, &s) in counts.iter_mut().zip(&spikes[t * n..t * n + nin]) {
-                *c = s.min(f32::from(u16::MAX)) as u16;
-            }
+            data.held_in_counts(i, t, &mut counts);
             if let Ok(o) = dec.step(&counts, &mut Mean) {
                 x.extend(o.decoder_output.iter().map(|v| *v as f64));
                 y.extend(beh[(i * data.observed + t) * k..][..k].iter().map(|v| *v as f64));

@@ -109,6 +109,18 @@ pub(crate) struct Constants {
     pub anchor_every: u32,
 }
 
+impl Constants {
+    /// The constants a validated blob's header records.
+    pub fn of(h: &crate::blob::Header) -> Self {
+        Constants {
+            langevin: LangevinStep { gamma: h.gamma, eps: h.eps },
+            schedule: h.schedule,
+            storage: h.storage,
+            anchor_every: h.anchor_every,
+        }
+    }
+}
+
 /// Counters carried from bin to bin.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Counters {

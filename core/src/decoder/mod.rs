@@ -205,17 +205,6 @@ impl<
     }
 }
 
-impl Constants {
-    pub(crate) fn of(h: &crate::blob::Header) -> Self {
-        Constants {
-            langevin: LangevinStep { gamma: h.gamma, eps: h.eps },
-            schedule: h.schedule,
-            storage: h.storage,
-            anchor_every: h.anchor_every,
-        }
-    }
-}
-
 /// Every state and scratch array of a [`StreamingDecoder`].
 struct State<
     const N_IN: usize,

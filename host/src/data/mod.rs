@@ -103,6 +103,15 @@ impl Dataset {
         &self.spikes[i * n..(i + 1) * n]
     }
 
+    /// Held-in counts of trial `i` at bin `t` as a device receives them
+    /// (`u16`, saturating), written to `out [N_in]`.
+    pub fn held_in_counts(&self, i: usize, t: usize, out: &mut [u16]) {
+        let row = &self.trial_spikes(i)[t * self.n_out..t * self.n_out + self.n_in];
+        for (dst, &c) in out.iter_mut().zip(row) {
+            *dst = c.min(f32::from(u16::MAX)) as u16;
+        }
+    }
+
     /// The eval trials as streams to decode without resets, each a list of
     /// trials whose observed bins follow one another: with [`Dataset::segments`],
     /// the eval trials of one session in order of their start, split where
