@@ -59,11 +59,7 @@ pub fn fit_velocity<B: crate::backend::Backend>(
     let (x, y) = velocity_rows(t, data, &train, beh);
     let d = t.model.d_model();
     let (ridge, _) = crate::metrics::ridge_cv(&x, &y, d, data.n_beh);
-    Some(VelocityReadout {
-        n_beh: data.n_beh,
-        weight: ridge.coef.iter().map(|w| *w as f32).collect(),
-        bias: ridge.intercept.iter().map(|b| *b as f32).collect(),
-    })
+    Some(VelocityReadout::from_ridge(&ridge))
 }
 
 /// The device's velocity decoder for `t`'s model: fit on the training trials
@@ -159,6 +155,15 @@ pub fn read_blob(bytes: &[u8]) -> Result<BlobModel, lflow_core::BlobError> {
 }
 
 impl VelocityReadout {
+    /// The decoder of a fitted ridge regression (`[outputs, features]` weights).
+    pub fn from_ridge(ridge: &crate::metrics::Ridge) -> VelocityReadout {
+        VelocityReadout {
+            n_beh: ridge.outputs,
+            weight: ridge.coef.iter().map(|w| *w as f32).collect(),
+            bias: ridge.intercept.iter().map(|b| *b as f32).collect(),
+        }
+    }
+
     /// Decode rows of `y2` (`[rows, 3H]`) to behaviour `[rows, n_beh]`.
     pub fn apply(&self, y2: &[f64]) -> Vec<f64> {
         let d = self.weight.len() / self.n_beh.max(1);
@@ -182,6 +187,13 @@ pub struct AlignedBuf {
 }
 
 impl AlignedBuf {
+    /// Copy `bytes`.
+    pub fn new(bytes: &[u8]) -> AlignedBuf {
+        let mut words = vec![0u128; bytes.len().div_ceil(16)];
+        bytemuck::cast_slice_mut::<u128, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        AlignedBuf { words, len: bytes.len() }
+    }
+
     /// The bytes.
     pub fn bytes(&self) -> &[u8] {
         &bytemuck::cast_slice::<u128, u8>(&self.words)[..self.len]
@@ -190,7 +202,5 @@ impl AlignedBuf {
 
 /// Copy `bytes` into an [`AlignedBuf`].
 pub fn aligned(bytes: &[u8]) -> AlignedBuf {
-    let mut words = vec![0u128; bytes.len().div_ceil(16)];
-    bytemuck::cast_slice_mut::<u128, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-    AlignedBuf { words, len: bytes.len() }
+    AlignedBuf::new(bytes)
 }

@@ -157,6 +157,9 @@ impl RunConfig {
         if m.anchor_every > 255 {
             return bad("model.anchor_every must be at most 255 bins (0: never re-anchor)");
         }
+        if m.anchor_every > 0 && m.mode == Mode::Paper {
+            return bad("model.anchor_every is for decoding without resets: it needs mode = \"streaming\"");
+        }
         let t = &self.train;
         let ok =
             t.batch_size > 0 && t.lr > 0.0 && (0.0..1.0).contains(&t.dropout) && t.cd_rate > 0.0 && t.cd_rate <= 1.0;

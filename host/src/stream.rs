@@ -20,11 +20,24 @@ pub struct Decoded {
     pub failures: usize,
     /// Largest `|z|` or `|v|` of each bin, `[bins]`.
     pub latent_max: Vec<f32>,
+    /// Each bin's place within its trial, `[bins]`.
+    pub positions: Vec<usize>,
 }
 
-/// Decode the observed bins of `trials` in mean mode, resetting the decoder
-/// at the first trial and then before every `reset_every`-th one (0: never).
-pub fn decode(dec: &mut DynDecoder<'_>, data: &Dataset, trials: &[usize], reset_every: usize) -> Decoded {
+impl Decoded {
+    fn append(&mut self, other: Decoded) {
+        self.rates.extend(other.rates);
+        self.velocity.extend(other.velocity);
+        self.failures += other.failures;
+        self.latent_max.extend(other.latent_max);
+        self.positions.extend(other.positions);
+    }
+}
+
+/// Decode the observed bins of `trials` in mean mode, from bin `first` of the
+/// first trial on, resetting the decoder before the first trial and then
+/// before every `reset_every`-th one (0: never).
+pub fn decode(dec: &mut DynDecoder<'_>, data: &Dataset, trials: &[usize], reset_every: usize, first: usize) -> Decoded {
     let (n_in, n_out) = (data.n_in, data.n_out);
     let mut out = Decoded::default();
     let mut x = vec![0u16; n_in];
@@ -32,8 +45,9 @@ pub fn decode(dec: &mut DynDecoder<'_>, data: &Dataset, trials: &[usize], reset_
         if k == 0 || (reset_every > 0 && k % reset_every == 0) {
             dec.reset();
         }
-        for t in 0..data.observed {
+        for t in (if k == 0 { first } else { 0 })..data.observed {
             data.held_in_counts(i, t, &mut x);
+            out.positions.push(t);
             match dec.step(&x, &mut Mean) {
                 Ok(o) => {
                     out.rates.extend_from_slice(o.rates);
@@ -84,11 +98,7 @@ pub fn fit_velocity_streamed(blob: &[u8], data: &Dataset) -> Result<Option<Veloc
         }
     }
     let (ridge, _) = crate::metrics::ridge_cv(&x, &y, d, k);
-    Ok(Some(VelocityReadout {
-        n_beh: k,
-        weight: ridge.coef.iter().map(|w| *w as f32).collect(),
-        bias: ridge.intercept.iter().map(|b| *b as f32).collect(),
-    }))
+    Ok(Some(VelocityReadout::from_ridge(&ridge)))
 }
 
 /// The truth of a stream's bins: spikes, true rates and behaviour, `[bins, *]`.
@@ -98,22 +108,38 @@ struct Truth {
     behavior: Option<Vec<f64>>,
 }
 
-fn truth(data: &Dataset, trials: &[usize]) -> Truth {
-    let (t_obs, n) = (data.observed, data.n_out);
-    let mut spikes = Vec::with_capacity(trials.len() * t_obs * n);
-    let mut rates = data.true_rates.as_ref().map(|_| Vec::with_capacity(spikes.capacity()));
-    for &i in trials {
-        let base = i * data.bins() * n;
-        spikes.extend(data.spikes[base..base + t_obs * n].iter().map(|x| *x as f64));
-        if let (Some(out), Some(tr)) = (rates.as_mut(), data.true_rates.as_ref()) {
-            out.extend(tr[base..base + t_obs * n].iter().map(|x| *x as f64));
-        }
+/// The truth of the streams' observed bins, each stream from bin `first` of its first trial on.
+fn truth(data: &Dataset, streams: &[Vec<usize>], first: usize) -> Truth {
+    let (t_obs, n, k) = (data.observed, data.n_out, data.n_beh);
+    let bins: Vec<(usize, usize)> = streams
+        .iter()
+        .flat_map(|s| {
+            s.iter().enumerate().flat_map(move |(j, &i)| ((if j == 0 { first } else { 0 })..t_obs).map(move |t| (i, t)))
+        })
+        .collect();
+    let rows = |v: &[f32], width: usize, trial_bins: usize| -> Vec<f64> {
+        bins.iter().flat_map(|&(i, t)| v[(i * trial_bins + t) * width..][..width].iter().map(|x| *x as f64)).collect()
+    };
+    Truth {
+        spikes: rows(&data.spikes, n, data.bins()),
+        rates: data.true_rates.as_ref().map(|r| rows(r, n, data.bins())),
+        behavior: data.behavior.as_ref().map(|b| rows(b, k, t_obs)),
     }
-    let behavior = data.behavior.as_ref().map(|b| {
-        let k = data.n_beh;
-        trials.iter().flat_map(|&i| b[i * t_obs * k..(i + 1) * t_obs * k].iter().map(|x| *x as f64)).collect()
-    });
-    Truth { spikes, rates, behavior }
+}
+
+/// [`decode`] of each stream in turn, concatenated.
+fn decode_streams(
+    dec: &mut DynDecoder<'_>,
+    data: &Dataset,
+    streams: &[Vec<usize>],
+    reset_every: usize,
+    first: usize,
+) -> Decoded {
+    let mut out = Decoded::default();
+    for s in streams {
+        out.append(decode(dec, data, s, reset_every, first));
+    }
+    out
 }
 
 /// Metrics of a span of stream bins.
@@ -203,6 +229,8 @@ pub struct StreamReport {
     pub reset: Metrics,
     /// Bins left out at each stream's start before the stretches begin.
     pub skip: usize,
+    /// Bins of each stream's first trial not decoded at all (`--offset`).
+    pub offset: usize,
     /// Per stretch of stream time (from `skip`), each stream in turn.
     pub stretches: Vec<Stretch>,
     /// Largest `reset - continuous` over the stretches (how far below the reset decoding it falls).
@@ -212,8 +240,8 @@ pub struct StreamReport {
     /// Streams of 1, 2, 5, ... trials back to back.
     pub lengths: Vec<LengthRow>,
     /// Bins after a trial boundary until the continuous decoder's behaviour
-    /// error is back within 10 % of its level over the trials' second halves
-    /// (5-bin average, position-wise over all boundaries); `None` without behaviour.
+    /// error first comes back within 10 % of its level over the trials' second
+    /// halves (5-bin average, position-wise over all boundaries); `None` without behaviour.
     pub recovery_bins: Option<usize>,
     /// The same for the decoder reset at each trial start (its cold start).
     pub reset_recovery_bins: Option<usize>,
@@ -254,11 +282,14 @@ pub struct StreamOptions {
     pub skip: usize,
     /// Trials per back-to-back stream in the lengths table.
     pub lengths: Vec<usize>,
+    /// Bins of each stream's first trial left out, so that trial boundaries
+    /// fall at another phase of the re-anchor period.
+    pub offset: usize,
 }
 
 impl Default for StreamOptions {
     fn default() -> Self {
-        StreamOptions { stretch: 100, skip: 50, lengths: vec![1, 2, 5, 40] }
+        StreamOptions { stretch: 100, skip: 50, lengths: vec![1, 2, 5, 40], offset: 0 }
     }
 }
 
@@ -270,17 +301,18 @@ fn error_by_position(truth: &Truth, dec: &Decoded, t_obs: usize, k: usize) -> Op
     }
     let mut sum = vec![0.0; t_obs];
     let mut count = vec![0usize; t_obs];
-    for (row, (tv, pv)) in b.chunks_exact(k).zip(dec.velocity.chunks_exact(k)).enumerate() {
+    for ((tv, pv), &pos) in b.chunks_exact(k).zip(dec.velocity.chunks_exact(k)).zip(&dec.positions) {
         let e: f64 = tv.iter().zip(pv).map(|(a, p)| (a - *p as f64).powi(2)).sum();
-        if e.is_finite() {
-            sum[row % t_obs] += e;
-            count[row % t_obs] += 1;
+        if e.is_finite() && pos < t_obs {
+            sum[pos] += e;
+            count[pos] += 1;
         }
     }
     Some(sum.iter().zip(&count).map(|(s, c)| s / (*c).max(1) as f64).collect())
 }
 
-/// Bins until the 5-bin average of `err` stays within 10 % of its level over the second half.
+/// Bins until the 5-bin average of `err` first comes within 10 % of its level
+/// over the second half (all of them: `err.len()`, if it never does).
 pub fn recovery(err: &[f64]) -> usize {
     let t = err.len();
     let level = err[t / 2..].iter().sum::<f64>() / (t - t / 2).max(1) as f64;
@@ -290,7 +322,7 @@ pub fn recovery(err: &[f64]) -> usize {
             w.iter().sum::<f64>() / w.len() as f64
         })
         .collect();
-    (0..t).rev().find(|&i| smooth[i] > 1.1 * level).map_or(0, |i| i + 1)
+    (0..t).find(|&i| smooth[i] <= 1.1 * level).unwrap_or(t)
 }
 
 /// Decode every eval stream of `data` with `blob` both ways and score them.
@@ -306,28 +338,20 @@ pub fn evaluate_streams(blob: &[u8], data: &Dataset, opt: &StreamOptions) -> Res
         });
     }
     let streams = data.eval_streams();
-    let all: Vec<usize> = streams.concat();
-    if all.is_empty() {
+    if streams.iter().all(|s| s.is_empty()) {
         return Err(StreamError::Empty);
     }
     let t_obs = data.observed;
-    let truth_all = truth(data, &all);
-    // Each stream without resets, back to back in `all`'s order.
-    let mut continuous = Decoded::default();
-    for s in &streams {
-        let d = decode(&mut dec, data, s, 0);
-        continuous.rates.extend(d.rates);
-        continuous.velocity.extend(d.velocity);
-        continuous.failures += d.failures;
-        continuous.latent_max.extend(d.latent_max);
-    }
-    let reset = decode(&mut dec, data, &all, 1);
-    let bins = all.len() * t_obs;
+    let first = opt.offset.min(t_obs.saturating_sub(1));
+    let truth_all = truth(data, &streams, first);
+    let continuous = decode_streams(&mut dec, data, &streams, 0, first);
+    let reset = decode_streams(&mut dec, data, &streams, 1, first);
+    let bins = continuous.positions.len();
     let stretch = opt.stretch.max(1);
     let mut stretches = Vec::new();
     let mut offset = 0;
     for s in &streams {
-        let len = s.len() * t_obs;
+        let len = s.len() * t_obs - first;
         let mut start = opt.skip.min(len);
         while start + stretch <= len {
             let span = offset + start..offset + start + stretch;
@@ -357,7 +381,7 @@ pub fn evaluate_streams(blob: &[u8], data: &Dataset, opt: &StreamOptions) -> Res
         .lengths
         .iter()
         .map(|&l| {
-            let d = if l == 1 { reset.clone() } else { decode(&mut dec, data, &all, l) };
+            let d = if l == 1 { reset.clone() } else { decode_streams(&mut dec, data, &streams, l, first) };
             LengthRow { trials: l, metrics: metrics(data, &truth_all, &d, 0..bins) }
         })
         .collect();
@@ -377,6 +401,7 @@ pub fn evaluate_streams(blob: &[u8], data: &Dataset, opt: &StreamOptions) -> Res
         continuous: metrics(data, &truth_all, &continuous, 0..bins),
         reset: metrics(data, &truth_all, &reset, 0..bins),
         skip: opt.skip,
+        offset: first,
         stretches,
         worst_gap,
         share_within_0_02,
@@ -390,10 +415,11 @@ pub fn evaluate_streams(blob: &[u8], data: &Dataset, opt: &StreamOptions) -> Res
 pub fn table(r: &StreamReport) -> String {
     let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
     let mut out = format!(
-        "{} stream(s), {} bins ({} per trial), re-anchor every {} bins, {} failed bins\n",
+        "{} stream(s), {} bins ({} per trial, from bin {} of the first), re-anchor every {} bins, {} failed bins\n",
         r.streams,
         r.bins,
         r.trial_bins,
+        r.offset,
         if r.anchor_every == 0 { "-".to_string() } else { r.anchor_every.to_string() },
         r.failures
     );
@@ -443,5 +469,9 @@ mod tests {
         // smooth[4] = (3 + 1.5 + 1 + 1 + 1) / 5 = 1.5 > 1.1; smooth[5] = (1.5 + 4) / 5 = 1.1, not above.
         assert_eq!(recovery(&err), 5);
         assert_eq!(recovery(&[1.0; 10]), 0);
+        // A late bump does not count, the first return does: level 8/6, limit 1.47;
+        // smooth[3] = (5 + 1 + 1 + 1 + 1) / 5 = 1.8, smooth[4] = 1.0.
+        let bump = [9.0, 5.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 1.0, 1.0, 1.0];
+        assert_eq!(recovery(&bump), 4);
     }
 }

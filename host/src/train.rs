@@ -40,8 +40,8 @@ pub struct TrainConfig {
     pub min_lr: f32,
     /// Seed of initialisation, batching and every draw.
     pub seed: u64,
-    /// Train on windows of `T + F` bins cut every this many bins from the
-    /// training trials laid end to end ([`Dataset::stream_windows`]): windows
+    /// Train on windows of `stream_window_bins` bins (default `T + F`) cut every
+    /// this many bins from the training trials laid end to end ([`Dataset::stream_windows`]): windows
     /// that start anywhere and may straddle a trial boundary, as a decoder
     /// that is never reset sees them. 0: on the trials as they are.
     pub stream_windows: usize,

@@ -298,7 +298,7 @@ fn the_continuous_config_is_the_lorenz_config_plus_its_two_additions() {
     let base = lflow_host::run::RunConfig::load(&root.join("lorenz.toml")).unwrap();
     let cont = lflow_host::run::RunConfig::load(&root.join("lorenz_continuous.toml")).unwrap();
     assert_eq!((cont.model.anchor_every, cont.model.window), (5, 16));
-    assert_eq!((cont.train.stream_windows, cont.train.stream_window_bins), (100, 300));
+    assert_eq!((cont.train.stream_windows, cont.train.stream_window_bins), (101, 300));
     assert_eq!(usize::from(lflow_host::device_bench::CONTINUOUS_ANCHOR), cont.model.anchor_every);
     let mut undone = cont.clone();
     undone.model.anchor_every = 0;

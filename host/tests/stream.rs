@@ -68,12 +68,25 @@ fn resets_fall_where_asked_and_nowhere_else() {
     let eval = data.indices(Split::Eval);
     let mut dec = DynDecoder::from_blob(a.bytes()).unwrap();
     for every in [0, 1, 3] {
-        let got = decode(&mut dec, &data, &eval, every);
+        let got = decode(&mut dec, &data, &eval, every, 0);
         let want = by_hand(a.bytes(), &data, &eval, if every == 0 { eval.len() } else { every });
         assert_eq!(got.velocity, want, "reset every {every}");
         assert_eq!((got.rates.len(), got.failures), (eval.len() * 25 * 9, 0));
     }
-    assert_ne!(decode(&mut dec, &data, &eval, 0).velocity, decode(&mut dec, &data, &eval, 1).velocity);
+    assert_ne!(decode(&mut dec, &data, &eval, 0, 0).velocity, decode(&mut dec, &data, &eval, 1, 0).velocity);
+    // From bin 7 of the first trial: the same as a fresh decoder fed those bins by hand.
+    let late = decode(&mut dec, &data, &eval, 0, 7);
+    let mut fresh = DynDecoder::from_blob(a.bytes()).unwrap();
+    let mut want = Vec::new();
+    for (k, &i) in eval.iter().enumerate() {
+        let s = data.trial_spikes(i);
+        for t in (if k == 0 { 7 } else { 0 })..data.observed {
+            let x: Vec<u16> = s[t * 9..t * 9 + 6].iter().map(|c| *c as u16).collect();
+            want.extend_from_slice(fresh.step(&x, &mut Mean).unwrap().velocity);
+        }
+    }
+    assert_eq!(late.velocity, want);
+    assert_eq!(late.positions[..3], [7, 8, 9]);
 }
 
 #[test]
@@ -81,13 +94,13 @@ fn stream_metrics_are_the_benchmark_metrics_of_the_stream() {
     let (data, bytes) = setup(5);
     let a = aligned(&bytes);
     let eval = data.indices(Split::Eval);
-    let opt = StreamOptions { stretch: 40, skip: 10, lengths: vec![1, 2, 8] };
+    let opt = StreamOptions { stretch: 40, skip: 10, lengths: vec![1, 2, 8], offset: 0 };
     let r = evaluate_streams(a.bytes(), &data, &opt).unwrap();
     assert_eq!((r.streams, r.bins, r.anchor_every, r.failures), (1, 200, 5, 0));
     // Stretches of 40 bins from bin 10: 10..50, 50..90, 90..130, 130..170.
     assert_eq!(r.stretches.iter().map(|s| s.start).collect::<Vec<_>>(), vec![10, 50, 90, 130]);
     let mut dec = DynDecoder::from_blob(a.bytes()).unwrap();
-    let cont = decode(&mut dec, &data, &eval, 0);
+    let cont = decode(&mut dec, &data, &eval, 0, 0);
     let gather = |v: &[f32],
                   trial_bins: usize,
                   width: usize,
@@ -120,6 +133,10 @@ fn stream_metrics_are_the_benchmark_metrics_of_the_stream() {
     assert_eq!(r.lengths[0].metrics, r.reset);
     assert_eq!(r.lengths[2].metrics, r.continuous);
     assert_ne!(r.lengths[1].metrics, r.reset);
+    // Starting 3 bins into the first trial leaves those 3 bins out of every decoding.
+    let r3 = evaluate_streams(a.bytes(), &data, &StreamOptions { offset: 3, ..opt }).unwrap();
+    assert_eq!((r3.bins, r3.offset), (197, 3));
+    assert_ne!(r3.continuous, r.continuous);
 }
 
 #[test]

@@ -196,7 +196,7 @@ fn a_corrupt_blob_is_refused_at_boot() {
 #[test]
 fn a_continuous_stream_through_closed_loop_matches_the_twin_bit_for_bit() {
     // A re-anchored int8 model fed a continuous recording without a reset
-    // (lflow closed-loop --continuous): 300 bins, 25 anchors, one Reset in all.
+    // (lflow closed-loop --continuous): 300 bins, 24 anchors, one Reset in all.
     let bytes = anchored_blob(StorageFormat::I8, 21, 12);
     let elf = firmware(&bytes, "continuous");
     let twin = {

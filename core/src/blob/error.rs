@@ -78,7 +78,8 @@ pub enum BlobError {
         /// Value the decoder was built for.
         decoder: u32,
     },
-    /// `gamma` outside `[0, 1]` or `eps` not positive and finite.
+    /// `gamma` outside `[0, 1]`, `eps` not positive and finite, or a
+    /// version-2 blob's `anchor_every` of 0 (`bits` then holds 0).
     BadScalar {
         /// `"gamma"`, `"eps"` or `"anchor_every"` (0 in a version-2 blob).
         field: &'static str,

@@ -129,6 +129,7 @@ pub fn demo(a: &DemoArgs) -> Result<String, CliError> {
         stream: false,
         stretch: 100,
         skip: 50,
+        offset: 0,
     })?;
     let plots = plot(&PlotArgs { run: run.clone(), data: None, threads: a.threads })?;
     summary += &format!("run: {} (streaming mode, window {})\n", run.display(), config.model.window);

@@ -44,6 +44,10 @@ pub struct EvalArgs {
     /// Bins at the start of each stream left out of the stretches (--stream).
     #[arg(long, default_value_t = 50, requires = "stream")]
     pub skip: usize,
+    /// Start each stream this many bins into its first trial, so that trial
+    /// boundaries fall at another phase of the re-anchor period (--stream).
+    #[arg(long, default_value_t = 0, requires = "stream")]
+    pub offset: usize,
 }
 
 /// Rates (spikes per bin) of every trial of `data` from a run's best model.
@@ -138,7 +142,7 @@ pub fn eval_stream(a: &EvalArgs) -> Result<String, CliError> {
     };
     // The decoder borrows the blob in place: give it 16-byte alignment.
     let aligned = lflow_host::export::aligned(&bytes);
-    let opt = StreamOptions { stretch: a.stretch, skip: a.skip, ..StreamOptions::default() };
+    let opt = StreamOptions { stretch: a.stretch, skip: a.skip, offset: a.offset, ..StreamOptions::default() };
     let report = evaluate_streams(aligned.bytes(), &data, &opt).map_err(|e| CliError::Usage(e.to_string()))?;
     dir.write(
         &dir.path.join("eval_stream.json"),

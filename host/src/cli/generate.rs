@@ -11,10 +11,11 @@ pub struct LorenzArgs {
     /// The data set file to write (safetensors, see host/DATA.md).
     #[arg(long, default_value = "lorenz.safetensors")]
     pub out: PathBuf,
-    /// Trials in all (train + validation + eval).
+    /// Trials in all (train + validation + eval); with --continuous, the
+    /// training and validation windows (the eval recording is --stream-bins long).
     #[arg(long, default_value_t = 1000)]
     pub trials: usize,
-    /// Trials kept for evaluation.
+    /// Trials kept for evaluation (not with --continuous).
     #[arg(long, default_value_t = 200)]
     pub eval_trials: usize,
     /// Fraction of the remaining trials used for validation.

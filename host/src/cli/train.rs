@@ -105,6 +105,13 @@ pub fn train(a: &TrainArgs) -> Result<RunDir, CliError> {
             a.device, config.model.anchor_every
         )));
     }
+    let (stride, bins) = (config.train.stream_windows, config.train.stream_window_bins);
+    if !a.resume && data.stream_windows(stride, bins).indices(lflow_host::data::Split::Train).is_empty() {
+        return Err(CliError::Usage(format!(
+            "train.stream_window_bins = {bins}: longer than the training trials of {} laid end to end",
+            a.data.display()
+        )));
+    }
     let (dir, mut trainer) = if a.resume {
         let (dir, record) = RunDir::open(&a.out)?;
         let c = checkpoint::load(&dir.last())?;
