@@ -59,7 +59,13 @@ fn main() {
         dims.n_in, dims.hidden, dims.d_model, dims.ff, dims.n_out, dims.window, dims.n_beh, bytes.len()
     );
     std::fs::write(out.join("config.rs"), config).expect("OUT_DIR is writable");
-    let memory = if std::env::var_os("CARGO_FEATURE_STM32H7").is_some() { "memory/stm32h7.x" } else { "memory/qemu.x" };
+    let memory = if std::env::var_os("CARGO_FEATURE_STM32H7").is_some() {
+        "memory/stm32h7.x"
+    } else if std::env::var_os("CARGO_FEATURE_AN386").is_some() {
+        "memory/an386.x"
+    } else {
+        "memory/qemu.x"
+    };
     std::fs::copy(memory, out.join("memory.x")).expect("memory file present");
     println!("cargo:rustc-link-search={}", out.display());
     if std::env::var_os("CARGO_FEATURE_DEFMT").is_some()

@@ -13,7 +13,7 @@
 //! a const generic of [`StreamingDecoder`], weights are borrowed zero-copy from
 //! a validated [`blob`] (`LFW1`, see `core/FORMAT.md`), and errors are enums.
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 #![warn(missing_docs)]
 
@@ -40,9 +40,9 @@ pub mod velocity;
 pub mod wire;
 
 pub use blob::{BlobError, Dims};
+pub use decoder::{DecoderState, Stage, StepError, StepOutput, StreamingDecoder, SPIKE_CEILING};
 #[cfg(feature = "std")]
 pub use decoder::{DynDecoder, DynOutput};
-pub use decoder::{Stage, StepError, StepOutput, StreamingDecoder, SPIKE_CEILING};
 pub use matrix::{Kernel, Matrix, StorageFormat};
 pub use noise::{Mean, NoiseError, NoiseSource, Provided, Seeded};
 pub use schedule::InputSchedule;

@@ -2,7 +2,8 @@
 
 use half::f16;
 
-/// How the weight matrices of a blob are stored. Arithmetic is always f32.
+/// How the weight matrices of a blob are stored, and so which kernel
+/// multiplies them (`core/KERNELS.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum StorageFormat {
@@ -10,27 +11,44 @@ pub enum StorageFormat {
     F32,
     /// IEEE half precision, 2 bytes per weight.
     F16,
-    /// Symmetric int8 with one f32 scale per output row: `w = q * scale[row]`.
+    /// Symmetric int8 with one f32 scale per output row (`w = q * scale[row]`,
+    /// `q` in `-127..=127`), multiplied with int16 activations (one dynamic
+    /// symmetric scale per input vector) in integer arithmetic.
     I8,
 }
 
 impl StorageFormat {
-    /// The blob's code for this format.
+    /// The blob's code for this format (header byte 8).
     pub const fn code(self) -> u8 {
         match self {
             StorageFormat::F32 => 0,
             StorageFormat::F16 => 1,
-            StorageFormat::I8 => 2,
+            StorageFormat::I8 => 3,
         }
     }
 
-    /// The format with blob code `code`, if any.
+    /// The format with blob code `code`, if any. Code 2, int8 weights times
+    /// f32 activations, is retired (see [`StorageFormat::RETIRED_I8_F32`]).
     pub const fn from_code(code: u8) -> Option<Self> {
         match code {
             0 => Some(StorageFormat::F32),
             1 => Some(StorageFormat::F16),
-            2 => Some(StorageFormat::I8),
+            3 => Some(StorageFormat::I8),
             _ => None,
+        }
+    }
+
+    /// The storage code of int8 blobs written before int16 activations: their
+    /// matrices were multiplied with f32 activations. They are refused with
+    /// [`crate::BlobError::RetiredStorage`] (re-export the model).
+    pub const RETIRED_I8_F32: u8 = 2;
+
+    /// The section-table dtype of this format's weight matrices.
+    pub const fn dtype(self) -> u8 {
+        match self {
+            StorageFormat::F32 => crate::blob::dtype::F32,
+            StorageFormat::F16 => crate::blob::dtype::F16,
+            StorageFormat::I8 => crate::blob::dtype::I8,
         }
     }
 
@@ -44,6 +62,14 @@ impl StorageFormat {
     }
 }
 
+/// The widest int8 matrix (input length) the int16-activation kernel takes:
+/// with weights in `-127..=127` and activations in `-32767..=32767`, a row's
+/// integer sum is at most `512 * 127 * 32767 = 2_130_641_408 < i32::MAX`, so the
+/// 32-bit accumulator cannot overflow (asserted at compile time below).
+pub const MAX_I8_COLS: usize = 512;
+
+const _: () = assert!(MAX_I8_COLS as i64 * 127 * crate::kernels::I16_MAX as i64 <= i32::MAX as i64);
+
 /// The stored weights of one matrix, row-major `[rows, cols]`.
 #[derive(Clone, Copy, Debug)]
 pub enum MatrixData<'a> {
@@ -51,7 +77,7 @@ pub enum MatrixData<'a> {
     F32(&'a [f32]),
     /// f16 weights, `rows * cols` of them.
     F16(&'a [f16]),
-    /// int8 weights (`rows * cols`) and one f32 scale per row (`rows`).
+    /// int8 weights (`rows * cols`, each in `-127..=127`) and one f32 scale per row (`rows`).
     I8 {
         /// Quantised weights.
         weights: &'a [i8],
@@ -86,13 +112,16 @@ pub enum Kernel {
 }
 
 impl<'a> Matrix<'a> {
-    /// A matrix over `data`, or `None` when its lengths do not match `[rows, cols]`.
+    /// A matrix over `data`, or `None` when its lengths do not match `[rows, cols]`,
+    /// or an int8 matrix is wider than [`MAX_I8_COLS`] or holds a `-128`.
     pub fn new(rows: usize, cols: usize, data: MatrixData<'a>) -> Option<Self> {
         let n = rows.checked_mul(cols)?;
         let ok = match data {
             MatrixData::F32(w) => w.len() == n,
             MatrixData::F16(w) => w.len() == n,
-            MatrixData::I8 { weights, scales } => weights.len() == n && scales.len() == rows,
+            MatrixData::I8 { weights, scales } => {
+                weights.len() == n && scales.len() == rows && cols <= MAX_I8_COLS && !weights.contains(&i8::MIN)
+            }
         };
         ok.then_some(Matrix { rows, cols, data, kernel: Kernel::Tuned })
     }

@@ -25,6 +25,13 @@ pub enum HostMessage<'a> {
     Reset,
     /// Ask for a [`DeviceMessage::Stats`].
     Stats,
+    /// Run every weight matrix of the model once through the device's kernels
+    /// and once through their portable twins, on inputs drawn from `seed`, and
+    /// answer with a [`DeviceMessage::KernelCheck`] (`core/KERNELS.md`).
+    KernelCheck {
+        /// Seed of the standard-normal inputs.
+        seed: u32,
+    },
 }
 
 /// Device to host.
@@ -53,7 +60,7 @@ pub enum DeviceMessage<'a> {
         velocity: &'a [u8],
         /// CRC-32 of the rates' `N_OUT` little-endian `f32`s (the host checks them bit for bit).
         rates_crc: u32,
-        /// Instructions (or timer ticks) the step took, as the device counts them.
+        /// Instructions the step took (QEMU; cycles on a board), as the device counts them.
         instructions: u32,
     },
     /// Counters since boot.
@@ -69,7 +76,31 @@ pub enum DeviceMessage<'a> {
     },
     /// Something went wrong; decoding goes on with the next frame.
     Error(DeviceError),
+    /// The reply to [`HostMessage::KernelCheck`]. The decoder's state is untouched.
+    KernelCheck {
+        /// Weight multiply-accumulates run (one pass over every matrix).
+        macs: u32,
+        /// Instructions (cycles on a board) the device's kernels took for them.
+        instructions: u32,
+        /// Instructions the portable twins took for the same products.
+        portable_instructions: u32,
+        /// The kernels' instructions per matrix, in `StreamingDecoder::linears` order.
+        per_matrix: [u32; 12],
+        /// Outputs whose bits differ between kernel and twin (0: equal).
+        mismatches: u32,
+        /// Outputs compared.
+        outputs: u32,
+        /// Counter ticks of a loop of exactly [`CALIBRATION_INSTRUCTIONS`]
+        /// instructions, timed at boot (0 on a board, whose counter counts
+        /// cycles): under QEMU's `-icount` SysTick ticks at the board's 25 MHz,
+        /// not once per instruction, and every instruction count the device
+        /// reports is converted with it.
+        calibration: u32,
+    },
 }
+
+/// Instructions in the calibration loop of [`DeviceMessage::KernelCheck`].
+pub const CALIBRATION_INSTRUCTIONS: u32 = 200_000;
 
 /// Errors the device reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -128,10 +128,13 @@ fn variant(e: &BlobError) -> &'static str {
         SectionOverlap { .. } => "SectionOverlap",
         Misaligned { .. } => "Misaligned",
         NonFinite { .. } => "NonFinite",
+        RetiredStorage { .. } => "RetiredStorage",
+        Int8OutOfRange { .. } => "Int8OutOfRange",
+        Int8TooWide { .. } => "Int8TooWide",
     }
 }
 
-const ALL_VARIANTS: usize = 25;
+const ALL_VARIANTS: usize = 28;
 
 /// Apply `patch` to a valid blob of `storage`, optionally reseal, and parse it for the tiny decoder.
 fn crafted(storage: StorageFormat, seal: bool, patch: impl FnOnce(&mut Vec<u8>)) -> BlobError {
@@ -303,6 +306,27 @@ fn every_blob_error_variant_is_reachable() {
         }),
         BlobError::NonFinite { section: SectionId::Scales(Tensor::ReadoutWeight), index: 0 },
     );
+    // An int8 blob from before int16 activations (storage code 2) is refused, not misread.
+    expect(crafted(I8, true, |b| b[8] = 2), BlobError::RetiredStorage { code: 2 });
+    expect(
+        crafted(I8, true, |b| {
+            let off = u32_at(b, entry_offset(b, Tensor::ReadoutWeight.id()) + 12) as usize;
+            b[off + 5] = 0x80;
+        }),
+        BlobError::Int8OutOfRange { section: SectionId::Values(Tensor::ReadoutWeight), index: 5 },
+    );
+    {
+        // ff = 600 inputs to linear2: past the int8 kernel's accumulator bound (512).
+        let wide = Dims { ff: 600, ..DIMS };
+        let e = BlobWriter::new(wide, I8, InputSchedule::CurrentBin, 0.5, 0.1).err().unwrap();
+        assert_eq!(e, WriteError::Dims(BlobError::Int8TooWide { dim: Dim::Ff, value: 600 }));
+        let mut b = tiny(I8);
+        put_u32(&mut b, 24, 600);
+        reseal(&mut b);
+        let a = Aligned::new(&b);
+        expect(Blob::parse(a.bytes(), None).unwrap_err(), BlobError::Int8TooWide { dim: Dim::Ff, value: 600 });
+        BlobWriter::new(wide, F16, InputSchedule::CurrentBin, 0.5, 0.1).unwrap();
+    }
     let seen = seen.into_inner();
     for name in &seen {
         assert!(!name.is_empty());

@@ -1,6 +1,7 @@
 //! A device on the other end of the wire protocol: the firmware under
-//! `qemu-system-arm` (machine `mps2-an500`), its UART on a local unix socket,
-//! or its host twin (the same program built for the host, on stdin/stdout).
+//! `qemu-system-arm` (a Cortex-M4F on `mps2-an386` or a Cortex-M7 on
+//! `mps2-an500`), its UART on a local unix socket, or its host twin (the same
+//! program built for the host, on stdin/stdout).
 
 use lflow_core::wire::{decode, encode, DeviceMessage, FrameReader, HostMessage, WireError, MAX_FRAME};
 use std::io::{Read, Write};
@@ -34,6 +35,80 @@ pub enum LinkError {
     Closed,
 }
 
+/// A Cortex-M core the firmware is built for (its `target-cpu`) and QEMU emulates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Core {
+    /// Cortex-M4 with FPv4-SP (DSP extension, single-precision FPU): QEMU
+    /// `mps2-an386`, RAM limited to 96 KiB at link time.
+    M4,
+    /// Cortex-M7 with FPv5: QEMU `mps2-an500`.
+    M7,
+}
+
+impl Core {
+    /// Both cores.
+    pub const ALL: [Core; 2] = [Core::M4, Core::M7];
+
+    /// `m4` or `m7`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Core::M4 => "m4",
+            Core::M7 => "m7",
+        }
+    }
+
+    /// LLVM's and QEMU's CPU name.
+    pub fn cpu(self) -> &'static str {
+        match self {
+            Core::M4 => "cortex-m4",
+            Core::M7 => "cortex-m7",
+        }
+    }
+
+    /// The QEMU machine.
+    pub fn machine(self) -> &'static str {
+        match self {
+            Core::M4 => "mps2-an386",
+            Core::M7 => "mps2-an500",
+        }
+    }
+
+    /// The firmware's cargo features for this core's QEMU machine.
+    fn features(self) -> &'static str {
+        match self {
+            Core::M4 => "an386",
+            Core::M7 => "qemu",
+        }
+    }
+
+    /// The target folder of this core's firmware builds (shared, so the
+    /// dependencies compile once per core).
+    pub fn target_dir(self) -> PathBuf {
+        match self {
+            Core::M7 => firmware_target_dir(),
+            Core::M4 => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/firmware-m4"),
+        }
+    }
+}
+
+impl std::fmt::Display for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Options of a firmware build.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FirmwareBuild<'a> {
+    /// Link with `panic-never`: the build fails if any panic path survives.
+    pub panic_never: bool,
+    /// Also build the host twin.
+    pub twin: bool,
+    /// Extra cargo features.
+    pub features: &'a [&'a str],
+}
+
 /// The firmware running under QEMU, or its host twin.
 pub struct QemuDevice {
     child: Child,
@@ -46,14 +121,20 @@ pub struct QemuDevice {
 }
 
 impl QemuDevice {
-    /// Boot `elf` under QEMU; with `icount`, SysTick counts instructions (`-icount shift=6`).
+    /// Boot `elf` (built for the Cortex-M7) under QEMU; with `icount`, SysTick
+    /// counts instructions (`-icount shift=6`).
     pub fn start(elf: &Path, icount: bool) -> Result<QemuDevice, LinkError> {
+        QemuDevice::start_on(Core::M7, elf, icount)
+    }
+
+    /// Boot `elf`, built for `core`, on that core's QEMU machine.
+    pub fn start_on(core: Core, elf: &Path, icount: bool) -> Result<QemuDevice, LinkError> {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let socket = std::env::temp_dir().join(format!("lflow-qemu-{}-{n}.sock", std::process::id()));
         let _ = std::fs::remove_file(&socket);
         let mut cmd = Command::new("qemu-system-arm");
-        cmd.args(["-cpu", "cortex-m7", "-machine", "mps2-an500", "-nographic", "-monitor", "none"])
+        cmd.args(["-cpu", core.cpu(), "-machine", core.machine(), "-nographic", "-monitor", "none"])
             .args(["-semihosting-config", "enable=on,target=native"])
             .arg("-chardev")
             .arg(format!("socket,id=s0,path={},server=on,wait=on", socket.display()))
@@ -159,32 +240,59 @@ pub fn firmware_target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/firmware")
 }
 
-/// Build the firmware (QEMU ELF) and its host twin with `blob` embedded, from
-/// the sources in `firmware/` beside this crate; returns `(elf, twin)`.
+/// Build the firmware (Cortex-M7 QEMU ELF) and its host twin with `blob`
+/// embedded, from the sources in `firmware/` beside this crate; returns `(elf, twin)`.
 pub fn build_firmware(blob: &Path, target_dir: &Path) -> Result<(PathBuf, PathBuf), LinkError> {
+    build_firmware_for(Core::M7, blob, target_dir, FirmwareBuild { twin: true, ..Default::default() })
+}
+
+/// Build the firmware for `core` with `blob` embedded (and, with `opts.twin`,
+/// its host twin); returns `(elf, twin)`. The ELF is built with the core's
+/// `target-cpu` and memory map.
+pub fn build_firmware_for(
+    core: Core,
+    blob: &Path,
+    target_dir: &Path,
+    opts: FirmwareBuild<'_>,
+) -> Result<(PathBuf, PathBuf), LinkError> {
     let firmware = Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let blob = std::fs::canonicalize(blob)?;
     let host = host_triple();
-    for target in [None, Some(host.as_str())] {
+    let mut features: Vec<&str> = vec![core.features()];
+    features.extend(opts.features);
+    if opts.panic_never {
+        features.push("panic-never");
+    }
+    let targets: &[&str] = if opts.twin { &[DEVICE_TARGET, host.as_str()] } else { &[DEVICE_TARGET] };
+    for &target in targets {
         let mut cmd = Command::new(&cargo);
-        cmd.current_dir(&firmware).args(["build", "--release", "--quiet"]);
-        if let Some(t) = target {
-            cmd.args(["--target", t]);
+        cmd.current_dir(&firmware).args(["build", "--release", "--quiet", "--target", target]);
+        if target == DEVICE_TARGET {
+            cmd.args(["--no-default-features", "--features", &features.join(",")]).env(
+                "CARGO_ENCODED_RUSTFLAGS",
+                // The same flags as firmware/.cargo/config.toml's, so builds from either share artefacts.
+                ["-C", "link-arg=-Tlink.x", "-C", &format!("target-cpu={}", core.cpu())].join("\x1f"),
+            );
+        } else {
+            cmd.env_remove("CARGO_ENCODED_RUSTFLAGS");
         }
         let status = cmd.env("LFLOW_BLOB", &blob).env("CARGO_TARGET_DIR", target_dir).status()?;
         if !status.success() {
             return Err(LinkError::Io(std::io::Error::other(format!(
-                "building the firmware in {} failed",
+                "building the firmware for {core} ({target}) in {} failed",
                 firmware.display()
             ))));
         }
     }
     Ok((
-        target_dir.join("thumbv7em-none-eabihf/release/lflow-firmware"),
+        target_dir.join(DEVICE_TARGET).join("release/lflow-firmware"),
         target_dir.join(host).join("release/lflow-firmware"),
     ))
 }
+
+/// The firmware's target triple (Cortex-M4F and M7 alike).
+pub const DEVICE_TARGET: &str = "thumbv7em-none-eabihf";
 
 fn host_triple() -> String {
     // The twin runs where this program runs.

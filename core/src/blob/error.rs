@@ -171,6 +171,28 @@ pub enum BlobError {
         /// Element index within it.
         index: usize,
     },
+    /// An int8 blob written before int16 activations (storage code 2): its
+    /// matrices expect f32 activations. Re-export the model.
+    RetiredStorage {
+        /// Code found.
+        code: u8,
+    },
+    /// An int8 weight of `-128` (symmetric quantisation writes `-127..=127`,
+    /// and the kernel's overflow bound relies on it).
+    Int8OutOfRange {
+        /// The section.
+        section: SectionId,
+        /// Element index within it.
+        index: usize,
+    },
+    /// An int8 model with a matrix wider than the int16-activation kernel's
+    /// overflow bound allows (`matrix::MAX_I8_COLS`).
+    Int8TooWide {
+        /// The dimension that is too wide.
+        dim: Dim,
+        /// Its value.
+        value: u32,
+    },
 }
 
 impl BlobError {
@@ -203,6 +225,9 @@ impl BlobError {
             SectionOverlap { .. } => "SectionOverlap",
             Misaligned { .. } => "Misaligned",
             NonFinite { .. } => "NonFinite",
+            RetiredStorage { .. } => "RetiredStorage",
+            Int8OutOfRange { .. } => "Int8OutOfRange",
+            Int8TooWide { .. } => "Int8TooWide",
         }
     }
 }
@@ -250,6 +275,19 @@ impl core::fmt::Display for BlobError {
             SectionOverlap { first, second } => write!(f, "sections {first:?} and {second:?} overlap"),
             Misaligned { section, offset } => write!(f, "section {section:?} at offset {offset} is misaligned"),
             NonFinite { section, index } => write!(f, "section {section:?} element {index} is not finite"),
+            RetiredStorage { code } => write!(
+                f,
+                "storage code {code} is an int8 blob from before int16 activations (f32 activations); \
+                 re-export the model (`lflow export RUN --format int8`)"
+            ),
+            Int8OutOfRange { section, index } => {
+                write!(f, "section {section:?} element {index} is -128; int8 weights must lie in -127..=127")
+            }
+            Int8TooWide { dim, value } => write!(
+                f,
+                "dimension {dim:?} = {value}: int8 matrices take at most {} inputs (the kernel's overflow bound)",
+                crate::matrix::MAX_I8_COLS
+            ),
         }
     }
 }

@@ -113,6 +113,22 @@ impl Dims {
         ]
     }
 
+    /// Check what `storage` adds to the rules: an int8 model's matrices take
+    /// at most [`MAX_I8_COLS`](crate::matrix::MAX_I8_COLS) inputs (`n_in`, `H`,
+    /// `D`, `ff`), the int16-activation kernel's overflow bound.
+    pub fn validate_storage(&self, storage: crate::StorageFormat) -> Result<(), BlobError> {
+        if storage != crate::StorageFormat::I8 {
+            return Ok(());
+        }
+        for (dim, value) in self.fields() {
+            let is_input = matches!(dim, Dim::NIn | Dim::Hidden | Dim::DModel | Dim::Ff);
+            if is_input && value as usize > crate::matrix::MAX_I8_COLS {
+                return Err(BlobError::Int8TooWide { dim, value });
+            }
+        }
+        Ok(())
+    }
+
     /// Check the model's rules: nonzero sizes (but `N_BEH` may be 0),
     /// `H % 4 == 0`, `D == 3H`, every shape small enough to address.
     pub fn validate(&self) -> Result<(), BlobError> {

@@ -179,7 +179,11 @@ fn parse_header(bytes: &[u8], expected: Option<&Dims>) -> Result<Header, BlobErr
     if stored != computed {
         return Err(BlobError::BodyCrc { stored, computed });
     }
-    let storage = StorageFormat::from_code(byte(bytes, 8)).ok_or(BlobError::UnknownStorage { code: byte(bytes, 8) })?;
+    let code = byte(bytes, 8);
+    if code == StorageFormat::RETIRED_I8_F32 {
+        return Err(BlobError::RetiredStorage { code });
+    }
+    let storage = StorageFormat::from_code(code).ok_or(BlobError::UnknownStorage { code })?;
     let schedule =
         InputSchedule::from_code(byte(bytes, 9)).ok_or(BlobError::UnknownSchedule { code: byte(bytes, 9) })?;
     if byte(bytes, 10) != HEADS {
@@ -210,6 +214,7 @@ fn parse_header(bytes: &[u8], expected: Option<&Dims>) -> Result<Header, BlobErr
         }
     }
     dims.validate()?;
+    dims.validate_storage(storage)?;
     let gamma = f32::from_bits(le_u32(bytes, 40));
     if !(0.0..=1.0).contains(&gamma) {
         return Err(BlobError::BadScalar { field: "gamma", bits: gamma.to_bits() });
@@ -236,7 +241,7 @@ fn parse_entry(bytes: &[u8], at: usize, index: usize, header: &Header, data_star
     }
     let found_dtype = byte(bytes, at + 2);
     let (expected_dtype, shape) = match section {
-        SectionId::Values(t) if t.is_quantized() => (header.storage.code(), t.shape(&header.dims)),
+        SectionId::Values(t) if t.is_quantized() => (header.storage.dtype(), t.shape(&header.dims)),
         SectionId::Values(t) => (dtype::F32, t.shape(&header.dims)),
         SectionId::Scales(t) if header.storage == StorageFormat::I8 => (dtype::F32, (t.shape(&header.dims).0, 1)),
         SectionId::Scales(_) => return Err(BlobError::UnknownSection { index, id }),
@@ -285,7 +290,12 @@ fn check_finite(section: SectionId, data: SectionData<'_>) -> Result<(), BlobErr
     let bad = match data {
         SectionData::F32(v) => v.iter().position(|x| !x.is_finite()),
         SectionData::F16(v) => v.iter().position(|x| !x.is_finite()),
-        SectionData::I8(_) => None,
+        SectionData::I8(v) => {
+            return match v.iter().position(|&q| q == i8::MIN) {
+                Some(index) => Err(BlobError::Int8OutOfRange { section, index }),
+                None => Ok(()),
+            };
+        }
     };
     match bad {
         Some(index) => Err(BlobError::NonFinite { section, index }),

@@ -103,6 +103,7 @@ impl BlobWriter {
         eps: f32,
     ) -> Result<Self, WriteError> {
         dims.validate().map_err(WriteError::Dims)?;
+        dims.validate_storage(storage).map_err(WriteError::Dims)?;
         if !(0.0..=1.0).contains(&gamma) {
             return Err(WriteError::BadScalar { field: "gamma" });
         }

@@ -65,6 +65,24 @@ impl<'a> Weights<'a> {
         })
     }
 
+    /// Every matrix with its bias, in data-flow order.
+    pub fn linears(&self) -> [crate::matrix::Linear<'a>; 12] {
+        [
+            self.encoder.input,
+            self.encoder.hidden,
+            self.posterior.z_mean,
+            self.posterior.z_logvar,
+            self.posterior.v_mean,
+            self.posterior.v_logvar,
+            self.attention.in_proj,
+            self.attention.out_proj,
+            self.feed_forward.linear1,
+            self.feed_forward.linear2,
+            self.readout.0,
+            self.velocity.0,
+        ]
+    }
+
     /// Run every matrix through `kernel`.
     pub fn set_kernel(&mut self, kernel: Kernel) {
         for linear in [

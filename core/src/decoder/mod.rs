@@ -12,6 +12,7 @@ use crate::matrix::{Kernel, StorageFormat};
 use crate::noise::{NoiseError, NoiseSource};
 use crate::schedule::InputSchedule;
 use bin::{Buffers, Constants, Counters, Weights};
+use core::borrow::BorrowMut;
 #[cfg(feature = "std")]
 pub use dynamic::{DynDecoder, DynOutput};
 
@@ -78,8 +79,10 @@ pub struct StepOutput<'s, const D: usize, const N_OUT: usize, const N_BEH: usize
 ///
 /// `N_IN` held-in neurons, latent `H`, decoder width `D = 3H`, feed-forward `FF`,
 /// `N_OUT` predicted neurons, causal window `W` bins, `N_BEH` velocity outputs.
-/// All state and scratch live in the struct: `size_of::<Self>()` is the
-/// decoder's whole RAM (weights stay in the blob, e.g. in flash).
+/// All state and scratch live in a [`DecoderState`] `S`: held in the struct by
+/// default (`size_of::<Self>()` is then the decoder's whole RAM), or borrowed
+/// (`&mut DecoderState`, [`StreamingDecoder::with_state`]) from a static a
+/// device zero-initialises at link time. Weights stay in the blob, e.g. in flash.
 pub struct StreamingDecoder<
     'a,
     const N_IN: usize,
@@ -89,11 +92,12 @@ pub struct StreamingDecoder<
     const N_OUT: usize,
     const W: usize,
     const N_BEH: usize,
+    S = DecoderState<N_IN, H, D, FF, N_OUT, W, N_BEH>,
 > {
     weights: Weights<'a>,
     constants: Constants,
     counters: Counters,
-    state: State<N_IN, H, D, FF, N_OUT, W, N_BEH>,
+    state: S,
 }
 
 impl<
@@ -106,6 +110,25 @@ impl<
         const W: usize,
         const N_BEH: usize,
     > StreamingDecoder<'a, N_IN, H, D, FF, N_OUT, W, N_BEH>
+{
+    /// Validate `blob` (see `core/FORMAT.md`) against this decoder's sizes and
+    /// borrow its weights without copying; the state lives in the decoder.
+    pub fn from_blob(blob: &'a [u8]) -> Result<Self, BlobError> {
+        Self::with_state(blob, DecoderState::new())
+    }
+}
+
+impl<
+        'a,
+        const N_IN: usize,
+        const H: usize,
+        const D: usize,
+        const FF: usize,
+        const N_OUT: usize,
+        const W: usize,
+        const N_BEH: usize,
+        S: BorrowMut<DecoderState<N_IN, H, D, FF, N_OUT, W, N_BEH>>,
+    > StreamingDecoder<'a, N_IN, H, D, FF, N_OUT, W, N_BEH, S>
 {
     const SIZES_OK: () = {
         assert!(D == 3 * H, "D must be 3 * H");
@@ -127,22 +150,25 @@ impl<
         n_beh: N_BEH as u32,
     };
 
-    /// Validate `blob` (see `core/FORMAT.md`) against this decoder's sizes and
-    /// borrow its weights without copying.
-    pub fn from_blob(blob: &'a [u8]) -> Result<Self, BlobError> {
+    /// As [`StreamingDecoder::from_blob`], with the state in `state` (e.g. a
+    /// `&'static mut DecoderState` placed in RAM at link time, so the state is
+    /// never built on the stack). The state is reset.
+    pub fn with_state(blob: &'a [u8], state: S) -> Result<Self, BlobError> {
         let () = Self::SIZES_OK;
         let blob = Blob::parse(blob, Some(&Self::DIMS))?;
-        Ok(StreamingDecoder {
+        let mut decoder = StreamingDecoder {
             weights: Weights::from_blob(&blob)?,
             constants: Constants::of(blob.header()),
             counters: Counters::default(),
-            state: State::new(),
-        })
+            state,
+        };
+        decoder.reset();
+        Ok(decoder)
     }
 
     /// Start a new trial: bin 0 comes next (the posterior will sample `z_0`, `v_0`).
     pub fn reset(&mut self) {
-        self.state.buffers().reset(&mut self.counters);
+        self.state.borrow_mut().buffers().reset(&mut self.counters);
     }
 
     /// The input schedule recorded in the blob.
@@ -186,6 +212,12 @@ impl<
         self.weights.macs_per_step(W, D)
     }
 
+    /// Every weight matrix of the model with its bias, in data-flow order
+    /// (encoder, posterior, attention, feed-forward, readout, velocity).
+    pub fn linears(&self) -> [crate::matrix::Linear<'a>; 12] {
+        self.weights.linears()
+    }
+
     /// Decode one bin of spike counts `[N_IN]`.
     ///
     /// On error the decoder is reset (the next call is bin 0 of a new trial)
@@ -195,18 +227,21 @@ impl<
         spikes: &[u16; N_IN],
         noise: &mut impl NoiseSource,
     ) -> Result<StepOutput<'_, D, N_OUT, N_BEH>, StepError> {
-        let result = self.state.buffers().advance(&self.weights, &self.constants, &mut self.counters, spikes, noise);
+        let state = self.state.borrow_mut();
+        let result = state.buffers().advance(&self.weights, &self.constants, &mut self.counters, spikes, noise);
         if result.is_err() {
             self.reset();
         }
         result?;
-        let s = &self.state;
+        let s: &DecoderState<N_IN, H, D, FF, N_OUT, W, N_BEH> = self.state.borrow();
         Ok(StepOutput { log_rates: &s.log_rates, rates: &s.rates, velocity: &s.velocity, latents: &s.l })
     }
 }
 
-/// Every state and scratch array of a [`StreamingDecoder`].
-struct State<
+/// Every state and scratch array of a [`StreamingDecoder`] (its whole RAM
+/// besides a few counters). All zeros when new, so a `static` of it lies in
+/// `.bss`.
+pub struct DecoderState<
     const N_IN: usize,
     const H: usize,
     const D: usize,
@@ -245,10 +280,11 @@ impl<
         const N_OUT: usize,
         const W: usize,
         const N_BEH: usize,
-    > State<N_IN, H, D, FF, N_OUT, W, N_BEH>
+    > DecoderState<N_IN, H, D, FF, N_OUT, W, N_BEH>
 {
-    const fn new() -> Self {
-        State {
+    /// Zeroed state (a decoder resets it when built).
+    pub const fn new() -> Self {
+        DecoderState {
             previous_input: [0.0; N_IN],
             input: [0.0; N_IN],
             h: [0.0; H],
@@ -298,5 +334,20 @@ impl<
             rates: &mut self.rates,
             velocity: &mut self.velocity,
         }
+    }
+}
+
+impl<
+        const N_IN: usize,
+        const H: usize,
+        const D: usize,
+        const FF: usize,
+        const N_OUT: usize,
+        const W: usize,
+        const N_BEH: usize,
+    > Default for DecoderState<N_IN, H, D, FF, N_OUT, W, N_BEH>
+{
+    fn default() -> Self {
+        Self::new()
     }
 }

@@ -29,12 +29,21 @@ pub trait Serial {
     }
 }
 
-/// Counts instructions (cycles) with SysTick: under QEMU's `-icount` it
-/// counts instructions exactly; on a board, core clock cycles.
+/// Counts instructions with SysTick under QEMU, core clock cycles on a board.
+///
+/// Under QEMU's `-icount shift=6` every instruction advances the virtual
+/// clock by 64 ns, and SysTick ticks at the MPS2 boards' 25 MHz, so a tick is
+/// not an instruction: at boot the counter times a loop of exactly
+/// [`CALIBRATION_INSTRUCTIONS`] instructions and [`Counter::since`] converts.
 #[cfg(target_os = "none")]
 pub struct Counter {
     syst: cortex_m::peripheral::SYST,
+    /// Ticks of the calibration loop (0 on a board: ticks are cycles).
+    calibration: u32,
 }
+
+#[cfg(target_os = "none")]
+use lflow_core::wire::CALIBRATION_INSTRUCTIONS;
 
 #[cfg(target_os = "none")]
 impl Counter {
@@ -44,7 +53,13 @@ impl Counter {
         syst.set_reload(0x00FF_FFFF);
         syst.clear_current();
         syst.enable_counter();
-        Counter { syst }
+        let mut counter = Counter { syst, calibration: 0 };
+        if cfg!(feature = "qemu") && !cfg!(feature = "stm32h7") {
+            let start = counter.now();
+            calibration_loop();
+            counter.calibration = counter.ticks_since(start);
+        }
+        counter
     }
 
     /// The counter's current value.
@@ -52,9 +67,39 @@ impl Counter {
         cortex_m::peripheral::SYST::get_current()
     }
 
-    /// Ticks from `start` to now (one wrap of the 24-bit counter at most).
-    pub fn since(&self, start: u32) -> u32 {
+    /// Raw ticks from `start` to now (one wrap of the 24-bit counter at most).
+    fn ticks_since(&self, start: u32) -> u32 {
         let _ = &self.syst;
         start.wrapping_sub(self.now()) & 0x00FF_FFFF
+    }
+
+    /// Instructions (QEMU) or cycles (a board) from `start` to now.
+    pub fn since(&self, start: u32) -> u32 {
+        let ticks = u64::from(self.ticks_since(start));
+        match self.calibration {
+            0 => ticks as u32,
+            cal => (ticks * u64::from(CALIBRATION_INSTRUCTIONS) / u64::from(cal)).min(u64::from(u32::MAX)) as u32,
+        }
+    }
+
+    /// Ticks of the calibration loop (0 on a board).
+    pub fn calibration(&self) -> u32 {
+        self.calibration
+    }
+}
+
+/// Exactly [`CALIBRATION_INSTRUCTIONS`] instructions: `subs` and `bne`, half as many times each.
+#[cfg(target_os = "none")]
+fn calibration_loop() {
+    const { assert!(CALIBRATION_INSTRUCTIONS.is_multiple_of(2)) };
+    // SAFETY: register arithmetic only.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            n = inout(reg) CALIBRATION_INSTRUCTIONS / 2 => _,
+            options(nomem, nostack),
+        );
     }
 }

@@ -1,58 +1,48 @@
-//! Matrix-vector kernels, one per storage format: `y = W x + b`.
+//! Matrix-vector kernels `y = W x + b`, one per storage format
+//! (`core/KERNELS.md`).
 //!
-//! Written for a Cortex-M: each row is read once, front to back, into four
-//! independent f32 accumulators (so the FPU pipeline is not stalled on one
-//! dependency chain), then scaled (int8) and biased. [`matvec_naive`] is the
-//! one-accumulator reference used by tests and benchmarks.
+//! Each format's arithmetic is defined to the bit by its portable twin in
+//! [`portable`]: a fused multiply-add chain per row for f32 and f16, and for
+//! int8 an exact integer sum over int16 activations ([`quantise`]). On a
+//! Cortex-M4F or M7 (`target_arch = "arm"`) [`matvec`] runs the `arm` kernels
+//! (several rows per pass, `SMLAD` dual 16-bit MACs, `VFMA.F32`, `VCVTB`/`VCVTT`
+//! half conversion), which compute exactly the same; everywhere else it runs
+//! the twins. [`matvec_naive`] is the plain f32 reference (one unfused
+//! accumulator, f32 activations) used by tests, the benchmark's baseline and
+//! the export's quality comparison.
 //!
 //! Lengths: `x` has `cols` values, `y` and `bias` have `rows`. Shorter slices
 //! are not an error here (the decoder only passes validated sizes): the kernels
 //! stop at the shortest, so they can never index out of bounds.
 
+#[cfg(target_arch = "arm")]
+mod arm;
+pub mod portable;
+pub mod quantise;
+
 use crate::matrix::{Matrix, MatrixData};
 use half::f16;
+pub use quantise::I16_MAX;
 
-/// `y = W x + bias` with the tuned kernel of `w`'s storage format.
+/// `y = W x + bias` with the fast kernel of `w`'s storage format (bit-identical to [`matvec_portable`]).
+#[inline]
 pub fn matvec(w: &Matrix<'_>, x: &[f32], bias: &[f32], y: &mut [f32]) {
-    let cols = w.cols();
-    match w.data() {
-        MatrixData::F32(data) => {
-            // Two rows per pass share every load of `x`; each row sums in the
-            // same order as `dot_f32`, so the result is the same to the bit.
-            let pairs = data.len() / cols.max(1) / 2;
-            let (paired, rest) = data.split_at_checked(pairs * 2 * cols).unwrap_or((&[], data));
-            let (y_pairs, y_rest) = y.split_at_mut(y.len().min(pairs * 2));
-            let (b_pairs, b_rest) = bias.split_at(bias.len().min(pairs * 2));
-            for ((two, ys), bs) in
-                rows(paired, 2 * cols).zip(y_pairs.as_chunks_mut::<2>().0).zip(b_pairs.as_chunks::<2>().0)
-            {
-                let (r0, r1) = two.split_at(two.len() / 2);
-                let (d0, d1) = dot2_f32(r0, r1, x);
-                ys[0] = d0 + bs[0];
-                ys[1] = d1 + bs[1];
-            }
-            for ((row, yi), bi) in rows(rest, cols).zip(y_rest.iter_mut()).zip(b_rest) {
-                *yi = dot_f32(row, x) + bi;
-            }
-        }
-        MatrixData::F16(data) => {
-            for ((row, yi), bi) in rows(data, cols).zip(y.iter_mut()).zip(bias) {
-                *yi = dot_f16(row, x) + bi;
-            }
-        }
-        MatrixData::I8 { weights, scales } => {
-            let rows = rows(weights, cols).zip(scales);
-            for (((row, scale), yi), bi) in rows.zip(y.iter_mut()).zip(bias) {
-                *yi = dot_i8(row, x) * scale + bi;
-            }
-        }
-    }
-    if cols == 0 {
-        // A [rows, 0] matrix maps everything to its bias.
-        for (yi, bi) in y.iter_mut().zip(bias) {
-            *yi = *bi;
-        }
-    }
+    #[cfg(target_arch = "arm")]
+    arm::matvec(w, x, bias, y);
+    #[cfg(not(target_arch = "arm"))]
+    portable::matvec(w, x, bias, y);
+}
+
+/// `y = W x + bias` with the portable twin, on any target (the device's kernel check compares the two).
+pub fn matvec_portable(w: &Matrix<'_>, x: &[f32], bias: &[f32], y: &mut [f32]) {
+    portable::matvec(w, x, bias, y);
+}
+
+/// `a * b + c` rounded once (`libm::fmaf`, correctly rounded on every target;
+/// the same operation as the FPU's `VFMA.F32`).
+#[inline(always)]
+pub fn fma(a: f32, b: f32, c: f32) -> f32 {
+    libm::fmaf(a, b, c)
 }
 
 /// The rows of a row-major matrix, front to back.
@@ -63,19 +53,19 @@ pub fn matvec(w: &Matrix<'_>, x: &[f32], bias: &[f32], y: &mut [f32]) {
 /// kernel vectorise (measured 94 us per step against 231 us). Both hand the
 /// same rows to the same dot products, so host and device stay bit-identical.
 #[cfg(target_os = "none")]
-fn rows<T>(data: &[T], cols: usize) -> Rows<'_, T> {
+pub(crate) fn rows<T>(data: &[T], cols: usize) -> Rows<'_, T> {
     Rows { rest: data, cols }
 }
 
 /// See the device version.
 #[cfg(not(target_os = "none"))]
-fn rows<T>(data: &[T], cols: usize) -> core::slice::ChunksExact<'_, T> {
+pub(crate) fn rows<T>(data: &[T], cols: usize) -> core::slice::ChunksExact<'_, T> {
     data.chunks_exact(cols.max(1))
 }
 
 /// `chunks_exact` without the assertion (see [`rows`]).
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
-struct Rows<'a, T> {
+pub(crate) struct Rows<'a, T> {
     rest: &'a [T],
     cols: usize,
 }
@@ -133,88 +123,6 @@ pub fn f16_to_f32_finite(h: f16) -> f32 {
     let bits = u32::from(h.to_bits());
     // Sign to bit 31, exponent and mantissa to bits 13..=27; the product keeps the sign.
     f32::from_bits(((bits & 0x8000) << 16) | ((bits & 0x7fff) << 13)) * BIAS_FIX
-}
-
-#[inline]
-fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
-    let (wc, wr) = w.as_chunks::<4>();
-    let (xc, xr) = x.as_chunks::<4>();
-    let mut acc = [0.0f32; 4];
-    for (a, b) in wc.iter().zip(xc) {
-        acc[0] += a[0] * b[0];
-        acc[1] += a[1] * b[1];
-        acc[2] += a[2] * b[2];
-        acc[3] += a[3] * b[3];
-    }
-    let mut tail = 0.0f32;
-    for (a, b) in wr.iter().zip(xr) {
-        tail += a * b;
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
-}
-
-/// f16 row dot: each weight widened in registers by [`f16_to_f32_finite`]
-/// (a few integer operations and one multiply, no memory round trip), four
-/// independent accumulators as for f32.
-/// [`dot_f32`] of two rows at once, each summed in exactly `dot_f32`'s order.
-#[inline]
-fn dot2_f32(w0: &[f32], w1: &[f32], x: &[f32]) -> (f32, f32) {
-    let (c0, t0) = w0.as_chunks::<4>();
-    let (c1, t1) = w1.as_chunks::<4>();
-    let (xc, xr) = x.as_chunks::<4>();
-    let (mut a, mut b) = ([0.0f32; 4], [0.0f32; 4]);
-    for ((p, q), v) in c0.iter().zip(c1).zip(xc) {
-        a[0] += p[0] * v[0];
-        a[1] += p[1] * v[1];
-        a[2] += p[2] * v[2];
-        a[3] += p[3] * v[3];
-        b[0] += q[0] * v[0];
-        b[1] += q[1] * v[1];
-        b[2] += q[2] * v[2];
-        b[3] += q[3] * v[3];
-    }
-    let (mut ta, mut tb) = (0.0f32, 0.0f32);
-    for ((p, q), v) in t0.iter().zip(t1).zip(xr) {
-        ta += p * v;
-        tb += q * v;
-    }
-    ((a[0] + a[1]) + (a[2] + a[3]) + ta, (b[0] + b[1]) + (b[2] + b[3]) + tb)
-}
-
-#[inline]
-fn dot_f16(w: &[f16], x: &[f32]) -> f32 {
-    let (wc, wr) = w.as_chunks::<4>();
-    let (xc, xr) = x.as_chunks::<4>();
-    let mut acc = [0.0f32; 4];
-    for (a, b) in wc.iter().zip(xc) {
-        acc[0] += f16_to_f32_finite(a[0]) * b[0];
-        acc[1] += f16_to_f32_finite(a[1]) * b[1];
-        acc[2] += f16_to_f32_finite(a[2]) * b[2];
-        acc[3] += f16_to_f32_finite(a[3]) * b[3];
-    }
-    let mut tail = 0.0f32;
-    for (a, b) in wr.iter().zip(xr) {
-        tail += f16_to_f32_finite(*a) * b;
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
-}
-
-#[inline]
-fn dot_i8(w: &[i8], x: &[f32]) -> f32 {
-    let (wc, wr) = w.as_chunks::<4>();
-    let (xc, xr) = x.as_chunks::<4>();
-    let mut acc = [0.0f32; 4];
-    for (a, b) in wc.iter().zip(xc) {
-        acc[0] += f32::from(a[0]) * b[0];
-        acc[1] += f32::from(a[1]) * b[1];
-        acc[2] += f32::from(a[2]) * b[2];
-        acc[3] += f32::from(a[3]) * b[3];
-    }
-    let mut tail = 0.0f32;
-    for (a, b) in wr.iter().zip(xr) {
-        tail += f32::from(*a) * b;
-    }
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 #[cfg(test)]
@@ -290,11 +198,83 @@ mod tests {
             let w64: Vec<f64> = (0..rows * cols).map(|i| q[i] as f64 * scales[i / cols.max(1)] as f64).collect();
             let want = reference(&w64, rows, cols, &x, &b);
             let mut y = std::vec![f32::NAN; rows];
-            matvec(&m, &x, &b, &mut y);
-            close(&y, &want, &x, &w64, cols)?;
             matvec_naive(&m, &x, &b, &mut y);
             close(&y, &want, &x, &w64, cols)?;
+            // int16 activations: each input is off by at most half a step, max|x| / 65534.
+            matvec(&m, &x, &b, &mut y);
+            let step = x.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64)) / 65534.0;
+            for (r, (g, e)) in y.iter().zip(&want).enumerate() {
+                let wsum: f64 = (0..cols).map(|c| w64[r * cols + c].abs()).sum();
+                let tol = 1e-5 * (1.0 + e.abs()) + wsum * step * 1.001;
+                prop_assert!((*g as f64 - e).abs() <= tol, "row {r}: got {g}, want {e}, tol {tol}");
+            }
         }
+
+        /// The tuned kernels equal the arithmetic's definition, written out here independently.
+        #[test]
+        fn kernels_equal_their_definition((rows, cols, w, x, b) in case(), seed in 0u8..255) {
+            let mut y = std::vec![f32::NAN; rows];
+            // f32 and f16: one fused chain per row from 0, then the bias.
+            let chain = |row: &mut dyn Iterator<Item = f32>| row.zip(&x).fold(0.0f32, |a, (w, x)| libm::fmaf(w, *x, a));
+            let m = Matrix::new(rows, cols, MatrixData::F32(&w)).ok_or(TestCaseError::fail("shape"))?;
+            matvec(&m, &x, &b, &mut y);
+            for r in 0..rows {
+                let want = chain(&mut w[r * cols..(r + 1) * cols].iter().copied()) + b[r];
+                prop_assert_eq!(y[r].to_bits(), want.to_bits(), "f32 row {}", r);
+            }
+            let h: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+            let m = Matrix::new(rows, cols, MatrixData::F16(&h)).ok_or(TestCaseError::fail("shape"))?;
+            matvec(&m, &x, &b, &mut y);
+            for r in 0..rows {
+                let want = chain(&mut h[r * cols..(r + 1) * cols].iter().map(|v| v.to_f32())) + b[r];
+                prop_assert_eq!(y[r].to_bits(), want.to_bits(), "f16 row {}", r);
+            }
+            // int8: int16 activations by std's rounding, an i64 sum, then the scales.
+            let q: Vec<i8> = w.iter().map(|&v| (v * 31.75) as i8).collect();
+            let scales: Vec<f32> = (0..rows).map(|r| 0.01 + (r as f32 + seed as f32) * 1e-3).collect();
+            let m = Matrix::new(rows, cols, MatrixData::I8 { weights: &q, scales: &scales })
+                .ok_or(TestCaseError::fail("shape"))?;
+            matvec(&m, &x, &b, &mut y);
+            let max = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let (inv, x_scale) = if max > 0.0 { (32767.0 / max, max / 32767.0) } else { (0.0, 0.0) };
+            let xq: Vec<i64> = x.iter().map(|v| (v * inv).round_ties_even() as i64).collect();
+            for r in 0..rows {
+                let acc: i64 = (0..cols).map(|c| q[r * cols + c] as i64 * xq[c]).sum();
+                let want = acc as f32 * (scales[r] * x_scale) + b[r];
+                prop_assert_eq!(y[r].to_bits(), want.to_bits(), "int8 row {}", r);
+            }
+        }
+    }
+
+    /// The accumulator's worst case: the widest matrix, every weight and activation at its extreme.
+    #[test]
+    fn i8_worst_case_sum_does_not_overflow() {
+        use crate::matrix::MAX_I8_COLS;
+        for (w, x) in [(127i8, 1.0f32), (-127, 1.0), (127, -1.0)] {
+            let weights = std::vec![w; 2 * MAX_I8_COLS];
+            let m = Matrix::new(2, MAX_I8_COLS, MatrixData::I8 { weights: &weights, scales: &[1.0, 1.0] }).unwrap();
+            let xs = std::vec![x; MAX_I8_COLS];
+            let mut y = [0.0f32; 2];
+            matvec(&m, &xs, &[0.0, 0.0], &mut y);
+            let acc = MAX_I8_COLS as i64 * i64::from(w) * 32767 * x as i64;
+            assert_eq!(acc.unsigned_abs(), 2_130_641_408);
+            assert_eq!(y[0], acc as f32 * (1.0 / 32767.0), "w {w}, x {x}");
+        }
+        let weights = [0i8; 2 * (MAX_I8_COLS + 1)];
+        let scales = [1.0f32; 2];
+        assert!(Matrix::new(2, MAX_I8_COLS + 1, MatrixData::I8 { weights: &weights, scales: &scales }).is_none());
+        let mut weights = [0i8; 8];
+        weights[5] = i8::MIN;
+        assert!(Matrix::new(2, 4, MatrixData::I8 { weights: &weights, scales: &scales }).is_none());
+    }
+
+    #[test]
+    fn i8_non_finite_input_gives_nan_rows() {
+        let weights = [1i8; 6];
+        let m = Matrix::new(2, 3, MatrixData::I8 { weights: &weights, scales: &[1.0, 1.0] }).unwrap();
+        let mut y = [0.0f32; 2];
+        matvec(&m, &[1.0, f32::INFINITY, 0.0], &[0.0, 0.0], &mut y);
+        assert!(y.iter().all(|v| v.is_nan()));
     }
 
     #[test]
