@@ -67,6 +67,64 @@ pub fn decode(dec: &mut DynDecoder<'_>, data: &Dataset, trials: &[usize], reset_
     out
 }
 
+/// Mean-mode quality of `blob` as `lflow-core` decodes it (the device's code,
+/// bin by bin, a reset at every eval trial): co-bps on the observed bins,
+/// fp-bps on the forward bins (fed the last observed bin's counts, as the host
+/// model's encoder reads there: `ModelConfig::input_bin`), and the behaviour
+/// R² of the blob's velocity decoder on the observed bins. `kernel`: `Tuned`
+/// is the device's arithmetic (int8: int16 activations), `Naive` the plain f32
+/// reference (f32 activations).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct DecodedQuality {
+    /// Held-out neurons' bits per spike on the eval trials' observed bins.
+    pub co_bps: Option<f64>,
+    /// All neurons' bits per spike on the eval trials' forward bins.
+    pub fp_bps: Option<f64>,
+    /// Behaviour R² of the blob's velocity decoder on the eval trials.
+    pub behaviour_r2: Option<f64>,
+}
+
+/// See [`DecodedQuality`].
+pub fn decoded_quality(blob: &[u8], data: &Dataset, kernel: lflow_core::Kernel) -> Result<DecodedQuality, BlobError> {
+    let mut dec = DynDecoder::from_blob(blob)?;
+    dec.set_kernel(kernel);
+    let eval = data.indices(crate::data::Split::Eval);
+    let (tt, t_obs, nin, n, nb) = (data.bins(), data.observed, data.n_in, data.n_out, dec.dims().n_beh as usize);
+    let (mut co, mut co_spikes, mut fp, mut fp_spikes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut vel, mut beh_rows) = (Vec::new(), Vec::new());
+    let mut x = vec![0u16; nin];
+    for &i in &eval {
+        dec.reset();
+        let spikes = data.trial_spikes(i);
+        for t in 0..tt {
+            data.held_in_counts(i, t.min(t_obs.saturating_sub(1)), &mut x);
+            let (rates, velocity) = match dec.step(&x, &mut Mean) {
+                Ok(o) => (o.rates.to_vec(), o.velocity.to_vec()),
+                Err(_) => (vec![f32::NAN; n], vec![f32::NAN; nb]),
+            };
+            let row = &spikes[t * n..(t + 1) * n];
+            let wide = |v: &[f32]| v.iter().map(|&r| f64::from(r)).collect::<Vec<f64>>();
+            if t < t_obs {
+                co.extend(wide(&rates[nin..]));
+                co_spikes.extend(wide(&row[nin..]));
+                vel.extend(wide(&velocity));
+            } else {
+                fp.extend(wide(&rates));
+                fp_spikes.extend(wide(row));
+            }
+        }
+        if let Some(beh) = data.behavior.as_deref() {
+            beh_rows.extend(beh[i * t_obs * nb..(i + 1) * t_obs * nb].iter().map(|&v| f64::from(v)));
+        }
+    }
+    let has = |v: &[f64]| !v.is_empty();
+    Ok(DecodedQuality {
+        co_bps: (n > nin && has(&co)).then(|| bits_per_spike(&co, &co_spikes, n - nin)),
+        fp_bps: has(&fp).then(|| bits_per_spike(&fp, &fp_spikes, n)),
+        behaviour_r2: (nb > 0 && data.behavior.is_some() && !vel.is_empty()).then(|| r2_uniform(&beh_rows, &vel, nb)),
+    })
+}
+
 /// Fit the device's velocity decoder on what a decoder that is never reset
 /// computes: ridge regression (alpha by 5-fold CV over `logspace(-4, 0, 9)`)
 /// from `y2` of the training trials decoded back to back in mean mode by

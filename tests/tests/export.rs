@@ -49,3 +49,41 @@ fn blobs_decode_on_core_as_the_host_model() {
 const F16_BOUND: f64 = 1e-3;
 /// Measured 3.8e-3 (log-rates) and 8.1e-3 (velocity); 2.5x margin or more.
 const I8_BOUND: f64 = 2e-2;
+
+/// `lflow export`'s quality columns: the blob decoded by `lflow-core` bin by
+/// bin scores as the host model does (f32 blob, plain f32 arithmetic, against
+/// the host's own evaluation), and int8's int16 activations cost at most the
+/// issue's budget (0.002 co-bps and fp-bps, 0.005 behaviour R²) against the
+/// same int8 weights with f32 activations.
+#[test]
+fn decoded_quality_matches_the_host_and_int16_activations_cost_little() {
+    use lflow_core::Kernel;
+    use lflow_host::stream::decoded_quality;
+    let (data, mut t) = trained_streaming(60, 6, 4);
+    let velocity = fit_velocity(&mut t, &data).expect("behaviour is present");
+    let all: Vec<usize> = (0..data.trials()).collect();
+    let rates: Vec<f32> = t.predict(&data, &all, 0, 0).iter().map(|lr| lr.exp()).collect();
+    let host = lflow_host::evaluate::evaluate(&data, &rates, 50.0);
+
+    let f32_blob = AlignedBytes::new(&blob(&t.model, &t.state.params, StorageFormat::F32, Some(&velocity)).unwrap());
+    let q = decoded_quality(f32_blob.bytes(), &data, Kernel::Naive).unwrap();
+    for (name, got, want) in [("co-bps", q.co_bps, host.co_bps), ("fp-bps", q.fp_bps, host.fp_bps)] {
+        let (got, want) = (got.expect(name), want.expect(name));
+        eprintln!("{name}: lflow-core {got:.5}, host {want:.5}");
+        assert!((got - want).abs() < 1e-4, "{name}: {got} vs {want}");
+    }
+    assert!(q.behaviour_r2.expect("behaviour") > 0.0);
+
+    let i8_blob = AlignedBytes::new(&blob(&t.model, &t.state.params, StorageFormat::I8, Some(&velocity)).unwrap());
+    let f32_act = decoded_quality(i8_blob.bytes(), &data, Kernel::Naive).unwrap();
+    let i16_act = decoded_quality(i8_blob.bytes(), &data, Kernel::Tuned).unwrap();
+    let cost = |a: Option<f64>, b: Option<f64>| (a.unwrap() - b.unwrap()).abs();
+    let (co, fp, r2) = (
+        cost(f32_act.co_bps, i16_act.co_bps),
+        cost(f32_act.fp_bps, i16_act.fp_bps),
+        cost(f32_act.behaviour_r2, i16_act.behaviour_r2),
+    );
+    eprintln!("int16 activations cost: co-bps {co:.1e}, fp-bps {fp:.1e}, behaviour R2 {r2:.1e}");
+    assert!(co > 0.0 || fp > 0.0 || r2 > 0.0, "the two arithmetics differ somewhere");
+    assert!(co <= 0.002 && fp <= 0.002 && r2 <= 0.005, "co {co}, fp {fp}, R2 {r2}");
+}

@@ -1,18 +1,21 @@
-//! The firmware under QEMU (`mps2-an500`) decodes exactly what `lflow-core`
-//! computes on the host, bit for bit, for f32, f16 and int8 blobs; malformed
-//! frames get typed errors and decoding goes on; a corrupt blob is refused.
+//! The firmware under QEMU, on a Cortex-M4F (`mps2-an386`) and a Cortex-M7
+//! (`mps2-an500`), decodes exactly what `lflow-core` computes on the host, bit
+//! for bit, for f32, f16 and int8 blobs, and its assembly kernels equal their
+//! portable twins on the device; the reference MCU configuration links with
+//! `panic-never` in every format on both cores; malformed frames get typed
+//! errors and decoding goes on; a corrupt blob is refused.
 //! Needs `qemu-system-arm` (tools/test.sh installs it).
 
 use lflow_core::blob::{crc32, BlobWriter, Tensor};
 use lflow_core::wire::{DeviceError, DeviceMessage, HostMessage};
 use lflow_core::{Dims, InputSchedule, Mean, Seeded, StorageFormat, StreamingDecoder};
-use lflow_host::device::QemuDevice;
+use lflow_host::device::{build_firmware_for, Core, FirmwareBuild, QemuDevice};
 use lflow_host::lorenz::{generate_continuous, Continuous, LorenzConfig};
 use lflow_tests::AlignedBytes;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-const N_IN: usize = 12;
+// An odd input width: the f16 kernel's rows alternate alignment, the int8 kernel has a tail column.
+const N_IN: usize = 13;
 const H: usize = 8;
 const D: usize = 24;
 const FF: usize = 24;
@@ -31,7 +34,7 @@ fn blob(storage: StorageFormat, seed: u64) -> Vec<u8> {
 
 /// A random model re-anchoring every `anchor_every` bins (0: never).
 fn anchored_blob(storage: StorageFormat, seed: u64, anchor_every: u8) -> Vec<u8> {
-    let dims = Dims { n_in: 12, hidden: 8, d_model: 24, ff: 24, n_out: 15, window: 5, n_beh: 2 };
+    let dims = Dims { n_in: 13, hidden: 8, d_model: 24, ff: 24, n_out: 15, window: 5, n_beh: 2 };
     let mut w =
         BlobWriter::new(dims, storage, InputSchedule::CurrentBin, 0.55, 0.01).unwrap().anchor_every(anchor_every);
     let mut rng = Seeded::new(seed);
@@ -46,24 +49,21 @@ fn anchored_blob(storage: StorageFormat, seed: u64, anchor_every: u8) -> Vec<u8>
 /// Firmware builds share one target folder: one at a time, each copied out before the next.
 static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Build the firmware with `bytes` embedded; returns the ELF's path.
+/// Build the Cortex-M7 firmware with `bytes` embedded; returns the ELF's path.
 fn firmware(bytes: &[u8], tag: &str) -> PathBuf {
+    firmware_for(Core::M7, bytes, tag)
+}
+
+/// Build the firmware for `core` with `bytes` embedded; returns the ELF's path.
+fn firmware_for(core: Core, bytes: &[u8], tag: &str) -> PathBuf {
     let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = root().join("target").join("firmware");
+    let dir = core.target_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let blob_path = dir.join(format!("qemu-test-{tag}.lfw"));
     std::fs::write(&blob_path, bytes).unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(root().join("firmware"))
-        .args(["build", "--release", "--quiet"])
-        .env("LFLOW_BLOB", &blob_path)
-        .env("CARGO_TARGET_DIR", &dir)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "firmware build for {tag}");
+    let (built, _) = build_firmware_for(core, &blob_path, &dir, FirmwareBuild::default()).expect("firmware builds");
     let elf = dir.join(format!("qemu-test-{tag}.elf"));
-    std::fs::copy(dir.join("thumbv7em-none-eabihf/release/lflow-firmware"), &elf).unwrap();
+    std::fs::copy(built, &elf).unwrap();
     elf
 }
 
@@ -79,52 +79,96 @@ fn next(dev: &mut QemuDevice) -> Vec<u8> {
     dev.recv_frame().expect("a reply")
 }
 
+/// The device's kernel check: every matrix through the assembly kernels and
+/// their portable twins on the device; returns (outputs compared, mismatches).
+fn kernel_check(dev: &mut QemuDevice, seed: u32) -> (u32, u32) {
+    dev.send(&HostMessage::KernelCheck { seed }).unwrap();
+    let mut f = next(dev);
+    match QemuDevice::decode(&mut f).unwrap() {
+        DeviceMessage::KernelCheck { outputs, mismatches, calibration, .. } => {
+            assert!(calibration > 0, "the counter was calibrated under -icount");
+            (outputs, mismatches)
+        }
+        other => panic!("expected a kernel check, got {other:?}"),
+    }
+}
+
 #[test]
 fn firmware_under_qemu_matches_core_bit_for_bit() {
-    for (storage, tag) in [(StorageFormat::F32, "f32"), (StorageFormat::F16, "f16"), (StorageFormat::I8, "i8")] {
-        let bytes = blob(storage, 11);
-        let elf = firmware(&bytes, tag);
-        let aligned = AlignedBytes::new(&bytes);
-        let mut host = Host::from_blob(aligned.bytes()).unwrap();
-        let mut dev = QemuDevice::start(&elf, true).unwrap();
-        let mut hello = next(&mut dev);
-        match QemuDevice::decode(&mut hello).unwrap() {
-            DeviceMessage::Hello { dims, blob_error, storage: s, .. } => {
-                assert_eq!(dims, [12, 8, 24, 24, 15, 5, 2]);
-                assert_eq!((blob_error, s), (None, storage.code()));
+    let formats = [(StorageFormat::F32, "f32"), (StorageFormat::F16, "f16"), (StorageFormat::I8, "i8")];
+    for core in Core::ALL {
+        for (storage, format) in formats {
+            let tag = format!("{core}-{format}");
+            let bytes = blob(storage, 11);
+            let elf = firmware_for(core, &bytes, &tag);
+            let aligned = AlignedBytes::new(&bytes);
+            let mut host = Host::from_blob(aligned.bytes()).unwrap();
+            let mut dev = QemuDevice::start_on(core, &elf, true).unwrap();
+            let mut hello = next(&mut dev);
+            match QemuDevice::decode(&mut hello).unwrap() {
+                DeviceMessage::Hello { dims, blob_error, storage: s, .. } => {
+                    assert_eq!(dims, [13, 8, 24, 24, 15, 5, 2]);
+                    assert_eq!((blob_error, s), (None, storage.code()));
+                }
+                other => panic!("expected hello, got {other:?}"),
             }
-            other => panic!("expected hello, got {other:?}"),
-        }
-        let mut rng = Seeded::new(3);
-        let (mut bins, mut instructions) = (0u32, 0u64);
-        for _trial in 0..2 {
-            dev.send(&HostMessage::Reset).unwrap();
-            host.reset();
-            for seq in 0..15u32 {
-                let c = counts(&mut rng);
-                let raw = bin_bytes(&c);
-                dev.send(&HostMessage::Bin { seq, counts: &raw }).unwrap();
-                let want = host.step(&c, &mut Mean).unwrap();
-                let want_rates: Vec<u8> = want.rates.iter().flat_map(|r| r.to_le_bytes()).collect();
-                let want_vel: Vec<u8> = want.velocity.iter().flat_map(|v| v.to_le_bytes()).collect();
-                let mut frame = next(&mut dev);
-                match QemuDevice::decode(&mut frame).unwrap() {
-                    DeviceMessage::Decoded { seq: s, velocity, rates_crc, instructions: n } => {
-                        assert_eq!(s, seq);
-                        assert_eq!(velocity, &want_vel[..], "{tag}: velocity of bin {seq}");
-                        assert_eq!(rates_crc, crc32(&want_rates), "{tag}: rates of bin {seq}");
-                        bins += 1;
-                        instructions += u64::from(n);
+            // Rows of the 12 matrices: 3H twice, H four times, 3D, D, FF, D, N_OUT, N_BEH.
+            let rows = 2 * 24 + 4 * 8 + 72 + 24 + 24 + 24 + 15 + 2;
+            for seed in [1, 2, 3] {
+                assert_eq!(kernel_check(&mut dev, seed), (rows, 0), "{tag}: kernels against their twins");
+            }
+            let mut rng = Seeded::new(3);
+            let (mut bins, mut instructions) = (0u32, 0u64);
+            for _trial in 0..2 {
+                dev.send(&HostMessage::Reset).unwrap();
+                host.reset();
+                for seq in 0..15u32 {
+                    let c = counts(&mut rng);
+                    let raw = bin_bytes(&c);
+                    dev.send(&HostMessage::Bin { seq, counts: &raw }).unwrap();
+                    let want = host.step(&c, &mut Mean).unwrap();
+                    let want_rates: Vec<u8> = want.rates.iter().flat_map(|r| r.to_le_bytes()).collect();
+                    let want_vel: Vec<u8> = want.velocity.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    let mut frame = next(&mut dev);
+                    match QemuDevice::decode(&mut frame).unwrap() {
+                        DeviceMessage::Decoded { seq: s, velocity, rates_crc, instructions: n } => {
+                            assert_eq!(s, seq);
+                            assert_eq!(velocity, &want_vel[..], "{tag}: velocity of bin {seq}");
+                            assert_eq!(rates_crc, crc32(&want_rates), "{tag}: rates of bin {seq}");
+                            bins += 1;
+                            instructions += u64::from(n);
+                        }
+                        other => panic!("expected a decoded bin, got {other:?}"),
                     }
-                    other => panic!("expected a decoded bin, got {other:?}"),
                 }
             }
+            eprintln!(
+                "{tag}: {bins} bins bit for bit, {} instructions per bin (tiny model)",
+                instructions / u64::from(bins)
+            );
+            assert!(instructions > 0, "SysTick counts instructions under -icount");
         }
+    }
+}
+
+/// The reference MCU configuration (N_IN 137, H 64, FF 256, N_OUT 182, W 32)
+/// in every format on both cores: the firmware links with `panic-never` (the
+/// proof that no panic path survives), boots within the Cortex-M4F's 96 KiB,
+/// and its kernels equal their twins on the device for every matrix.
+#[test]
+fn reference_configuration_links_panic_free_and_its_kernels_equal_their_twins() {
+    let work = root().join("target/firmware/qemu-test-reference");
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    let figures = lflow_host::device_bench::run(&Core::ALL, 1, &work, |_, _| {}).expect("builds and runs");
+    assert_eq!(figures.len(), 8, "two cores, four formats");
+    for (name, f) in &figures {
         eprintln!(
-            "{tag}: {bins} bins bit for bit, {} instructions per bin (tiny model)",
-            instructions / u64::from(bins)
+            "{name}: {:.3} instructions per MAC in the kernels, {:.0} per bin",
+            f.instructions_per_mac, f.instructions_per_bin
         );
-        assert!(instructions > 0, "SysTick counts instructions under -icount");
+        assert_eq!(f.kernel_mismatches, 0, "{name}: kernels against their twins");
+        assert!(f.ram_bytes <= 96 * 1024 - 16 * 1024, "{name}: {} bytes of statics", f.ram_bytes);
+        assert!(f.instructions_per_bin > 0.0, "{name}: the bins were counted");
     }
 }
 

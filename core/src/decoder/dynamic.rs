@@ -160,6 +160,13 @@ impl<'a> DynDecoder<'a> {
         self.heap.buffers().reset(&mut self.counters);
     }
 
+    /// Run every matrix through `kernel`: `Tuned` is the device's arithmetic
+    /// (int8: int16 activations), `Naive` the plain f32 reference (f32
+    /// activations), e.g. to measure what the device's arithmetic costs.
+    pub fn set_kernel(&mut self, kernel: crate::matrix::Kernel) {
+        self.weights.set_kernel(kernel);
+    }
+
     /// Decode one bin of spike counts `[N_in]`; on error the decoder is reset.
     pub fn step(&mut self, spikes: &[u16], noise: &mut impl NoiseSource) -> Result<DynOutput<'_>, StepError> {
         if spikes.len() != self.dims.n_in as usize {

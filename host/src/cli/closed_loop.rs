@@ -4,7 +4,7 @@ use super::CliError;
 use clap::{Args, ValueEnum};
 use lflow_host::closed_loop::{run, ClosedLoopReport};
 use lflow_host::data::Split;
-use lflow_host::device::{build_firmware, QemuDevice};
+use lflow_host::device::{build_firmware_for, Core, FirmwareBuild, QemuDevice};
 use std::path::PathBuf;
 
 /// `--pace`.
@@ -38,6 +38,10 @@ pub struct ClosedLoopArgs {
     /// Pace of the stream.
     #[arg(long, value_enum, default_value_t = Pace::Max)]
     pub pace: Pace,
+    /// The core QEMU emulates (and the firmware is built for): a Cortex-M4F on
+    /// `mps2-an386` or a Cortex-M7 on `mps2-an500`.
+    #[arg(long, value_enum, default_value_t = Core::M7)]
+    pub core: Core,
     /// Eval trials streamed (0: all).
     #[arg(long, default_value_t = 20)]
     pub trials: usize,
@@ -62,9 +66,9 @@ pub fn closed_loop(a: &ClosedLoopArgs) -> Result<ClosedLoopReport, CliError> {
     let (elf, twin) = match (&a.qemu, &a.twin) {
         (Some(e), Some(t)) => (e.clone(), t.clone()),
         _ => {
-            let dir = lflow_host::device::firmware_target_dir();
-            eprintln!("building the firmware and its host twin with {} ...", a.blob.display());
-            build_firmware(&a.blob, &dir).map_err(link)?
+            eprintln!("building the {} firmware and its host twin with {} ...", a.core.cpu(), a.blob.display());
+            let opts = FirmwareBuild { twin: true, ..Default::default() };
+            build_firmware_for(a.core, &a.blob, &a.core.target_dir(), opts).map_err(link)?
         }
     };
     let mut eval = if a.continuous { data.eval_streams().concat() } else { data.indices(Split::Eval) };
@@ -73,7 +77,7 @@ pub fn closed_loop(a: &ClosedLoopArgs) -> Result<ClosedLoopReport, CliError> {
     }
     let mut device = match &a.serial {
         Some(port) => QemuDevice::serial(port).map_err(link)?,
-        None => QemuDevice::start(&elf, true).map_err(link)?,
+        None => QemuDevice::start_on(a.core, &elf, true).map_err(link)?,
     };
     let mut host = QemuDevice::twin(&twin).map_err(link)?;
     run(&mut device, &mut host, &data, &eval, matches!(a.pace, Pace::Real), a.continuous).map_err(link)
@@ -83,7 +87,7 @@ pub fn closed_loop(a: &ClosedLoopArgs) -> Result<ClosedLoopReport, CliError> {
 pub fn summary(r: &ClosedLoopReport) -> String {
     format!(
         "{} trials{}, {} bins decoded under QEMU, {} mismatches against lflow-core on the host, {} errors\n\
-         behaviour R2 of the device's velocity: {}\ninstructions per bin: {:.0} ({:.3} ms at 480 MHz)\n\
+         behaviour R2 of the device's velocity: {}\ninstructions per bin: {:.0} ({:.2} ms at 64 MHz, {:.3} ms at 480 MHz)\n\
          round trip: {:.2} ms mean, {:.2} ms max ({} pace)\n",
         r.trials,
         if r.continuous { " as one stream without resets" } else { "" },
@@ -92,6 +96,7 @@ pub fn summary(r: &ClosedLoopReport) -> String {
         r.errors,
         r.behavior_r2.map_or("-".into(), |v| format!("{v:.4}")),
         r.instructions_per_bin,
+        r.instructions_per_bin / 64e3,
         r.instructions_per_bin / 480e3,
         r.round_trip_ms_mean,
         r.round_trip_ms_max,

@@ -67,6 +67,7 @@ fn device_part(a: &DemoArgs, run: &Path, data: &Path) -> String {
         twin: None,
         serial: None,
         pace: Pace::Max,
+        core: lflow_host::device::Core::M7,
         trials: a.device_trials,
         json: true,
         continuous: false,

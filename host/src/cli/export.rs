@@ -5,7 +5,7 @@ use super::eval::table;
 use super::train::{load_best, predictor};
 use super::CliError;
 use clap::{Args, ValueEnum};
-use lflow_core::StorageFormat;
+use lflow_core::{Kernel, StorageFormat};
 use lflow_host::backend::{Backend, Device};
 use lflow_host::checkpoint::write_atomically;
 use lflow_host::data::{Dataset, Split};
@@ -13,6 +13,7 @@ use lflow_host::evaluate::{evaluate, EvalReport};
 use lflow_host::export::{blob, fit_device_velocity, read_blob, velocity_rows, VelocityReadout};
 use lflow_host::metrics::r2_uniform;
 use lflow_host::run::RunDir;
+use lflow_host::stream::decoded_quality;
 use lflow_host::train::Trainer;
 use lflow_host::Mode;
 use std::path::PathBuf;
@@ -93,30 +94,60 @@ pub fn export(a: &ExportArgs) -> Result<String, CliError> {
     let bytes = blob(&t.model, &t.state.params, storage, velocity.as_ref())
         .map_err(|e| CliError::Usage(format!("cannot write the blob: {e}")))?;
     write_atomically(&a.out, &bytes)?;
-
     let host = device_metrics(&mut t, &data, velocity.as_ref());
     let device = blob_metrics(&bytes, &data, record.config.train.clone(), a.threads)?;
+    quality_table(&a.out, &bytes, storage, velocity.as_ref().map_or(0, |v| v.n_beh), &host, &device, &data)
+}
+
+/// The export's summary: the blob's quality against the host's f32 model, and
+/// as `lflow-core` decodes it; for int8, with f32 and with int16 activations
+/// and what the int16 activations cost.
+fn quality_table(
+    out: &std::path::Path,
+    bytes: &[u8],
+    storage: StorageFormat,
+    n_beh: usize,
+    host: &EvalReport,
+    blob: &EvalReport,
+    data: &Dataset,
+) -> Result<String, CliError> {
+    let aligned = lflow_host::export::aligned(bytes);
+    let decode = |kernel| {
+        decoded_quality(aligned.bytes(), data, kernel).map_err(|e| CliError::Usage(format!("blob rejected: {e}")))
+    };
+    let tuned = decode(Kernel::Tuned)?;
+    let naive = if storage == StorageFormat::I8 { Some(decode(Kernel::Naive)?) } else { None };
     let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
-    Ok(format!(
-        "{}: {} bytes, {:?} weights, {} velocity outputs\n\
-         {:<22} {:>10} {:>10}\n{:<22} {:>10} {:>10}\n{:<22} {:>10} {:>10}\n{:<22} {:>10} {:>10}\n",
-        a.out.display(),
+    let d = |a: Option<f64>, b: Option<f64>| a.zip(b).map_or("-".to_string(), |(a, b)| format!("{:+.1e}", a - b));
+    let mut s = format!(
+        "{}: {} bytes, {storage:?} weights, {n_beh} velocity outputs\n\
+         mean mode, eval trials; \"host model\": the host's f32 model with the blob's weights; \"lflow-core\":\n\
+         the blob decoded bin by bin as the device decodes it (a reset per trial)\n",
+        out.display(),
         bytes.len(),
-        storage,
-        velocity.as_ref().map_or(0, |v| v.n_beh),
-        "mean mode, eval trials",
-        "host f32",
-        format!("{storage:?} blob"),
-        "co-bps",
-        f(host.co_bps),
-        f(device.co_bps),
-        "fp-bps",
-        f(host.fp_bps),
-        f(device.fp_bps),
-        "behaviour R2 (device)",
-        f(host.decoder_vel_r2),
-        f(device.decoder_vel_r2),
-    ))
+    );
+    let rows: [(&str, Option<f64>, Option<f64>, Option<f64>, Option<f64>); 3] = [
+        ("co-bps", host.co_bps, blob.co_bps, naive.and_then(|q| q.co_bps), tuned.co_bps),
+        ("fp-bps", host.fp_bps, blob.fp_bps, naive.and_then(|q| q.fp_bps), tuned.fp_bps),
+        ("behaviour R2 (device)", host.decoder_vel_r2, blob.decoder_vel_r2, naive.and_then(|q| q.behaviour_r2), tuned.behaviour_r2),
+    ];
+    if naive.is_some() {
+        s += &format!(
+            "{:<22} {:>10} {:>14} {:>16} {:>18} {:>12}\n",
+            "", "host f32", "I8, host model", "lflow-core, f32", "lflow-core, int16", "int16 cost"
+        );
+        s += &format!("{:<22} {:>10} {:>14} {:>16} {:>18} {:>12}\n", "", "", "", "activations", "activations", "");
+        for (name, h, b, n, t) in rows {
+            s += &format!("{name:<22} {:>10} {:>14} {:>16} {:>18} {:>12}\n", f(h), f(b), f(n), f(t), d(t, n));
+        }
+    } else {
+        let blob_col = format!("{storage:?}, host model");
+        s += &format!("{:<22} {:>10} {:>16} {:>12}\n", "", "host f32", blob_col, "lflow-core");
+        for (name, h, b, _, t) in rows {
+            s += &format!("{name:<22} {:>10} {:>16} {:>12}\n", f(h), f(b), f(t));
+        }
+    }
+    Ok(s)
 }
 
 /// The metrics of a blob's weights (dequantised as `lflow-core` reads them), mean mode.
