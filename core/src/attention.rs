@@ -5,6 +5,7 @@
 //! those keys and values once this bin's are pushed. Scores are
 //! `q_h . k_h / sqrt(D / 2)` per head, softmax over the ring.
 
+use crate::kernels;
 use crate::math::{exp, sqrt};
 use crate::matrix::Linear;
 use heapless::Deque;
@@ -208,21 +209,29 @@ impl Attention<'_> {
 
 /// Multi-head attention of one query `q [D]` over the ring: `context [D]`,
 /// heads concatenated; `scores` (at least the ring's length) is scratch.
+///
+/// Keys and values go four at a time through the f32 kernels
+/// ([`kernels::dots4`], [`kernels::accumulate4`]: fused multiply-adds, each
+/// sum in key order), the last group padded with its last key (scores
+/// dropped) and zero weights. Host and device run this same code.
 pub fn attend(q: &[f32], ring: &impl KvStore, scores: &mut [f32], context: &mut [f32]) {
     let d = q.len();
     let head_dim = (d / HEADS).max(1);
     let scale = 1.0 / sqrt(head_dim as f32);
     let ((k0, k1), (v0, v1)) = (ring.keys(), ring.values());
     let width = d.max(1);
-    let held = (k0.len() + k1.len()) / width;
+    let held = ((k0.len() + k1.len()) / width).min(scores.len());
     context.fill(0.0);
     for (h, (q_h, ctx_h)) in q.chunks_exact(head_dim).zip(context.chunks_exact_mut(head_dim)).enumerate() {
         let span = h * head_dim..(h + 1) * head_dim;
+        let mut keys = k0.chunks_exact(width).chain(k1.chunks_exact(width)).map(|k| head_of(k, &span));
         let mut max = f32::NEG_INFINITY;
-        for (s, key) in scores.iter_mut().zip(k0.chunks_exact(width).chain(k1.chunks_exact(width))) {
-            let k_h = key.get(span.clone()).unwrap_or(&[]);
-            *s = q_h.iter().zip(k_h).map(|(a, b)| a * b).sum::<f32>() * scale;
-            max = max.max(*s);
+        for group in scores.get_mut(..held).unwrap_or(&mut []).chunks_mut(4) {
+            let rows = next_four(&mut keys, group.len());
+            for (s, dot) in group.iter_mut().zip(kernels::dots4(rows, q_h)) {
+                *s = dot * scale;
+                max = max.max(*s);
+            }
         }
         let mut total = 0.0f32;
         for s in scores.iter_mut().take(held) {
@@ -230,13 +239,33 @@ pub fn attend(q: &[f32], ring: &impl KvStore, scores: &mut [f32], context: &mut 
             total += *s;
         }
         let inv = if total > 0.0 { 1.0 / total } else { 0.0 };
-        for (s, value) in scores.iter().zip(v0.chunks_exact(width).chain(v1.chunks_exact(width))) {
-            let v_h = value.get(span.clone()).unwrap_or(&[]);
-            for (c, vv) in ctx_h.iter_mut().zip(v_h) {
-                *c += s * inv * vv;
+        let mut values = v0.chunks_exact(width).chain(v1.chunks_exact(width)).map(|v| head_of(v, &span));
+        for group in scores.get_mut(..held).unwrap_or(&mut []).chunks_mut(4) {
+            let mut w = [0.0f32; 4];
+            for (wi, s) in w.iter_mut().zip(group.iter()) {
+                *wi = s * inv;
             }
+            kernels::accumulate4(ctx_h, w, next_four(&mut values, group.len()));
         }
     }
+}
+
+/// One head's slice of a key or value entry.
+fn head_of<'s>(entry: &'s [f32], span: &core::ops::Range<usize>) -> &'s [f32] {
+    entry.get(span.clone()).unwrap_or(&[])
+}
+
+/// The next `n` (1 to 4) entries, the last repeated to make four.
+fn next_four<'s>(entries: &mut impl Iterator<Item = &'s [f32]>, n: usize) -> [&'s [f32]; 4] {
+    let mut rows: [&[f32]; 4] = [&[]; 4];
+    let mut last: &[f32] = &[];
+    for (i, row) in rows.iter_mut().enumerate() {
+        if i < n {
+            last = entries.next().unwrap_or(&[]);
+        }
+        *row = last;
+    }
+    rows
 }
 
 #[cfg(test)]

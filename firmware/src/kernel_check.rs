@@ -4,7 +4,7 @@
 
 use crate::board::Counter;
 use crate::config::{D, FF, H, N_BEH, N_IN, N_OUT};
-use lflow_core::kernels::{matvec, matvec_portable};
+use lflow_core::kernels::{accumulate4, dots4, matvec, matvec_portable, portable};
 use lflow_core::matrix::Linear;
 use lflow_core::wire::DeviceMessage;
 use lflow_core::Seeded;
@@ -47,6 +47,29 @@ pub fn run(linears: &[Linear<'_>], seed: u32, counter: Option<&Counter>) -> Devi
         mismatches += fast.iter().zip(twin.iter()).filter(|(a, b)| a.to_bits() != b.to_bits()).count() as u32;
         outputs += rows as u32;
         macs += (rows * cols) as u32;
+    }
+    // The attention's kernels, at the head width and at odd widths.
+    for width in [D / 2, 13, 3] {
+        let (Some(rows_data), Some(x)) = (fast.get_mut(..4 * width), x.get_mut(..width)) else { continue };
+        for v in rows_data.iter_mut().chain(x.iter_mut()) {
+            *v = rng.next_normal();
+        }
+        let rows: [&[f32]; 4] = core::array::from_fn(|i| rows_data.get(i * width..(i + 1) * width).unwrap_or(&[]));
+        let (a, b) = (dots4(rows, x), portable::dots4(rows, x));
+        mismatches += a.iter().zip(&b).filter(|(p, q)| p.to_bits() != q.to_bits()).count() as u32;
+        let w = [rng.next_normal(), rng.next_normal(), rng.next_normal(), 0.0];
+        let Some(c) = twin.get_mut(..2 * width) else { continue };
+        for v in c.iter_mut() {
+            *v = rng.next_normal();
+        }
+        let (c0, c1) = c.split_at_mut(width);
+        for (b, a) in c1.iter_mut().zip(c0.iter()) {
+            *b = *a;
+        }
+        accumulate4(c0, w, rows);
+        portable::accumulate4(c1, w, rows);
+        mismatches += c0.iter().zip(c1.iter()).filter(|(p, q)| p.to_bits() != q.to_bits()).count() as u32;
+        outputs += (4 + width) as u32;
     }
     let calibration = counter.map_or(0, |c| c.calibration());
     DeviceMessage::KernelCheck {

@@ -112,8 +112,9 @@ fn firmware_under_qemu_matches_core_bit_for_bit() {
                 }
                 other => panic!("expected hello, got {other:?}"),
             }
-            // Rows of the 12 matrices: 3H twice, H four times, 3D, D, FF, D, N_OUT, N_BEH.
-            let rows = 2 * 24 + 4 * 8 + 72 + 24 + 24 + 24 + 15 + 2;
+            // Rows of the 12 matrices (3H twice, H four times, 3D, D, FF, D, N_OUT, N_BEH),
+            // then the attention kernels' outputs at widths D/2, 13 and 3 (4 scores + the row each).
+            let rows = 2 * 24 + 4 * 8 + 72 + 24 + 24 + 24 + 15 + 2 + (4 + 12) + (4 + 13) + (4 + 3);
             for seed in [1, 2, 3] {
                 assert_eq!(kernel_check(&mut dev, seed), (rows, 0), "{tag}: kernels against their twins");
             }

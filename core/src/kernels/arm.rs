@@ -568,4 +568,86 @@ macro_rules! matvec_fp {
 }
 
 matvec_fp!(matvec_f32, f32, f32_half, f32_column);
+
+/// The twin: `portable::dots4`.
+pub fn dots4(rows: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
+    let cols = x.len();
+    if cols == 0 || rows.iter().any(|r| r.len() != cols) || !aligned(x.as_ptr()) {
+        return super::portable::dots4(rows, x);
+    }
+    let p = rows.map(|r| r.as_ptr());
+    let mut acc = [0.0f32; 4];
+    // f32 rows are word-aligned: no head column.
+    let head = 0usize;
+    rows4!(f32_half, f32_column, p, x.as_ptr(), head, cols, acc);
+    acc
+}
+
+/// Four f32 columns of `c` updated by four weighted rows: `c` in s0..s3, each
+/// row's four values in s4..s7, the weights in s16..s19.
+macro_rules! accumulate_block {
+    () => {
+        concat!(
+            "vldm {c}, {{s0-s3}}\n",
+            "vldm {v0}!, {{s4-s7}}\n",
+            "vfma.f32 s0, s16, s4\n",
+            "vfma.f32 s1, s16, s5\n",
+            "vfma.f32 s2, s16, s6\n",
+            "vfma.f32 s3, s16, s7\n",
+            "vldm {v1}!, {{s4-s7}}\n",
+            "vfma.f32 s0, s17, s4\n",
+            "vfma.f32 s1, s17, s5\n",
+            "vfma.f32 s2, s17, s6\n",
+            "vfma.f32 s3, s17, s7\n",
+            "vldm {v2}!, {{s4-s7}}\n",
+            "vfma.f32 s0, s18, s4\n",
+            "vfma.f32 s1, s18, s5\n",
+            "vfma.f32 s2, s18, s6\n",
+            "vfma.f32 s3, s18, s7\n",
+            "vldm {v3}!, {{s4-s7}}\n",
+            "vfma.f32 s0, s19, s4\n",
+            "vfma.f32 s1, s19, s5\n",
+            "vfma.f32 s2, s19, s6\n",
+            "vfma.f32 s3, s19, s7\n",
+            "vstm {c}!, {{s0-s3}}\n",
+        )
+    };
+}
+
+/// The twin: `portable::accumulate4`; blocks of four columns in assembly, the rest in the twin.
+pub fn accumulate4(c: &mut [f32], w: [f32; 4], v: [&[f32]; 4]) {
+    let n = c.len();
+    if v.iter().any(|r| r.len() != n) {
+        return;
+    }
+    let blocks = n / 4;
+    let all_aligned = aligned(c.as_ptr()) && v.iter().all(|r| aligned(r.as_ptr()));
+    let done = if all_aligned && blocks > 0 {
+        let p = v.map(|r| r.as_ptr());
+        // SAFETY: `c` and every row hold `n >= 4 * blocks` f32, word-aligned (checked);
+        // the FPU registers used are saved and restored.
+        unsafe {
+            asm!(
+                "vpush {{s0-s7}}",
+                "vpush {{s16-s19}}",
+                "vldm {w}, {{s16-s19}}",
+                "2:",
+                accumulate_block!(),
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "vpop {{s16-s19}}",
+                "vpop {{s0-s7}}",
+                c = inout(reg) c.as_mut_ptr() => _, w = in(reg) w.as_ptr(),
+                v0 = inout(reg) p[0] => _, v1 = inout(reg) p[1] => _, v2 = inout(reg) p[2] => _,
+                v3 = inout(reg) p[3] => _, n = inout(reg) blocks => _,
+            );
+        }
+        4 * blocks
+    } else {
+        0
+    };
+    if let Some(rest) = c.get_mut(done..) {
+        super::portable::accumulate4(rest, w, v.map(|r| r.get(done..).unwrap_or(&[])));
+    }
+}
 matvec_fp!(matvec_f16, f16, f16_half, f16_column);

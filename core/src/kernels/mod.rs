@@ -33,6 +33,28 @@ pub fn matvec(w: &Matrix<'_>, x: &[f32], bias: &[f32], y: &mut [f32]) {
     portable::matvec(w, x, bias, y);
 }
 
+/// Four fused dot products `rows[i] . x` (the attention's scores): each a
+/// chain `acc = fma(r[c], x[c], acc)` from 0 in column order, as the f32
+/// matrix kernel's rows; a row of another length than `x` gives 0.
+#[inline]
+pub fn dots4(rows: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
+    #[cfg(target_arch = "arm")]
+    return arm::dots4(rows, x);
+    #[cfg(not(target_arch = "arm"))]
+    return portable::dots4(rows, x);
+}
+
+/// `c += w[0] v[0] + w[1] v[1] + w[2] v[2] + w[3] v[3]` element by element as
+/// four fused steps in that order (the attention's weighted sum of values);
+/// nothing happens unless every `v[i]` is as long as `c`.
+#[inline]
+pub fn accumulate4(c: &mut [f32], w: [f32; 4], v: [&[f32]; 4]) {
+    #[cfg(target_arch = "arm")]
+    arm::accumulate4(c, w, v);
+    #[cfg(not(target_arch = "arm"))]
+    portable::accumulate4(c, w, v);
+}
+
 /// `y = W x + bias` with the portable twin, on any target (the device's kernel check compares the two).
 pub fn matvec_portable(w: &Matrix<'_>, x: &[f32], bias: &[f32], y: &mut [f32]) {
     portable::matvec(w, x, bias, y);
@@ -242,6 +264,29 @@ mod tests {
                 let acc: i64 = (0..cols).map(|c| q[r * cols + c] as i64 * xq[c]).sum();
                 let want = acc as f32 * (scales[r] * x_scale) + b[r];
                 prop_assert_eq!(y[r].to_bits(), want.to_bits(), "int8 row {}", r);
+            }
+        }
+    }
+
+    proptest! {
+        /// The attention's kernels equal their definitions, written out here.
+        #[test]
+        fn attention_kernels_equal_their_definition(
+            (n, data) in (0usize..40).prop_flat_map(|n| (Just(n), proptest::collection::vec(-3.0f32..3.0, 9 * n + 4))),
+        ) {
+            let rows: [&[f32]; 4] = std::array::from_fn(|i| &data[i * n..(i + 1) * n]);
+            let x = &data[4 * n..5 * n];
+            let got = dots4(rows, x);
+            for (r, g) in rows.iter().zip(got) {
+                let want = r.iter().zip(x).fold(0.0f32, |a, (w, v)| libm::fmaf(*w, *v, a));
+                prop_assert_eq!(g.to_bits(), want.to_bits());
+            }
+            let w = [data[9 * n], data[9 * n + 1], data[9 * n + 2], data[9 * n + 3]];
+            let mut c = data[5 * n..6 * n].to_vec();
+            accumulate4(&mut c, w, rows);
+            for (j, cj) in c.iter().enumerate() {
+                let want = (0..4).fold(data[5 * n + j], |a, i| libm::fmaf(w[i], rows[i][j], a));
+                prop_assert_eq!(cj.to_bits(), want.to_bits(), "column {}", j);
             }
         }
     }

@@ -45,6 +45,25 @@ pub fn matvec(w: &Matrix<'_>, x: &[f32], bias: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Four fused dot products `rows[i] . x` (each a chain from 0 in column order;
+/// every row as long as `x`, else its result is 0).
+pub fn dots4(rows: [&[f32]; 4], x: &[f32]) -> [f32; 4] {
+    rows.map(|r| if r.len() == x.len() { dot_f32(r, x, 0.0) } else { 0.0 })
+}
+
+/// `c[j] = fma(w[3], v[3][j], fma(w[2], v[2][j], fma(w[1], v[1][j], fma(w[0], v[0][j], c[j]))))`
+/// for every `j` (the four rows, each as long as `c`, else nothing is done).
+pub fn accumulate4(c: &mut [f32], w: [f32; 4], v: [&[f32]; 4]) {
+    if v.iter().any(|r| r.len() != c.len()) {
+        return;
+    }
+    for (j, cj) in c.iter_mut().enumerate() {
+        for (wi, vi) in w.iter().zip(v) {
+            *cj = fma(*wi, vi.get(j).copied().unwrap_or(0.0), *cj);
+        }
+    }
+}
+
 /// Continue the fused chain `acc` over `w` and `x`.
 #[inline(always)]
 pub(super) fn dot_f32(w: &[f32], x: &[f32], acc: f32) -> f32 {

@@ -114,8 +114,9 @@ pub fn train(a: &TrainBenchArgs) -> Result<String, CliError> {
 /// Arguments of `lflow bench device`.
 #[derive(Args, Debug, Clone)]
 pub struct DeviceBenchArgs {
-    /// Timed bins per core and format.
-    #[arg(long, default_value_t = 20)]
+    /// Timed bins per core and format (past the reference window of 32 bins,
+    /// so the attention runs over a full window).
+    #[arg(long, default_value_t = 48)]
     pub bins: usize,
     /// Cores to measure (default: both).
     #[arg(long, value_enum, value_delimiter = ',')]

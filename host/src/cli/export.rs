@@ -129,7 +129,13 @@ fn quality_table(
     let rows: [(&str, Option<f64>, Option<f64>, Option<f64>, Option<f64>); 3] = [
         ("co-bps", host.co_bps, blob.co_bps, naive.and_then(|q| q.co_bps), tuned.co_bps),
         ("fp-bps", host.fp_bps, blob.fp_bps, naive.and_then(|q| q.fp_bps), tuned.fp_bps),
-        ("behaviour R2 (device)", host.decoder_vel_r2, blob.decoder_vel_r2, naive.and_then(|q| q.behaviour_r2), tuned.behaviour_r2),
+        (
+            "behaviour R2 (device)",
+            host.decoder_vel_r2,
+            blob.decoder_vel_r2,
+            naive.and_then(|q| q.behaviour_r2),
+            tuned.behaviour_r2,
+        ),
     ];
     if naive.is_some() {
         s += &format!(
