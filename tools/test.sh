@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what it needs when missing, then runs
 # formatting, lints, every test (also with `fast-math`), the no_std builds
-# for the Cortex-M7 target, and compiles the benchmarks and the fuzz target.
+# for the Cortex-M target, and compiles the benchmarks and the fuzz target.
 #   tools/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,7 @@ fi
 if ! pkg-config --exists hdf5 2>/dev/null && [ ! -e /usr/include/hdf5/serial/hdf5.h ]; then
   apt-get update -qq && apt-get install -y -qq libhdf5-dev
 fi
-# The firmware tests boot the Cortex-M7 image under QEMU.
+# The firmware tests boot the Cortex-M4F and Cortex-M7 images under QEMU.
 if ! command -v qemu-system-arm >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq qemu-system-arm
 fi
@@ -60,8 +60,8 @@ for features in "" fast-math defmt fast-math,defmt wire; do
   cargo build -q -p lflow-core --target "$target" --no-default-features --features "$features"
 done
 
-step "firmware: QEMU and STM32H7 builds; panic-never proves no panic path links"
-# One target folder for every firmware build (here, the QEMU tests, the demo's closed loop).
+step "firmware: QEMU (Cortex-M7, Cortex-M4F) and STM32H7 builds; panic-never proves no panic path links"
+# One target folder per core for every firmware build (here, the QEMU tests, the demo's closed loop).
 export CARGO_TARGET_DIR_FIRMWARE="$PWD/target/firmware"
 (cd firmware && export CARGO_TARGET_DIR="$CARGO_TARGET_DIR_FIRMWARE" && cargo build -q --release && cargo build -q --release --no-default-features --features stm32h7 \
   && cargo build -q --release --features defmt && cargo build -q --release --no-default-features --features stm32h7,defmt \
@@ -69,6 +69,12 @@ export CARGO_TARGET_DIR_FIRMWARE="$PWD/target/firmware"
   && cargo build -q --release --no-default-features --features stm32h7,panic-never \
   && cargo build -q --release --target "$(rustc -vV | sed -n 's/^host: //p')" \
   && cargo clippy -q --release -- -D warnings && cargo fmt -- --check)
+# The Cortex-M4F (mps2-an386): its own target-cpu and 96 KiB RAM limit (the reference
+# configuration's builds in every format run in tests/tests/qemu.rs).
+m4_flags=$(printf -- '-C\x1flink-arg=-Tlink.x\x1f-C\x1ftarget-cpu=cortex-m4')
+(cd firmware && export CARGO_TARGET_DIR="$PWD/../target/firmware-m4" CARGO_ENCODED_RUSTFLAGS="$m4_flags" \
+  && cargo build -q --release --target "$target" --no-default-features --features an386,panic-never \
+  && cargo clippy -q --release --target "$target" --no-default-features --features an386 -- -D warnings)
 
 step "CUDA kernels: NVRTC to PTX (compute_80, compute_90), ptxas to SASS (sm_80, sm_90)"
 cargo test -q -p lflow-host --test cuda_compile -- --nocapture 2>&1 | grep -v '^$'

@@ -9,7 +9,9 @@
 //!   -> velocity [N_BEH]
 //! ```
 //!
-//! `#![no_std]`, no heap, no `unsafe`, and no panic on any input: every size is
+//! `#![no_std]`, no heap, and no panic on any input; `unsafe` only in the
+//! Cortex-M kernels (`kernels::arm`, each with a portable twin that tests
+//! prove equal, `core/KERNELS.md`); every size is
 //! a const generic of [`StreamingDecoder`], weights are borrowed zero-copy from
 //! a validated [`blob`] (`LFW1`, see `core/FORMAT.md`), and errors are enums.
 #![no_std]

@@ -1,4 +1,4 @@
-//! LangevinFlow on a Cortex-M7: validate the embedded blob at boot, then
+//! LangevinFlow on a Cortex-M4F or M7: validate the embedded blob at boot, then
 //! decode spike bins received over the serial port, one reply per frame
 //! (`firmware/PROTOCOL.md`). Mean mode (no noise), as the host's `closed-loop`
 //! compares bit for bit.

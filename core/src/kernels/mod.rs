@@ -60,11 +60,16 @@ pub fn matvec_portable(w: &Matrix<'_>, x: &[f32], bias: &[f32], y: &mut [f32]) {
     portable::matvec(w, x, bias, y);
 }
 
-/// `a * b + c` rounded once (`libm::fmaf`, correctly rounded on every target;
-/// the same operation as the FPU's `VFMA.F32`).
+/// `a * b + c` rounded once: the IEEE operation of the FPU's `VFMA.F32`.
+/// `libm::fmaf` without `std`; with it, the platform's `fmaf` (glibc's uses
+/// the CPU's FMA instruction where there is one), both correctly rounded, so
+/// every target gets the same bits.
 #[inline(always)]
 pub fn fma(a: f32, b: f32, c: f32) -> f32 {
-    libm::fmaf(a, b, c)
+    #[cfg(feature = "std")]
+    return a.mul_add(b, c);
+    #[cfg(not(feature = "std"))]
+    return libm::fmaf(a, b, c);
 }
 
 /// The rows of a row-major matrix, front to back.
