@@ -75,6 +75,13 @@ macro_rules! i8_quad {
     };
 }
 
+/// Four quads: 16 columns of three rows.
+macro_rules! i8_quads4 {
+    () => {
+        concat!(i8_quad!(), i8_quad!(), i8_quad!(), i8_quad!())
+    };
+}
+
 /// Continue three rows' sums over `n` passes of the quads given.
 macro_rules! i8_rows3_loop {
     ($p:ident, $s:expr, $x:ident, $n:expr, $acc:ident, $($quad:expr),+) => {
@@ -106,7 +113,7 @@ unsafe fn i8_rows3(row: *const i8, stride: usize, q: *const i16, quads: usize) -
     let (mut p, mut x) = (row, q);
     let (fours, ones) = (quads / 4, quads % 4);
     if fours > 0 {
-        i8_rows3_loop!(p, stride, x, fours, acc, i8_quad!(), i8_quad!(), i8_quad!(), i8_quad!());
+        i8_rows3_loop!(p, stride, x, fours, acc, i8_quads4!());
     }
     if ones > 0 {
         i8_rows3_loop!(p, stride, x, ones, acc, i8_quad!());
@@ -161,22 +168,10 @@ unsafe fn i8_matrix_pass(row: *const i8, cols: usize, pass: &mut I8Pass) {
             "cmp {n}, #0",
             "beq 3f",
             "2:",
-            i8_quad!(),
-            i8_quad!(),
-            i8_quad!(),
-            i8_quad!(),
-            i8_quad!(),
-            i8_quad!(),
-            i8_quad!(),
-            i8_quad!(),
-            i8_quad!(),
-            i8_quad!(),
-            i8_quad!(),
-            i8_quad!(),
-            i8_quad!(),
-            i8_quad!(),
-            i8_quad!(),
-            i8_quad!(),
+            i8_quads4!(),
+            i8_quads4!(),
+            i8_quads4!(),
+            i8_quads4!(),
             "subs {n}, {n}, #1",
             "bne 2b",
             "3:",

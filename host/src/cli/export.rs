@@ -126,7 +126,9 @@ fn quality_table(
         out.display(),
         bytes.len(),
     );
-    let rows: [(&str, Option<f64>, Option<f64>, Option<f64>, Option<f64>); 3] = [
+    // name, host f32, blob in the host model, lflow-core with f32 activations (int8 only), lflow-core
+    type Row<'a> = (&'a str, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+    let rows: [Row<'_>; 3] = [
         ("co-bps", host.co_bps, blob.co_bps, naive.and_then(|q| q.co_bps), tuned.co_bps),
         ("fp-bps", host.fp_bps, blob.fp_bps, naive.and_then(|q| q.fp_bps), tuned.fp_bps),
         (
