@@ -26,10 +26,16 @@ pub fn run(linears: &[Linear<'_>], seed: u32, counter: Option<&Counter>) -> Devi
     let mut x = [0.0f32; COLS];
     let (mut fast, mut twin) = ([0.0f32; ROWS], [0.0f32; ROWS]);
     let mut rng = Seeded::new(u64::from(seed));
-    let time = |f: &mut dyn FnMut()| {
-        let start = counter.map_or(0, |c| c.now());
-        f();
-        counter.map_or(0, |c| c.since(start))
+    let time = |f: &mut dyn FnMut()| match counter {
+        Some(c) => {
+            let start = c.now();
+            f();
+            c.since(start)
+        }
+        None => {
+            f();
+            0
+        }
     };
     let (mut macs, mut instructions, mut portable_instructions, mut mismatches, mut outputs) = (0, 0, 0, 0, 0);
     let mut per_matrix = [0u32; 12];
@@ -62,7 +68,7 @@ pub fn run(linears: &[Linear<'_>], seed: u32, counter: Option<&Counter>) -> Devi
         for v in c.iter_mut() {
             *v = rng.next_normal();
         }
-        let (c0, c1) = c.split_at_mut(width);
+        let Some((c0, c1)) = c.split_at_mut_checked(width) else { continue };
         for (b, a) in c1.iter_mut().zip(c0.iter()) {
             *b = *a;
         }

@@ -149,7 +149,7 @@ fn run<S: Serial>(serial: S, counter: Option<&board::Counter>, decoder: Result<D
                     link.error(DeviceError::SequenceGap { expected: next_seq, got: seq });
                 }
                 next_seq = seq.wrapping_add(1);
-                let start = counter.map_or(0, |c| c.now());
+                let start = counter.map(|c| c.now());
                 let result = decoder.step(&counts, &mut Mean).map(|out| {
                     for (dst, r) in rate_bytes.chunks_exact_mut(4).zip(out.rates) {
                         dst.copy_from_slice(&r.to_le_bytes());
@@ -158,7 +158,7 @@ fn run<S: Serial>(serial: S, counter: Option<&board::Counter>, decoder: Result<D
                         dst.copy_from_slice(&v.to_le_bytes());
                     }
                 });
-                let instructions = counter.map_or(0, |c| c.since(start));
+                let instructions = counter.zip(start).map_or(0, |(c, start)| c.since(start));
                 match result {
                     Ok(()) => {
                         bins = bins.wrapping_add(1);

@@ -121,8 +121,10 @@ pub struct QemuDevice {
 }
 
 impl QemuDevice {
-    /// Boot `elf` (built for the Cortex-M7) under QEMU; with `icount`, SysTick
-    /// counts instructions (`-icount shift=6`).
+    /// Boot `elf` (built for the Cortex-M7) under QEMU; with `icount`
+    /// (`-icount shift=6`) the virtual clock advances per instruction, and the
+    /// firmware reports instructions (SysTick ticks converted by its boot-time
+    /// calibration).
     pub fn start(elf: &Path, icount: bool) -> Result<QemuDevice, LinkError> {
         QemuDevice::start_on(Core::M7, elf, icount)
     }

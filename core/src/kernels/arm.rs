@@ -1,9 +1,10 @@
 //! The Cortex-M4F/M7 kernels, in inline assembly: the one module of
 //! `lflow-core` where `unsafe` is allowed. Every function here computes
-//! exactly what its portable twin in `portable` computes (to the bit); the
-//! host's tests check the twins against the arithmetic's definition, and the
-//! firmware's kernel check (`HostMessage::KernelCheck`) runs both on the
-//! device under QEMU and compares every output.
+//! exactly what its portable twin in `portable` computes (to the bit, for
+//! finite values; NaN payloads may differ, and the decoder refuses NaN
+//! anyway); the host's tests check the twins against the arithmetic's
+//! definition, and the firmware's kernel check (`HostMessage::KernelCheck`)
+//! runs both on the device under QEMU and compares every output.
 //!
 //! - int8: three rows per pass, 64 columns per loop: `LDRD` loads 4 int16
 //!   activations (stored pairwise by `Layout::Paired`), `LDR` four int8
@@ -13,14 +14,17 @@
 //!   converts each group's sums to f32 outputs.
 //! - f32: four rows per pass, 16 columns per loop: `VLDM` loads four inputs
 //!   once for the four rows and four weights of each row; `VFMA.F32` (one
-//!   rounding, as `libm::fmaf`) continues each row's chain in column order.
+//!   rounding, as the twin's correctly rounded `fma`) continues each row's
+//!   chain in column order.
 //!   86 instructions per 64 MACs.
 //! - f16: as f32, with `VCVTB`/`VCVTT.F32.F16` widening each half exactly.
 //!   150 instructions per 64 MACs.
 //!
-//! Only `LDR` may meet an unaligned address (int8 rows of odd width; allowed
-//! on ARMv7-M); `LDM`/`VLDM` addresses are checked to be word-aligned before
-//! any block runs, and a row group that is not falls back to the twin.
+//! Only `LDR` and `LDRH` may meet an unaligned address (int8 and f16 rows of
+//! odd width; allowed on ARMv7-M). `LDRD` reads the int16 activations, which
+//! `Activations` aligns to 8 bytes; `VLDM`/`VSTM` addresses are word-aligned:
+//! f32 data always, f16 rows after their group's head column, and an input
+//! vector that is not falls back to the twin.
 #![allow(unsafe_code)]
 
 use super::portable::{dequantise, dot_i8};
@@ -143,6 +147,15 @@ struct I8Pass {
     /// The activations' scale (32).
     x_scale: f32,
 }
+
+// The assembly reads the fields at these offsets.
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(I8Pass, q) == 0 && offset_of!(I8Pass, sixteens) == 4 && offset_of!(I8Pass, ones) == 8);
+    assert!(offset_of!(I8Pass, tail) == 12 && offset_of!(I8Pass, y) == 16 && offset_of!(I8Pass, bias) == 20);
+    assert!(offset_of!(I8Pass, scales) == 24 && offset_of!(I8Pass, groups) == 28);
+    assert!(offset_of!(I8Pass, x_scale) == 32);
+};
 
 /// Every group of three rows of an int8 matrix: the integer sums (quads, then
 /// single tail columns), then `y = f32(acc) * (row_scale * x_scale) + bias`
@@ -435,8 +448,8 @@ macro_rules! f16_column {
     };
 }
 
-/// Four rows' chains `acc` over `head` single columns, `blocks` blocks of 8
-/// columns, then `tail` single columns.
+/// Four rows' chains `acc` over `head` single columns, then 16-column passes,
+/// at most one 8-column block, and single columns to `cols`.
 macro_rules! rows4 {
     ($half:ident, $column:ident, $p:expr, $x:expr, $head:expr, $cols:expr, $acc:expr) => {
         let rest = $cols - $head;

@@ -263,7 +263,8 @@ mod tests {
                 .ok_or(TestCaseError::fail("shape"))?;
             matvec(&m, &x, &b, &mut y);
             let max = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let (inv, x_scale) = if max > 0.0 { (32767.0 / max, max / 32767.0) } else { (0.0, 0.0) };
+            let inv = 32767.0 / max;
+            let (inv, x_scale) = if max > 0.0 && inv.is_finite() { (inv, max / 32767.0) } else { (0.0, 0.0) };
             let xq: Vec<i64> = x.iter().map(|v| (v * inv).round_ties_even() as i64).collect();
             for r in 0..rows {
                 let acc: i64 = (0..cols).map(|c| q[r * cols + c] as i64 * xq[c]).sum();

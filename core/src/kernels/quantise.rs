@@ -4,9 +4,11 @@
 //!
 //! For `x [cols]` with `m = max |x|` (finite, non-zero): `scale = m / 32767`,
 //! `q[c] = round_half_even(x[c] * (32767 / m))`, so `|q| <= 32767` and
-//! `x[c] ~ q[c] * scale` within half a step (`m / 65534`). All-zero input gives
-//! `scale = 0`; a NaN or infinity anywhere gives `scale = NaN` (every output
-//! of the product is then NaN, which the decoder reports as non-finite).
+//! `x[c] ~ q[c] * scale` within half a step (`m / 65534`). All-zero input, or
+//! `m` so small that `32767 / m` overflows (below about 1e-34), gives
+//! `scale = 0` and `q = 0`; a NaN or infinity anywhere gives `scale = NaN`
+//! (every output of the product is then NaN, which the decoder reports as
+//! non-finite).
 
 /// The largest activation magnitude, `i16::MAX` (symmetric: `-32768` is never used).
 pub const I16_MAX: i16 = i16::MAX;
@@ -67,6 +69,11 @@ pub fn quantise(x: &[f32], q: &mut [i16], layout: Layout) -> f32 {
     }
     let max = f32::from_bits(m);
     let inv = f32::from(I16_MAX) / max;
+    if inv.is_infinite() {
+        // max < 32767 / f32::MAX (about 1e-34): as good as zero.
+        q.fill(0);
+        return 0.0;
+    }
     match layout {
         Layout::Natural => {
             for (qi, v) in q.iter_mut().zip(x) {
@@ -96,10 +103,10 @@ mod tests {
     /// The definition, written with std's rounding instead of the bit trick.
     fn reference(x: &[f32]) -> (Vec<i16>, f32) {
         let max = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        if max == 0.0 {
+        let inv = 32767.0 / max;
+        if max == 0.0 || inv.is_infinite() {
             return (std::vec![0; x.len()], 0.0);
         }
-        let inv = 32767.0 / max;
         (x.iter().map(|v| (v * inv).round_ties_even() as i16).collect(), max / 32767.0)
     }
 
@@ -142,6 +149,9 @@ mod tests {
             assert!(quantise(&[1.0, bad, 2.0, 0.0], &mut q, Layout::Paired).is_nan());
             assert_eq!(q, [0; 4]);
         }
+        // So small that 32767 / m overflows: zero.
+        assert_eq!(quantise(&[1e-36, -2e-36, 0.0, 0.0], &mut q, Layout::Natural), 0.0);
+        assert_eq!(q, [0; 4]);
         // Halves round to even: 0.5 and 1.5 steps.
         let s = quantise(&[32767.0, 0.5, 1.5, -2.5], &mut q, Layout::Natural);
         assert_eq!((s, q), (1.0, [32767, 0, 2, -2]));
