@@ -71,25 +71,30 @@ impl Potential {
             z.get(c * len + k as usize).copied().unwrap_or(0.0)
         };
         let s = |k: isize| -> f32 { (0..CHANNELS).map(|c| at(c, k)).sum() };
-        let g = |k: isize| -> f32 {
-            let mut acc = 0.0f32;
+        if len == 0 {
+            force.iter_mut().take(CHANNELS).for_each(|f| *f = 0.0);
+            return;
+        }
+        // g[m] is shared by the 4 channels and s rolls along m: each is
+        // computed once per position, in the same order of additions as the
+        // definition (the twin in the tests), so the result is the same to the bit.
+        let (mut s_prev, mut s_now) = (0.0f32, s(0));
+        for m in 0..len {
+            let k = m as isize;
+            let s_next = s(k + 1);
+            let mut g = 0.0f32;
             for (i, a_i) in self.taps.iter().enumerate() {
                 for (j, a) in a_i.iter().enumerate() {
-                    acc += a * at(i, k + j as isize - 1);
+                    g += a * at(i, k + j as isize - 1);
                 }
             }
-            acc
-        };
-        for (c, chunk) in force.chunks_mut(len.max(1)).enumerate().take(CHANNELS) {
-            let a_c = self.taps.get(c).copied().unwrap_or_default();
-            for (m, f) in chunk.iter_mut().enumerate() {
-                let m = m as isize;
-                let mut coupling = 0.0f32;
-                for (j, a) in a_c.iter().enumerate() {
-                    coupling += a * s(m - j as isize + 1);
+            for (c, a_c) in self.taps.iter().enumerate() {
+                let coupling = 0.0f32 + a_c[0] * s_next + a_c[1] * s_now + a_c[2] * s_prev;
+                if let Some(f) = force.get_mut(c * len + m) {
+                    *f = g + coupling;
                 }
-                *f = g(m) + coupling;
             }
+            (s_prev, s_now) = (s_now, s_next);
         }
     }
 }
@@ -99,6 +104,58 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::vec::Vec;
+
+    /// The force straight from its definition, every sum recomputed where it
+    /// is read (the implementation before the shared `g` and rolling `s`).
+    fn gradient_by_definition(p: &Potential, z: &[f32], force: &mut [f32]) {
+        let len = z.len() / CHANNELS;
+        let at = |c: usize, k: isize| -> f32 {
+            if k < 0 || k as usize >= len {
+                return 0.0;
+            }
+            z[c * len + k as usize]
+        };
+        let s = |k: isize| -> f32 { (0..CHANNELS).map(|c| at(c, k)).sum() };
+        let g = |k: isize| -> f32 {
+            let mut acc = 0.0f32;
+            for (i, a_i) in p.taps.iter().enumerate() {
+                for (j, a) in a_i.iter().enumerate() {
+                    acc += a * at(i, k + j as isize - 1);
+                }
+            }
+            acc
+        };
+        for (c, chunk) in force.chunks_mut(len.max(1)).enumerate().take(CHANNELS) {
+            for (m, f) in chunk.iter_mut().enumerate() {
+                let m = m as isize;
+                let mut coupling = 0.0f32;
+                for (j, a) in p.taps[c].iter().enumerate() {
+                    coupling += a * s(m - j as isize + 1);
+                }
+                *f = g(m) + coupling;
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn gradient_slice_equals_its_definition_to_the_bit(
+            kernel in proptest::collection::vec(-2.0f32..2.0, 48),
+            quarter in 1usize..20,
+            seed in proptest::collection::vec(-3.0f32..3.0, 80),
+            zeros in proptest::collection::vec(proptest::bool::ANY, 80),
+        ) {
+            let pot = Potential::from_flat_kernel(&kernel).unwrap();
+            let h = 4 * quarter;
+            // Signed zeros too: the sums must start where the definition's do.
+            let z: Vec<f32> = (0..h).map(|i| if zeros[i] { -0.0 } else { seed[i] }).collect();
+            let (mut got, mut want) = (std::vec![1.0f32; h], std::vec![2.0f32; h]);
+            pot.gradient_slice(&z, &mut got);
+            gradient_by_definition(&pot, &z, &mut want);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got), bits(&want));
+        }
+    }
 
     /// U(z) in f64, straight from the convolution definition (PyTorch Conv1d,
     /// padding 1): g = conv(z, Kn).sum over out channels, U = sum g * s.

@@ -19,6 +19,12 @@ pub struct EvalReport {
     pub psth_r2: Option<f64>,
     /// R² of the rates against the true rates (synthetic data), all neurons and bins of eval trials.
     pub rate_r2: Option<f64>,
+    /// Rate R² over the held-in neurons only (synthetic data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_r2_held_in: Option<f64>,
+    /// Rate R² over the held-out neurons only (synthetic data with held-out neurons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_r2_held_out: Option<f64>,
     /// co-bps of the true rates.
     pub oracle_co_bps: Option<f64>,
     /// fp-bps of the true rates.
@@ -76,6 +82,30 @@ fn smooth(x: &[f64], bins: usize, n: usize, sd: f64) -> Vec<f64> {
     out
 }
 
+/// R² of `rates` (`[B, TT, N_out]`, spikes per bin, every trial of `d`)
+/// against the true rates over `trials`, every bin and the `neurons` given,
+/// averaged over neurons; `None` without true rates, trials or neurons.
+pub fn rate_r2(d: &Dataset, rates: &[f32], trials: &[usize], neurons: std::ops::Range<usize>) -> Option<f64> {
+    let truth = d.true_rates.as_ref()?;
+    if trials.is_empty() || neurons.is_empty() {
+        return None;
+    }
+    let n = neurons.len();
+    let all = |v: &[f32]| gather(v, d, trials, 0..d.bins(), neurons.clone());
+    Some(r2_uniform(&all(truth), &all(rates), n))
+}
+
+/// co-bps of `rates` (`[B, TT, N_out]`, every trial of `d`): held-out
+/// neurons, observed bins of `trials`; `None` without held-out neurons or trials.
+pub fn co_bps(d: &Dataset, rates: &[f32], trials: &[usize]) -> Option<f64> {
+    let (nin, n) = (d.n_in, d.n_out);
+    if n <= nin || trials.is_empty() {
+        return None;
+    }
+    let co = |v: &[f32]| gather(v, d, trials, 0..d.observed, nin..n);
+    Some(bits_per_spike(&co(rates), &co(&d.spikes), n - nin))
+}
+
 /// Evaluate `rates` (`[B, TT, N_out]` spikes per bin, every trial of `d`).
 /// `psth_sd_ms` is the smoothing of the PSTH targets (50 ms for MC_Maze scaling sets).
 pub fn evaluate(d: &Dataset, rates: &[f32], psth_sd_ms: f64) -> EvalReport {
@@ -88,9 +118,7 @@ pub fn evaluate(d: &Dataset, rates: &[f32], psth_sd_ms: f64) -> EvalReport {
     }
     let co = |v: &[f32]| gather(v, d, &eval, 0..t_obs, nin..n);
     let fp = |v: &[f32]| gather(v, d, &eval, t_obs..tt, 0..n);
-    if n > nin {
-        r.co_bps = Some(bits_per_spike(&co(rates), &co(&d.spikes), n - nin));
-    }
+    r.co_bps = co_bps(d, rates, &eval);
     if d.forward > 0 {
         r.fp_bps = Some(bits_per_spike(&fp(rates), &fp(&d.spikes), n));
     }
@@ -101,8 +129,9 @@ pub fn evaluate(d: &Dataset, rates: &[f32], psth_sd_ms: f64) -> EvalReport {
         if d.forward > 0 {
             r.oracle_fp_bps = Some(bits_per_spike(&fp(truth), &fp(&d.spikes), n));
         }
-        let all = |v: &[f32]| gather(v, d, &eval, 0..tt, 0..n);
-        r.rate_r2 = Some(r2_uniform(&all(truth), &all(rates), n));
+        r.rate_r2 = rate_r2(d, rates, &eval, 0..n);
+        r.rate_r2_held_in = rate_r2(d, rates, &eval, 0..nin);
+        r.rate_r2_held_out = rate_r2(d, rates, &eval, nin..n);
     }
     if let (Some(beh), false) = (&d.behavior, train.is_empty()) {
         let k = d.n_beh;
@@ -182,6 +211,24 @@ mod tests {
         assert!((r.fp_bps.unwrap() - fp).abs() < 1e-6);
         assert!(r.oracle_co_bps.is_some() && r.rate_r2.is_some());
         assert_eq!((r.vel_r2, r.psth_r2), (None, None));
+    }
+
+    #[test]
+    fn rate_r2_of_held_in_and_held_out_neurons_by_hand() {
+        let mut d = tiny();
+        // Eval trial 2, bins 0..3: truth neuron 0 [1, 2, 3], neuron 1 [2, 2, 5].
+        let mut truth = vec![0.0f32; 18];
+        truth[12..].copy_from_slice(&[1., 2., 2., 2., 3., 5.]);
+        d.true_rates = Some(truth);
+        let mut rates = vec![7.0f32; 18]; // the training trials' rates must not count
+        rates[12..].copy_from_slice(&[1., 3., 2., 2., 4., 5.]);
+        let r = evaluate(&d, &rates, 50.0);
+        // Neuron 0: residuals [0, 0, 1], truth mean 2, ss_tot 2: R2 = 1 - 1/2.
+        // Neuron 1: residuals [1, 0, 0], truth mean 3, ss_tot 1 + 1 + 4 = 6: R2 = 1 - 1/6.
+        let (held_in, held_out) = (0.5, 1.0 - 1.0 / 6.0);
+        assert!((r.rate_r2_held_in.unwrap() - held_in).abs() < 1e-12, "{r:?}");
+        assert!((r.rate_r2_held_out.unwrap() - held_out).abs() < 1e-12, "{r:?}");
+        assert!((r.rate_r2.unwrap() - (held_in + held_out) / 2.0).abs() < 1e-12, "{r:?}");
     }
 
     #[test]

@@ -25,7 +25,9 @@ pub mod metrics;
 pub mod model;
 pub mod nlb;
 pub mod params;
+pub mod quality;
 pub mod run;
+pub mod schedule;
 pub mod stream;
 pub mod train;
 

@@ -166,6 +166,12 @@ impl RunConfig {
         if !ok {
             return bad("train: batch_size > 0, lr > 0, dropout in [0, 1) and cd_rate in (0, 1] are required");
         }
+        if !(t.grad_clip >= 0.0 && t.grad_clip.is_finite()) {
+            return bad("train.grad_clip must be a finite norm >= 0 (0: no clipping)");
+        }
+        if t.warmup_epochs > 0 && t.warmup_epochs >= t.epochs {
+            return bad("train.warmup_epochs must be fewer than train.epochs");
+        }
         Ok(())
     }
 

@@ -9,6 +9,8 @@ use crate::config::{Mode, ModelConfig};
 use crate::data::{Dataset, Split};
 use crate::model::{LossScale, LossSums};
 use crate::params::Params;
+pub use crate::schedule::{clip_global_norm, Schedule};
+use lflow_core::blob::Tensor;
 use lflow_core::Seeded;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +40,23 @@ pub struct TrainConfig {
     pub plateau_patience: usize,
     /// Smallest learning rate.
     pub min_lr: f32,
+    /// How the learning rate moves: the paper's ReduceLROnPlateau, or a
+    /// warm-up then cosine decay over `epochs` ([`Schedule`]).
+    pub schedule: Schedule,
+    /// Epochs of linear learning-rate warm-up (epoch `e < warmup_epochs` runs
+    /// at `lr * (e + 1) / warmup_epochs`); 0: none, as in the paper.
+    pub warmup_epochs: usize,
+    /// Largest global L2 norm of a batch's gradient (all parameters, before
+    /// Adam); larger gradients are scaled down to it. 0: no clipping, as in the paper.
+    pub grad_clip: f32,
+    /// Validate every this many epochs and after the last (1: every epoch, as
+    /// the paper). Epochs in between report NaN and count neither for the best
+    /// checkpoint nor for the plateau scheduler's patience.
+    pub valid_every: usize,
+    /// Start the readout bias at each neuron's log mean spikes per bin over
+    /// the training trials ([`Trainer::for_data`]) instead of PyTorch's uniform
+    /// draw, so that training starts at the null model. false: as the paper.
+    pub init_rates_from_data: bool,
     /// Seed of initialisation, batching and every draw.
     pub seed: u64,
     /// Train on windows of `stream_window_bins` bins (default `T + F`) cut every
@@ -65,20 +84,14 @@ impl Default for TrainConfig {
             plateau_factor: 0.95,
             plateau_patience: 10,
             min_lr: 1e-5,
+            schedule: Schedule::Plateau,
+            warmup_epochs: 0,
+            grad_clip: 0.0,
+            init_rates_from_data: false,
+            valid_every: 1,
             seed: 0,
             stream_windows: 0,
             stream_window_bins: 0,
-        }
-    }
-}
-
-impl TrainConfig {
-    /// Ramp fraction `clamp(epoch / ramp_epochs, 0, 1)`.
-    pub fn ramp(&self, epoch: usize) -> f32 {
-        if self.ramp_epochs == 0 {
-            1.0
-        } else {
-            (epoch as f32 / self.ramp_epochs as f32).clamp(0.0, 1.0)
         }
     }
 }
@@ -138,6 +151,21 @@ pub struct Trainer<B: Backend> {
     grads: Params,
 }
 
+/// Log of each neuron's mean spikes per bin `[N_out]` over every bin of the
+/// training trials, floored at `1e-3` spikes per bin (a neuron that never fires).
+pub fn log_mean_rates(data: &Dataset) -> Vec<f32> {
+    let n = data.n_out;
+    let train = data.indices(Split::Train);
+    let mut sums = vec![0.0f64; n];
+    for &i in &train {
+        for row in data.trial_spikes(i).chunks_exact(n) {
+            sums.iter_mut().zip(row).for_each(|(s, x)| *s += *x as f64);
+        }
+    }
+    let count = (train.len() * data.bins()).max(1) as f64;
+    sums.iter().map(|s| (s / count).max(1e-3).ln() as f32).collect()
+}
+
 /// Per-trial random streams: noise, dropout and coordinated-dropout masks.
 fn trial_stream(seed: u64, which: u64) -> Seeded {
     Seeded::new(seed ^ which.wrapping_mul(0xD1B5_4A32_D192_ED03))
@@ -167,6 +195,17 @@ impl<B: Backend> Trainer<B> {
             params,
         };
         Trainer::resume(model, config, state, backend)
+    }
+
+    /// A fresh run on `data`: [`Trainer::new`], then, with
+    /// `init_rates_from_data`, the readout bias at [`log_mean_rates`] of the training trials.
+    pub fn for_data(model: ModelConfig, config: TrainConfig, backend: B, data: &Dataset) -> Trainer<B> {
+        let mut t = Trainer::new(model, config, backend);
+        if t.config.init_rates_from_data {
+            let bias = log_mean_rates(data);
+            t.state.params.get_mut(Tensor::ReadoutBias).copy_from_slice(&bias);
+        }
+        t
     }
 
     /// Continue from a saved state.
@@ -248,6 +287,13 @@ impl<B: Backend> Trainer<B> {
         }
         let ramp = self.config.ramp(epoch);
         let (beta, wd) = (self.config.kl_weight * ramp, self.config.weight_decay * ramp);
+        // Plateau reductions act on `state.lr` once warm-up is over; cosine
+        // and warm-up are functions of the epoch alone (a resumed run agrees).
+        if epoch < self.config.warmup_epochs || self.config.schedule == Schedule::Cosine {
+            self.state.lr = self.config.scheduled_lr(epoch);
+        } else if epoch == self.config.warmup_epochs && self.config.warmup_epochs > 0 {
+            self.state.lr = self.config.lr;
+        }
         let adam = AdamConfig { lr: self.state.lr, ..AdamConfig::default() };
         let mut loss_sum = 0.0f64;
         let mut nll_sum = 0.0f64;
@@ -288,11 +334,14 @@ impl<B: Backend> Trainer<B> {
                 loss_sum += sums.nll / elements as f64 + beta as f64 * sums.kl / trials.len() as f64;
                 nll_sum += sums.nll / elements as f64;
                 batches += 1;
+                clip_global_norm(&mut self.grads.data, self.config.grad_clip);
                 self.state.adam.update(&adam, self.state.lr, wd, &mut self.state.params, &self.grads);
             }
         }
         let train_time = started.elapsed().as_secs_f64();
-        let (valid_nll, valid_co_bps) = self.validation(data);
+        let every = self.config.valid_every.max(1);
+        let validate = (epoch + 1).is_multiple_of(every) || epoch + 1 >= self.config.epochs;
+        let (valid_nll, valid_co_bps) = if validate { self.validation(data) } else { (f64::NAN, f64::NAN) };
         let improved = valid_nll < self.state.best_valid;
         if improved {
             self.state.best_valid = valid_nll;
@@ -300,7 +349,8 @@ impl<B: Backend> Trainer<B> {
             self.state.bad_epochs = 0;
         } else if valid_nll.is_finite() {
             self.state.bad_epochs += 1;
-            if self.state.bad_epochs > self.config.plateau_patience {
+            let plateau = self.config.schedule == Schedule::Plateau && epoch >= self.config.warmup_epochs;
+            if plateau && self.state.bad_epochs > self.config.plateau_patience {
                 self.state.lr = (self.state.lr * self.config.plateau_factor).max(self.config.min_lr);
                 self.state.bad_epochs = 0;
             }
@@ -417,5 +467,87 @@ impl<B: Backend> Trainer<B> {
             }
         }
         mean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readout_bias_starts_at_the_log_mean_rates_of_the_training_trials() {
+        // 3 trials of 2 bins (1 observed + 1 forward), 1 held-in + 1 held-out neuron:
+        // trials 0 and 2 train, trial 1 validates (its spikes must not count).
+        let data = Dataset {
+            n_in: 1,
+            n_out: 2,
+            observed: 1,
+            forward: 1,
+            bin_ms: 10.0,
+            spikes: vec![1., 0., 3., 0., /**/ 9., 9., 9., 9., /**/ 0., 0., 2., 0.],
+            true_rates: None,
+            behavior: None,
+            n_beh: 0,
+            conditions: None,
+            split: vec![Split::Train, Split::Valid, Split::Train],
+            nlb: None,
+            segments: None,
+        };
+        // Neuron 0: (1 + 3 + 0 + 2) / 4 = 1.5; neuron 1 never fires: floor 1e-3.
+        let want = [1.5f32.ln(), 1e-3f32.ln()];
+        let got = log_mean_rates(&data);
+        assert!((got[0] - want[0]).abs() < 1e-6 && (got[1] - want[1]).abs() < 1e-5, "{got:?}");
+        let model = ModelConfig {
+            n_in: 1,
+            n_out: 2,
+            hidden: 4,
+            ff: 8,
+            gamma: 0.55,
+            eps: 0.01,
+            mode: Mode::Paper,
+            window: None,
+            anchor_every: 0,
+        };
+        let backend = || crate::backend::CpuBackend::new(1).unwrap();
+        let bias = |t: &Trainer<crate::backend::CpuBackend>| t.state.params.get(Tensor::ReadoutBias).to_vec();
+        let on = TrainConfig { init_rates_from_data: true, ..TrainConfig::default() };
+        let t = Trainer::for_data(model.clone(), on.clone(), backend(), &data);
+        assert_eq!(bias(&t), got);
+        // Off (the paper): PyTorch's draw, the same as `Trainer::new`, everything else untouched.
+        let off = Trainer::for_data(model.clone(), TrainConfig::default(), backend(), &data);
+        let new = Trainer::new(model, TrainConfig::default(), backend());
+        assert_eq!(off.state.params, new.state.params);
+        assert_ne!(bias(&off), got);
+        let mut rest = t.state.params.clone();
+        rest.get_mut(Tensor::ReadoutBias).copy_from_slice(&bias(&new));
+        assert_eq!(rest, new.state.params);
+    }
+    #[test]
+    fn validation_runs_every_valid_every_epochs_and_after_the_last() {
+        let lorenz = crate::lorenz::LorenzConfig {
+            trials: 30,
+            eval_trials: 5,
+            observed: 6,
+            forward: 2,
+            ..crate::lorenz::LorenzConfig::default()
+        };
+        let data = crate::lorenz::generate(&lorenz);
+        let model = ModelConfig {
+            n_in: data.n_in,
+            n_out: data.n_out,
+            hidden: 4,
+            ff: 8,
+            gamma: 0.55,
+            eps: 0.01,
+            mode: Mode::Paper,
+            window: None,
+            anchor_every: 0,
+        };
+        let config = TrainConfig { epochs: 5, batch_size: 8, valid_every: 2, ..TrainConfig::default() };
+        let mut t = Trainer::new(model, config, crate::backend::CpuBackend::new(1).unwrap());
+        let validated: Vec<bool> = (0..5).map(|_| t.epoch(&data).valid_nll.is_finite()).collect();
+        // Epochs 1 and 3 (every second), and 4, the last.
+        assert_eq!(validated, [false, true, false, true, true]);
+        assert!(t.state.best_epoch % 2 == 1 || t.state.best_epoch == 4);
     }
 }

@@ -169,6 +169,7 @@ fn help_teaches_with_examples() {
         &["demo", "--help"],
         &["generate", "lorenz", "--help"],
         &["bench", "train", "--help"],
+        &["bench", "quality", "--help"],
     ] {
         let text = ok(cmd);
         assert!(text.contains("Example") && text.contains("lflow "), "{cmd:?}:\n{text}");
@@ -292,10 +293,25 @@ fn continuous_data_trains_re_anchored_and_streams_without_resets() {
     assert!(!e.status.success() && !d.join("gpu").exists());
 }
 
+/// `configs/lorenz.toml` before the recipe of issue 13, which the continuous
+/// configuration (and its measured figures in README.md) builds on.
+const EARLIER_LORENZ: &str = r#"
+[model]
+hidden = 32
+ff = 128
+mode = "streaming"
+window = 32
+[train]
+epochs = 150
+batch_size = 32
+lr = 0.01
+ramp_epochs = 50
+"#;
+
 #[test]
-fn the_continuous_config_is_the_lorenz_config_plus_its_two_additions() {
+fn the_continuous_config_is_the_earlier_lorenz_config_plus_its_two_additions() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
-    let base = lflow_host::run::RunConfig::load(&root.join("lorenz.toml")).unwrap();
+    let base = lflow_host::run::RunConfig::from_toml(EARLIER_LORENZ, Path::new("earlier")).unwrap();
     let cont = lflow_host::run::RunConfig::load(&root.join("lorenz_continuous.toml")).unwrap();
     assert_eq!((cont.model.anchor_every, cont.model.window), (5, 16));
     assert_eq!((cont.train.stream_windows, cont.train.stream_window_bins), (101, 300));
@@ -307,4 +323,40 @@ fn the_continuous_config_is_the_lorenz_config_plus_its_two_additions() {
     undone.train.epochs = base.train.epochs;
     undone.model.window = base.model.window;
     assert_eq!(undone, base);
+}
+
+#[test]
+fn bench_quality_times_and_scores_each_data_set() {
+    let d = dir("quality");
+    let (a, b) = (d.join("a.safetensors"), d.join("b.safetensors"));
+    let small = ["--trials", "60", "--eval-trials", "10", "--observed", "10", "--forward", "2"];
+    generate(&a, &small);
+    generate(&b, &[&small[..], &["--seed", "7"]].concat());
+    let config = d.join("c.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    // A typo in the last data set is found before any training.
+    let typo = lflow(&["bench", "quality", "--config", s(&config), "--data", s(&a), "no/such.safetensors"]);
+    assert!(!typo.status.success() && String::from_utf8_lossy(&typo.stderr).contains("no/such.safetensors"));
+    let args = ["bench", "quality", "--config", s(&config), "--epochs", "4", "--eval-every", "2", "--json", "--data"];
+    let out: serde_json::Value = serde_json::from_str(&ok(&[&args[..], &[s(&a), s(&b)]].concat())).unwrap();
+    let runs = out["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for r in runs {
+        assert_eq!(r["epochs"], 4);
+        // Scored after epochs 2 and 4, on the clock of training alone.
+        let curve = r["curve"].as_array().unwrap();
+        let epochs: Vec<_> = curve.iter().map(|p| p["epoch"].as_u64().unwrap()).collect();
+        assert_eq!(epochs, [2, 4]);
+        let secs = r["seconds"].as_f64().unwrap();
+        assert!(curve[1]["seconds"].as_f64().unwrap() <= secs && secs > 0.0);
+        for key in ["rate_r2", "rate_r2_held_in", "rate_r2_held_out", "co_bps", "oracle_co_bps"] {
+            assert!(r["report"][key].is_f64() && r["mean_mode"][key].is_f64(), "{key}: {r}");
+        }
+        let gap = r["report"]["oracle_co_bps"].as_f64().unwrap() - r["report"]["co_bps"].as_f64().unwrap();
+        assert!((r["co_bps_gap"].as_f64().unwrap() - gap).abs() < 1e-12);
+    }
+    // The summary is the mean of the two runs' figures.
+    let mean = (runs[0]["report"]["rate_r2"].as_f64().unwrap() + runs[1]["report"]["rate_r2"].as_f64().unwrap()) / 2.0;
+    assert!((out["summary"]["rate_r2"]["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert_eq!(out["summary"]["runs"], 2);
 }

@@ -8,6 +8,7 @@ pub mod export;
 pub mod generate;
 pub mod nlb;
 pub mod plot;
+pub mod quality;
 pub mod train;
 
 use lflow_host::checkpoint::CheckpointError;

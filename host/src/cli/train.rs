@@ -105,6 +105,12 @@ pub fn train(a: &TrainArgs) -> Result<RunDir, CliError> {
             a.device, config.model.anchor_every
         )));
     }
+    if a.device != Device::Cpu && config.train.grad_clip > 0.0 {
+        return Err(CliError::Usage(format!(
+            "--device {}: train.grad_clip = {} (gradient clipping) runs on the CPU backend only for now: use --device cpu",
+            a.device, config.train.grad_clip
+        )));
+    }
     let (stride, bins) = (config.train.stream_windows, config.train.stream_window_bins);
     if !a.resume && data.stream_windows(stride, bins).indices(lflow_host::data::Split::Train).is_empty() {
         return Err(CliError::Usage(format!(
@@ -133,7 +139,7 @@ pub fn train(a: &TrainArgs) -> Result<RunDir, CliError> {
         let model = config.model_config(&data);
         let record = RunRecord { data: a.data.clone(), config: config.clone() };
         let dir = RunDir::create(&a.out, &record)?;
-        (dir, Trainer::new(model, config.train.clone(), backend))
+        (dir, Trainer::for_data(model, config.train.clone(), backend, &data))
     };
     // A decoder that is never reset trains on windows that start anywhere.
     let data = data.stream_windows(trainer.config.stream_windows, trainer.config.stream_window_bins);

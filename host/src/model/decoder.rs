@@ -85,17 +85,17 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, dropout: Opt
             let probs = &mut ws.probs[(b * 2 + head) * tt * tt..][..tt * tt];
             matmul_strided(q, Strided { op: Op::T, ..k }, probs, tt, tt, hd, tt, scale, 0.0);
             for (t, row) in probs.chunks_exact_mut(tt).enumerate() {
-                let mut max = f32::NEG_INFINITY;
-                for (j, s) in row.iter().enumerate() {
-                    if cfg.attends(t, j) {
-                        max = max.max(*s);
-                    }
-                }
-                let mut total = 0.0f32;
-                for (j, s) in row.iter_mut().enumerate() {
-                    *s = if cfg.attends(t, j) { lflow_core::math::exp(*s - max) } else { 0.0 };
-                    total += *s;
-                }
+                // The keys bin t attends to are one contiguous range.
+                let keys = match cfg.window {
+                    None => 0..tt,
+                    Some(w) => (t + 1).saturating_sub(w)..t + 1,
+                };
+                let max = row[keys.clone()].iter().fold(f32::NEG_INFINITY, |m, s| m.max(*s));
+                row[..keys.start].fill(0.0);
+                row[keys.end..].fill(0.0);
+                let live = &mut row[keys];
+                live.iter_mut().for_each(|s| *s = super::fast_math::exp(*s - max));
+                let total = live.iter().fold(0.0f32, |a, s| a + s);
                 row.iter_mut().for_each(|s| *s /= total);
             }
             let ctx = &mut ws.ctx[b * tt * d + head * hd..];

@@ -1,12 +1,12 @@
 //! The GRU encoder over a chunk: forward through time and backpropagation
 //! through time (MODEL.md section 1; gate order r, z (`u`), n).
 
+use super::fast_math::{sigmoid, tanh};
 use super::{Chunk, Dropout, Workspace};
 use crate::config::ModelConfig;
 use crate::gemm::{add_bias, add_column_sums, matmul, Op};
 use crate::params::Params;
 use lflow_core::blob::Tensor;
-use lflow_core::math::{sigmoid, tanh};
 
 /// Per-trial random streams (dropout masks), independent of the thread split.
 pub(crate) fn stream(seed: u64, which: u64) -> lflow_core::Seeded {
@@ -45,6 +45,7 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, dropout: Opt
     let (w_ih, w_hh) = (p.get(Tensor::EncoderWeightIh), p.get(Tensor::EncoderWeightHh));
     let (b_ih, b_hh) = (p.get(Tensor::EncoderBiasIh), p.get(Tensor::EncoderBiasHh));
     let step = bc * h;
+    let zeros = vec![0.0f32; h];
     // The input projection does not depend on h: one gemm for every step.
     matmul(&mut ws.gi, &ws.xg, Op::N, w_ih, Op::T, tt * bc, nin, 3 * h, false);
     add_bias(&mut ws.gi, b_ih);
@@ -57,21 +58,31 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, dropout: Opt
             matmul(&mut ws.gh, &ws.h[(t - 1) * step..], Op::N, w_hh, Op::T, bc, h, 3 * h, false);
             add_bias(&mut ws.gh, b_hh);
         }
+        let (past, now) = ws.h.split_at_mut(t * step);
+        let prev_bin = if t == 0 { &zeros[..] } else { &past[(t - 1) * step..] };
+        let span = t * step..(t + 1) * step;
+        let outs = (&mut ws.r[span.clone()], &mut ws.u[span.clone()], &mut ws.n[span.clone()]);
+        let (rs, us, ns) = outs;
+        let (ghns, masks) = (&mut ws.ghn[span.clone()], &ws.h_mask[span]);
+        // One trial's H units at a time, as straight slices (no index arithmetic), so that it vectorises.
         for b in 0..bc {
+            let unit = b * h..(b + 1) * h;
             let gi = &ws.gi[(t * bc + b) * 3 * h..(t * bc + b + 1) * 3 * h];
             let gh = &ws.gh[b * 3 * h..(b + 1) * 3 * h];
-            for k in 0..h {
-                let i = t * step + b * h + k;
-                let r = sigmoid(gi[k] + gh[k]);
-                let u = sigmoid(gi[h + k] + gh[h + k]);
-                let ghn = gh[2 * h + k];
-                let n = tanh(gi[2 * h + k] + r * ghn);
-                let prev = if t == 0 { 0.0 } else { ws.h[i - step] };
-                ws.r[i] = r;
-                ws.u[i] = u;
-                ws.n[i] = n;
-                ws.ghn[i] = ghn;
-                ws.h[i] = ((1.0 - u) * n + u * prev) * ws.h_mask[i];
+            let (gi_r, gi_rest) = gi.split_at(h);
+            let (gi_u, gi_n) = gi_rest.split_at(h);
+            let (gh_r, gh_rest) = gh.split_at(h);
+            let (gh_u, gh_n) = gh_rest.split_at(h);
+            let prev = if t == 0 { &prev_bin[..h] } else { &prev_bin[unit.clone()] };
+            let outs = rs[unit.clone()].iter_mut().zip(&mut us[unit.clone()]).zip(&mut ns[unit.clone()]);
+            let outs = outs.zip(&mut ghns[unit.clone()]).zip(&mut now[unit.clone()]).zip(&masks[unit]);
+            let ins = gi_r.iter().zip(gh_r).zip(gi_u.iter().zip(gh_u)).zip(gi_n.iter().zip(gh_n)).zip(prev);
+            for ((((((r, u), n), ghn_out), h_out), m), ((((a_r, b_r), (a_u, b_u)), (a_n, ghn)), p)) in outs.zip(ins) {
+                *r = sigmoid(a_r + b_r);
+                *u = sigmoid(a_u + b_u);
+                *n = tanh(a_n + *r * ghn);
+                *ghn_out = *ghn;
+                *h_out = ((1.0 - *u) * *n + *u * p) * m;
             }
         }
     }

@@ -8,6 +8,7 @@
 
 mod decoder;
 mod encoder;
+mod fast_math;
 mod latent;
 mod workspace;
 

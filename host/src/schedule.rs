@@ -1,0 +1,110 @@
+//! How the learning rate, the KL weight and the L2 weight move over epochs
+//! (MODEL.md section 7, and this project's warm-up and cosine alternative),
+//! and gradient clipping.
+
+use crate::train::TrainConfig;
+use serde::{Deserialize, Serialize};
+
+/// The learning-rate schedule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// The paper's `ReduceLROnPlateau` on the validation NLL: after more than
+    /// `plateau_patience` epochs without a strict improvement the rate is
+    /// multiplied by `plateau_factor`, down to `min_lr` (MODEL.md section 7).
+    #[default]
+    Plateau,
+    /// Warm-up over `warmup_epochs`, then cosine decay from `lr` to `min_lr`
+    /// at the last epoch: `min_lr + (lr - min_lr) (1 + cos(pi k / K)) / 2` for
+    /// the `k`-th of the `K = epochs - warmup_epochs - 1` epochs after warm-up.
+    Cosine,
+}
+
+impl TrainConfig {
+    /// The learning rate of epoch `epoch` before any plateau reduction: the
+    /// warm-up, then `lr` (plateau) or the cosine curve.
+    pub fn scheduled_lr(&self, epoch: usize) -> f32 {
+        if epoch < self.warmup_epochs {
+            return self.lr * (epoch + 1) as f32 / self.warmup_epochs as f32;
+        }
+        match self.schedule {
+            Schedule::Plateau => self.lr,
+            Schedule::Cosine => {
+                let span = self.epochs.saturating_sub(self.warmup_epochs + 1).max(1);
+                let k = (epoch - self.warmup_epochs).min(span);
+                let c = 0.5 * (1.0 + (std::f64::consts::PI * k as f64 / span as f64).cos());
+                (self.min_lr as f64 + (self.lr as f64 - self.min_lr as f64) * c) as f32
+            }
+        }
+    }
+
+    /// Ramp fraction `clamp(epoch / ramp_epochs, 0, 1)` of the KL and L2 weights.
+    pub fn ramp(&self, epoch: usize) -> f32 {
+        if self.ramp_epochs == 0 {
+            1.0
+        } else {
+            (epoch as f32 / self.ramp_epochs as f32).clamp(0.0, 1.0)
+        }
+    }
+}
+
+/// Scale `grads` down to global L2 norm `max_norm` when larger (`max_norm <=
+/// 0`: leave them), as `torch.nn.utils.clip_grad_norm_` (which adds 1e-6 to the norm).
+pub fn clip_global_norm(grads: &mut [f32], max_norm: f32) {
+    if max_norm <= 0.0 {
+        return;
+    }
+    let norm = grads.iter().map(|g| (*g as f64) * (*g as f64)).sum::<f64>().sqrt();
+    let coef = max_norm as f64 / (norm + 1e-6);
+    if coef < 1.0 {
+        grads.iter_mut().for_each(|g| *g = (*g as f64 * coef) as f32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(schedule: Schedule, warmup: usize) -> TrainConfig {
+        TrainConfig { epochs: 11, lr: 0.01, min_lr: 0.001, schedule, warmup_epochs: warmup, ..TrainConfig::default() }
+    }
+
+    #[test]
+    fn warm_up_then_cosine_by_hand() {
+        let c = config(Schedule::Cosine, 2);
+        // Warm-up: 0.01 * 1/2, 0.01 * 2/2; then K = 11 - 2 - 1 = 8 epochs of decay.
+        let want = |k: f64| 0.001 + 0.009 * 0.5 * (1.0 + (std::f64::consts::PI * k / 8.0).cos());
+        let lrs: Vec<f32> = (0..13).map(|e| c.scheduled_lr(e)).collect();
+        assert_eq!(&lrs[..2], &[0.005, 0.01]);
+        for (e, lr) in lrs.iter().enumerate().skip(2) {
+            let k = (e - 2).min(8) as f64;
+            assert!((*lr as f64 - want(k)).abs() < 1e-9, "epoch {e}: {lr}");
+        }
+        // Halfway (k = 4): the mean of lr and min_lr; the last epoch and after: min_lr.
+        assert!((lrs[6] - 0.0055).abs() < 1e-9 && lrs[10] == 0.001 && lrs[12] == 0.001, "{lrs:?}");
+    }
+
+    #[test]
+    fn plateau_is_flat_after_warm_up() {
+        let c = config(Schedule::Plateau, 4);
+        let lrs: Vec<f32> = (0..8).map(|e| c.scheduled_lr(e)).collect();
+        assert_eq!(lrs, [0.0025, 0.005, 0.0075, 0.01, 0.01, 0.01, 0.01, 0.01]);
+        assert_eq!(config(Schedule::Plateau, 0).scheduled_lr(0), 0.01);
+    }
+
+    #[test]
+    fn clipping_by_hand() {
+        // Norm 5 clipped to 1: every gradient times 1 / (5 + 1e-6).
+        let mut g = [3.0f32, 4.0];
+        clip_global_norm(&mut g, 1.0);
+        let coef = 1.0 / (5.0 + 1e-6);
+        assert!((g[0] as f64 - 3.0 * coef).abs() < 1e-7 && (g[1] as f64 - 4.0 * coef).abs() < 1e-7, "{g:?}");
+        // Under the bound, or clipping off: unchanged.
+        let mut g = [0.3f32, 0.4];
+        clip_global_norm(&mut g, 1.0);
+        assert_eq!(g, [0.3, 0.4]);
+        let mut g = [30.0f32, 40.0];
+        clip_global_norm(&mut g, 0.0);
+        assert_eq!(g, [30.0, 40.0]);
+    }
+}
