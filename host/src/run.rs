@@ -169,9 +169,6 @@ impl RunConfig {
         if !(t.grad_clip >= 0.0 && t.grad_clip.is_finite()) {
             return bad("train.grad_clip must be a finite norm >= 0 (0: no clipping)");
         }
-        if t.warmup_epochs > 0 && t.warmup_epochs >= t.epochs {
-            return bad("train.warmup_epochs must be fewer than train.epochs");
-        }
         Ok(())
     }
 

@@ -44,7 +44,8 @@ pub struct TrainConfig {
     /// warm-up then cosine decay over `epochs` ([`Schedule`]).
     pub schedule: Schedule,
     /// Epochs of linear learning-rate warm-up (epoch `e < warmup_epochs` runs
-    /// at `lr * (e + 1) / warmup_epochs`); 0: none, as in the paper.
+    /// at `lr * (e + 1) / warmup_epochs`); 0: none, as in the paper. A run
+    /// shorter than its warm-up (`--epochs 4`) never leaves it.
     pub warmup_epochs: usize,
     /// Largest global L2 norm of a batch's gradient (all parameters, before
     /// Adam); larger gradients are scaled down to it. 0: no clipping, as in the paper.
