@@ -90,6 +90,12 @@ mod tests {
         let lrs: Vec<f32> = (0..8).map(|e| c.scheduled_lr(e)).collect();
         assert_eq!(lrs, [0.0025, 0.005, 0.0075, 0.01, 0.01, 0.01, 0.01, 0.01]);
         assert_eq!(config(Schedule::Plateau, 0).scheduled_lr(0), 0.01);
+        // A run shorter than its warm-up (11 epochs, warm-up 20) stays in it, cosine or not.
+        for schedule in [Schedule::Plateau, Schedule::Cosine] {
+            let c = config(schedule, 20);
+            let (first, last) = (c.scheduled_lr(0), c.scheduled_lr(10));
+            assert!((first - 0.0005).abs() < 1e-9 && (last - 0.0055).abs() < 1e-9, "{first} {last}");
+        }
     }
 
     #[test]
