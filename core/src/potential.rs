@@ -88,8 +88,8 @@ impl Potential {
                     g += a * at(i, k + j as isize - 1);
                 }
             }
-            for (c, a_c) in self.taps.iter().enumerate() {
-                let coupling = 0.0f32 + a_c[0] * s_next + a_c[1] * s_now + a_c[2] * s_prev;
+            for (c, &[a0, a1, a2]) in self.taps.iter().enumerate() {
+                let coupling = 0.0f32 + a0 * s_next + a1 * s_now + a2 * s_prev;
                 if let Some(f) = force.get_mut(c * len + m) {
                     *f = g + coupling;
                 }

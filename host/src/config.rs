@@ -67,6 +67,16 @@ impl ModelConfig {
         }
     }
 
+    /// The key bins query bin `t` attends to, of a trial of `bins` bins: one
+    /// contiguous range, the `j < bins` with [`ModelConfig::attends`]`(t, j)`.
+    #[inline]
+    pub fn attended_keys(&self, t: usize, bins: usize) -> std::ops::Range<usize> {
+        match self.window {
+            None => 0..bins,
+            Some(w) => (t + 1).saturating_sub(w)..(t + 1).min(bins),
+        }
+    }
+
     /// The spike bin the encoder reads at bin `t` of a trial with `t_obs` observed bins.
     #[inline]
     pub fn input_bin(&self, t: usize, t_obs: usize) -> usize {
@@ -93,6 +103,32 @@ impl ModelConfig {
             n_out: self.n_out as u32,
             window: self.window.unwrap_or(0) as u32,
             n_beh: n_beh as u32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attended_keys_are_the_bins_attends_allows() {
+        for window in [None, Some(1), Some(3), Some(8)] {
+            let cfg = ModelConfig {
+                n_in: 1,
+                n_out: 1,
+                hidden: 4,
+                ff: 4,
+                gamma: 0.55,
+                eps: 0.01,
+                mode: Mode::Streaming,
+                window,
+                anchor_every: 0,
+            };
+            for t in 0..7 {
+                let want: Vec<usize> = (0..7).filter(|&j| cfg.attends(t, j)).collect();
+                assert_eq!(cfg.attended_keys(t, 7).collect::<Vec<_>>(), want, "window {window:?}, bin {t}");
+            }
         }
     }
 }

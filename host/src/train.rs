@@ -290,10 +290,10 @@ impl<B: Backend> Trainer<B> {
         let (beta, wd) = (self.config.kl_weight * ramp, self.config.weight_decay * ramp);
         // Plateau reductions act on `state.lr` once warm-up is over; cosine
         // and warm-up are functions of the epoch alone (a resumed run agrees).
-        if epoch < self.config.warmup_epochs || self.config.schedule == Schedule::Cosine {
+        // (The epoch right after warm-up resets a plateau run to `lr`.)
+        let warm_up = self.config.warmup_epochs > 0 && epoch <= self.config.warmup_epochs;
+        if warm_up || self.config.schedule == Schedule::Cosine {
             self.state.lr = self.config.scheduled_lr(epoch);
-        } else if epoch == self.config.warmup_epochs && self.config.warmup_epochs > 0 {
-            self.state.lr = self.config.lr;
         }
         let adam = AdamConfig { lr: self.state.lr, ..AdamConfig::default() };
         let mut loss_sum = 0.0f64;
@@ -475,6 +475,21 @@ impl<B: Backend> Trainer<B> {
 mod tests {
     use super::*;
 
+    /// A paper-mode model of H=4 for `data`'s neurons.
+    fn tiny_model(data: &Dataset) -> ModelConfig {
+        ModelConfig {
+            n_in: data.n_in,
+            n_out: data.n_out,
+            hidden: 4,
+            ff: 8,
+            gamma: 0.55,
+            eps: 0.01,
+            mode: Mode::Paper,
+            window: None,
+            anchor_every: 0,
+        }
+    }
+
     #[test]
     fn readout_bias_starts_at_the_log_mean_rates_of_the_training_trials() {
         // 3 trials of 2 bins (1 observed + 1 forward), 1 held-in + 1 held-out neuron:
@@ -498,17 +513,7 @@ mod tests {
         let want = [1.5f32.ln(), 1e-3f32.ln()];
         let got = log_mean_rates(&data);
         assert!((got[0] - want[0]).abs() < 1e-6 && (got[1] - want[1]).abs() < 1e-5, "{got:?}");
-        let model = ModelConfig {
-            n_in: 1,
-            n_out: 2,
-            hidden: 4,
-            ff: 8,
-            gamma: 0.55,
-            eps: 0.01,
-            mode: Mode::Paper,
-            window: None,
-            anchor_every: 0,
-        };
+        let model = tiny_model(&data);
         let backend = || crate::backend::CpuBackend::new(1).unwrap();
         let bias = |t: &Trainer<crate::backend::CpuBackend>| t.state.params.get(Tensor::ReadoutBias).to_vec();
         let on = TrainConfig { init_rates_from_data: true, ..TrainConfig::default() };
@@ -523,6 +528,7 @@ mod tests {
         rest.get_mut(Tensor::ReadoutBias).copy_from_slice(&bias(&new));
         assert_eq!(rest, new.state.params);
     }
+
     #[test]
     fn validation_runs_every_valid_every_epochs_and_after_the_last() {
         let lorenz = crate::lorenz::LorenzConfig {
@@ -533,17 +539,7 @@ mod tests {
             ..crate::lorenz::LorenzConfig::default()
         };
         let data = crate::lorenz::generate(&lorenz);
-        let model = ModelConfig {
-            n_in: data.n_in,
-            n_out: data.n_out,
-            hidden: 4,
-            ff: 8,
-            gamma: 0.55,
-            eps: 0.01,
-            mode: Mode::Paper,
-            window: None,
-            anchor_every: 0,
-        };
+        let model = tiny_model(&data);
         let config = TrainConfig { epochs: 5, batch_size: 8, valid_every: 2, ..TrainConfig::default() };
         let mut t = Trainer::new(model, config, crate::backend::CpuBackend::new(1).unwrap());
         let validated: Vec<bool> = (0..5).map(|_| t.epoch(&data).valid_nll.is_finite()).collect();

@@ -87,7 +87,7 @@ pub fn quality(a: &QualityBenchArgs) -> Result<String, CliError> {
         config: config.clone(),
         threads: a.threads,
         seconds: a.seconds,
-        eval_every: a.eval_every.max(1),
+        eval_every: a.eval_every,
         samples: a.samples.unwrap_or(config.eval.samples),
     };
     // Read every data set first: a typo in the third is found before an hour of training.

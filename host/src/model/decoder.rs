@@ -85,11 +85,7 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, dropout: Opt
             let probs = &mut ws.probs[(b * 2 + head) * tt * tt..][..tt * tt];
             matmul_strided(q, Strided { op: Op::T, ..k }, probs, tt, tt, hd, tt, scale, 0.0);
             for (t, row) in probs.chunks_exact_mut(tt).enumerate() {
-                // The keys bin t attends to are one contiguous range.
-                let keys = match cfg.window {
-                    None => 0..tt,
-                    Some(w) => (t + 1).saturating_sub(w)..t + 1,
-                };
+                let keys = cfg.attended_keys(t, tt);
                 let max = row[keys.clone()].iter().fold(f32::NEG_INFINITY, |m, s| m.max(*s));
                 row[..keys.start].fill(0.0);
                 row[keys.end..].fill(0.0);

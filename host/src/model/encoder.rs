@@ -45,7 +45,7 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, dropout: Opt
     let (w_ih, w_hh) = (p.get(Tensor::EncoderWeightIh), p.get(Tensor::EncoderWeightHh));
     let (b_ih, b_hh) = (p.get(Tensor::EncoderBiasIh), p.get(Tensor::EncoderBiasHh));
     let step = bc * h;
-    let zeros = vec![0.0f32; h];
+    let zeros = vec![0.0f32; step];
     // The input projection does not depend on h: one gemm for every step.
     matmul(&mut ws.gi, &ws.xg, Op::N, w_ih, Op::T, tt * bc, nin, 3 * h, false);
     add_bias(&mut ws.gi, b_ih);
@@ -61,8 +61,7 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, dropout: Opt
         let (past, now) = ws.h.split_at_mut(t * step);
         let prev_bin = if t == 0 { &zeros[..] } else { &past[(t - 1) * step..] };
         let span = t * step..(t + 1) * step;
-        let outs = (&mut ws.r[span.clone()], &mut ws.u[span.clone()], &mut ws.n[span.clone()]);
-        let (rs, us, ns) = outs;
+        let (rs, us, ns) = (&mut ws.r[span.clone()], &mut ws.u[span.clone()], &mut ws.n[span.clone()]);
         let (ghns, masks) = (&mut ws.ghn[span.clone()], &ws.h_mask[span]);
         // One trial's H units at a time, as straight slices (no index arithmetic), so that it vectorises.
         for b in 0..bc {
@@ -73,7 +72,7 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, dropout: Opt
             let (gi_u, gi_n) = gi_rest.split_at(h);
             let (gh_r, gh_rest) = gh.split_at(h);
             let (gh_u, gh_n) = gh_rest.split_at(h);
-            let prev = if t == 0 { &prev_bin[..h] } else { &prev_bin[unit.clone()] };
+            let prev = &prev_bin[unit.clone()];
             let outs = rs[unit.clone()].iter_mut().zip(&mut us[unit.clone()]).zip(&mut ns[unit.clone()]);
             let outs = outs.zip(&mut ghns[unit.clone()]).zip(&mut now[unit.clone()]).zip(&masks[unit]);
             let ins = gi_r.iter().zip(gh_r).zip(gi_u.iter().zip(gh_u)).zip(gi_n.iter().zip(gh_n)).zip(prev);
