@@ -81,6 +81,10 @@ cargo test -q -p lflow-host --test cuda_compile -- --nocapture 2>&1 | grep -v '^
 
 step "tests (the CUDA backend through its CPU emulation, NLB interop against nlb_tools' fixtures)"
 run_tests cargo test --workspace --features lflow-core/std,lflow-host/cuda-emu,lflow-host/nlb
+if [ "${LFLOW_TEST_CUDA:-}" = 1 ]; then
+  step "the CUDA backend on this machine's GPU (LFLOW_TEST_CUDA=1)"
+  run_tests cargo test -p lflow-host --features cuda-emu --test cuda_emulated -- --ignored
+fi
 step "tests with fast-math"
 run_tests cargo test -p lflow-core --features std,fast-math,wire
 

@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{entry_offset, put_u32, synthetic_blob, synthetic_blob_anchored, u32_at, Aligned};
+use common::{entry_offset, put_u32, synthetic_blob, synthetic_blob_anchored, synthetic_values, u32_at, Aligned};
 use half::f16;
-use lflow_core::blob::writer::{quantize_i8, reseal};
+use lflow_core::blob::writer::reseal;
 use lflow_core::blob::{Blob, BlobWriter, Dim, SectionId, Tensor, WriteError};
 use lflow_core::{BlobError, Dims, InputSchedule, Mean, Seeded, StorageFormat, StreamingDecoder};
 use proptest::prelude::*;
@@ -26,18 +26,10 @@ fn tiny(storage: StorageFormat) -> Vec<u8> {
     synthetic_blob(DIMS, storage, InputSchedule::CurrentBin, 11)
 }
 
-/// The f32 values `synthetic_blob` wrote, regenerated through the writer's own inputs.
+/// The f32 values `synthetic_blob` handed the writer (not read back through the parser).
 fn written_values(t: Tensor) -> Vec<f32> {
-    // Re-derive by parsing an f32 blob of the same seed: f32 storage is exact.
-    let bytes = Aligned::new(&tiny(StorageFormat::F32));
-    let blob = Blob::parse(bytes.bytes(), None).unwrap();
-    let (r, c) = t.shape(&DIMS);
-    if t.is_matrix() {
-        let m = blob.matrix(t).unwrap();
-        (0..r as usize).flat_map(|i| (0..c as usize).map(move |j| (i, j))).map(|(i, j)| m.get(i, j).unwrap()).collect()
-    } else {
-        blob.vector(t).unwrap().to_vec()
-    }
+    let at = Tensor::ALL.iter().position(|&x| x == t).unwrap();
+    synthetic_values(DIMS, 11).swap_remove(at)
 }
 
 #[test]
@@ -74,16 +66,20 @@ fn round_trip_in_every_format() {
             let m = blob.matrix(t).unwrap();
             let storage = if t.is_quantized() { storage } else { StorageFormat::F32 };
             assert_eq!((m.rows(), m.cols(), m.format()), (rows as usize, cols as usize, storage));
-            let (q, scales) = quantize_i8(&want, rows as usize, cols as usize);
             for r in 0..rows as usize {
-                for c in 0..cols as usize {
-                    let (got, w) = (m.get(r, c).unwrap(), want[r * cols as usize + c]);
+                let row = &want[r * cols as usize..(r + 1) * cols as usize];
+                // int8 by hand: a row's scale maps its largest magnitude to 127.
+                let scale = row.iter().fold(0.0f32, |m, x| m.max(x.abs())) / 127.0;
+                for (c, &w) in row.iter().enumerate() {
+                    let got = m.get(r, c).unwrap();
                     match storage {
                         StorageFormat::F32 => assert_eq!(got, w),
                         StorageFormat::F16 => assert_eq!(got, f16::from_f32(w).to_f32()),
                         StorageFormat::I8 => {
-                            assert_eq!(got, q[r * cols as usize + c] as f32 * scales[r]);
-                            assert!((got - w).abs() <= scales[r] * 0.5 + 1e-7, "{t:?} [{r},{c}]");
+                            let q = (w as f64 / scale as f64).round();
+                            assert!(q.abs() <= 127.0);
+                            assert_eq!(got, q as f32 * scale, "{t:?} [{r},{c}]");
+                            assert!((got - w).abs() <= scale * 0.5 + 1e-7, "{t:?} [{r},{c}]");
                         }
                     }
                 }
@@ -328,9 +324,6 @@ fn every_blob_error_variant_is_reachable() {
         BlobWriter::new(wide, F16, InputSchedule::CurrentBin, 0.5, 0.1).unwrap();
     }
     let seen = seen.into_inner();
-    for name in &seen {
-        assert!(!name.is_empty());
-    }
     assert_eq!(seen.len(), ALL_VARIANTS, "variants reached: {seen:?}");
 }
 

@@ -38,6 +38,35 @@ impl TrainConfig {
         }
     }
 
+    /// `ReduceLROnPlateau` (mode min, threshold 0, no cooldown) after a
+    /// validation NLL `valid` (`NaN`: the epoch did not validate, nothing
+    /// moves). A strict improvement on `best` (`inf` before the first) resets
+    /// `bad_epochs`; otherwise it grows, and once it exceeds `plateau_patience`,
+    /// `lr` becomes `max(lr * plateau_factor, min_lr)` when `reduces` and the
+    /// count restarts. Returns whether `valid` improved.
+    pub fn plateau_step(
+        &self,
+        best: &mut f64,
+        bad_epochs: &mut usize,
+        lr: &mut f32,
+        valid: f64,
+        reduces: bool,
+    ) -> bool {
+        if valid < *best {
+            *best = valid;
+            *bad_epochs = 0;
+            return true;
+        }
+        if valid.is_finite() {
+            *bad_epochs += 1;
+            if reduces && *bad_epochs > self.plateau_patience {
+                *lr = (*lr * self.plateau_factor).max(self.min_lr);
+                *bad_epochs = 0;
+            }
+        }
+        false
+    }
+
     /// Ramp fraction `clamp(epoch / ramp_epochs, 0, 1)` of the KL and L2 weights.
     pub fn ramp(&self, epoch: usize) -> f32 {
         if self.ramp_epochs == 0 {
@@ -96,6 +125,67 @@ mod tests {
             let (first, last) = (c.scheduled_lr(0), c.scheduled_lr(10));
             assert!((first - 0.0005).abs() < 1e-9 && (last - 0.0055).abs() < 1e-9, "{first} {last}");
         }
+    }
+
+    #[test]
+    fn ramp_by_hand() {
+        // The paper's 500 epochs: beta = 0.1 * clamp(epoch / 500, 0, 1) (MODEL.md section 6).
+        let c = TrainConfig { ramp_epochs: 500, ..TrainConfig::default() };
+        for (epoch, want) in
+            [(0, 0.0), (1, 0.002), (50, 0.1), (250, 0.5), (499, 0.998), (500, 1.0), (501, 1.0), (4000, 1.0)]
+        {
+            assert!((c.ramp(epoch) - want).abs() < 1e-7, "epoch {epoch}: {} vs {want}", c.ramp(epoch));
+        }
+        assert_eq!(TrainConfig { ramp_epochs: 0, ..c }.ramp(0), 1.0);
+    }
+
+    #[test]
+    fn plateau_scheduler_with_the_authors_settings_by_hand() {
+        // Factor 0.95, patience 10, threshold 0, min lr 1e-5 (MODEL.md section 7).
+        let c = TrainConfig {
+            lr: 3e-3,
+            plateau_factor: 0.95,
+            plateau_patience: 10,
+            min_lr: 1e-5,
+            ..TrainConfig::default()
+        };
+        let (mut best, mut bad, mut lr) = (f64::INFINITY, 0usize, c.lr);
+        let mut run = |valid: f64| {
+            let improved = c.plateau_step(&mut best, &mut bad, &mut lr, valid, true);
+            (improved, lr)
+        };
+        assert_eq!(run(1.0), (true, 3e-3));
+        assert_eq!(run(0.5), (true, 3e-3));
+        // Ten epochs without a strict improvement (equal is not better; NaN, no
+        // validation, does not count): no reduction yet.
+        for k in 0..10 {
+            assert_eq!(run(if k % 2 == 0 { 0.5 } else { 0.7 }), (false, 3e-3), "bad epoch {}", k + 1);
+            assert_eq!(run(f64::NAN), (false, 3e-3));
+        }
+        // The 11th: 3e-3 * 0.95.
+        assert_eq!(run(0.5), (false, 3e-3 * 0.95));
+        // The count restarts: ten more bad epochs keep it, the 11th reduces again.
+        for _ in 0..10 {
+            assert_eq!(run(0.6), (false, 3e-3 * 0.95));
+        }
+        assert_eq!(run(0.6), (false, 3e-3 * 0.95 * 0.95));
+        // An improvement resets the count: 10 bad, a better one, 10 bad: no reduction.
+        for _ in 0..10 {
+            run(0.6);
+        }
+        assert_eq!(run(0.4), (true, 3e-3 * 0.95 * 0.95));
+        for _ in 0..10 {
+            assert_eq!(run(0.45), (false, 3e-3 * 0.95 * 0.95));
+        }
+        assert_eq!(best, 0.4);
+        // The floor: 1.02e-5 * 0.95 = 9.69e-6 is clamped to min_lr.
+        let (mut best, mut bad, mut lr) = (0.1, 10usize, 1.02e-5f32);
+        assert!(!c.plateau_step(&mut best, &mut bad, &mut lr, 0.2, true));
+        assert_eq!((lr, bad), (1e-5, 0));
+        // Not reducing (cosine, or during warm-up): the count still runs, lr stays.
+        let (mut best, mut bad, mut lr) = (0.1, 10usize, 3e-3f32);
+        assert!(!c.plateau_step(&mut best, &mut bad, &mut lr, 0.2, false));
+        assert_eq!((lr, bad), (3e-3, 11));
     }
 
     #[test]

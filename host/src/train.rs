@@ -343,18 +343,11 @@ impl<B: Backend> Trainer<B> {
         let every = self.config.valid_every.max(1);
         let validate = (epoch + 1).is_multiple_of(every) || epoch + 1 >= self.config.epochs;
         let (valid_nll, valid_co_bps) = if validate { self.validation(data) } else { (f64::NAN, f64::NAN) };
-        let improved = valid_nll < self.state.best_valid;
+        let reduces = self.config.schedule == Schedule::Plateau && epoch >= self.config.warmup_epochs;
+        let st = &mut self.state;
+        let improved = self.config.plateau_step(&mut st.best_valid, &mut st.bad_epochs, &mut st.lr, valid_nll, reduces);
         if improved {
-            self.state.best_valid = valid_nll;
-            self.state.best_epoch = epoch;
-            self.state.bad_epochs = 0;
-        } else if valid_nll.is_finite() {
-            self.state.bad_epochs += 1;
-            let plateau = self.config.schedule == Schedule::Plateau && epoch >= self.config.warmup_epochs;
-            if plateau && self.state.bad_epochs > self.config.plateau_patience {
-                self.state.lr = (self.state.lr * self.config.plateau_factor).max(self.config.min_lr);
-                self.state.bad_epochs = 0;
-            }
+            st.best_epoch = epoch;
         }
         self.state.epoch += 1;
         EpochStats {
@@ -487,6 +480,65 @@ mod tests {
             mode: Mode::Paper,
             window: None,
             anchor_every: 0,
+        }
+    }
+
+    #[test]
+    fn coordinated_dropout_keeps_cd_scales_by_1_over_cd_and_masks_gradients_per_mode() {
+        // Every held-in count is 2, so the input shows the keep mask m: 2 / cd where kept, else 0.
+        let (trials, observed, n_in) = (40usize, 10usize, 20usize);
+        let data = Dataset {
+            n_in,
+            n_out: 25,
+            observed,
+            forward: 2,
+            bin_ms: 10.0,
+            spikes: vec![2.0; trials * 12 * 25],
+            true_rates: None,
+            behavior: None,
+            n_beh: 0,
+            conditions: None,
+            split: vec![Split::Train; trials],
+            nlb: None,
+            segments: None,
+        };
+        let cd = 0.3f32; // not 0.5: an inverted keep mask shows
+        let picked: Vec<usize> = (0..trials).collect();
+        let seeds: Vec<u64> = (0..trials as u64).map(|i| 1000 + i).collect();
+        let elements = (trials * observed * n_in) as f64;
+        // Binomial fractions over 8000 elements: 4 standard deviations is about 0.02.
+        let near = |got: f64, want: f64, what: &str| assert!((got - want).abs() < 0.02, "{what}: {got:.4} vs {want}");
+        for mode in [Mode::Paper, Mode::Streaming] {
+            let model = ModelConfig { mode, window: (mode == Mode::Streaming).then_some(4), ..tiny_model(&data) };
+            let config = TrainConfig { cd_rate: cd, ..TrainConfig::default() };
+            let mut t = Trainer::new(model, config, crate::backend::CpuBackend::new(1).unwrap());
+            t.fill_batch(&data, &picked, &seeds, true, false);
+            let b = &t.batch;
+            assert_eq!((b.input.len(), b.grad_mask.len()), (trials * observed * n_in, trials * observed * n_in));
+            let (mut kept, mut kept_with_grad, mut dropped_with_grad) = (0usize, 0usize, 0usize);
+            for (x, g) in b.input.iter().zip(&b.grad_mask) {
+                assert!(*x == 0.0 || *x == 2.0 / cd, "{mode:?}: input {x}, not 0 or 2 / cd");
+                assert!(*g == 0.0 || *g == 1.0);
+                if *x > 0.0 {
+                    kept += 1;
+                    kept_with_grad += *g as usize;
+                } else {
+                    dropped_with_grad += *g as usize;
+                }
+            }
+            let dropped = b.input.len() - kept;
+            near(kept as f64 / elements, cd as f64, &format!("{mode:?}: kept fraction (m ~ Bernoulli(cd))"));
+            // Where the input was dropped the loss always gets gradient (`!m`).
+            assert_eq!(dropped_with_grad, dropped, "{mode:?}: a dropped input's loss element without gradient");
+            match mode {
+                // Paper: `!m || q`, q ~ Bernoulli(1 - cd): kept elements pass with probability 1 - cd.
+                Mode::Paper => near(kept_with_grad as f64 / kept as f64, 1.0 - cd as f64, "paper: q among kept"),
+                // Streaming (MODEL.md section 9): `!m` only.
+                Mode::Streaming => assert_eq!(kept_with_grad, 0, "streaming: a kept input's loss element has gradient"),
+            }
+            // Evaluation (train = false): no coordinated dropout at all.
+            t.fill_batch(&data, &picked, &seeds, false, false);
+            assert!(t.batch.input.iter().all(|x| *x == 2.0) && t.batch.grad_mask.is_empty());
         }
     }
 

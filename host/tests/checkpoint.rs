@@ -88,16 +88,45 @@ fn pytorch_state_dict_loads_and_ours_uses_pytorch_names() {
     for t in PARAMS {
         assert_eq!(params.get(t), g.get(&format!("param.{}", t.pytorch_name())));
     }
-    // Ours, read back as a plain safetensors file, holds the same names and shapes.
-    let (_, model, train) = setup();
-    let state = Trainer::new(model.clone(), train.clone(), CpuBackend::new(1).unwrap()).state;
+    // Ours for the same model, read back as a plain safetensors file: the
+    // authors' names and shapes (the fixture's, recorded from PyTorch), f32,
+    // and Adam's moments as `optimizer.exp_avg.<name>` / `optimizer.exp_avg_sq.<name>`.
+    let (_, _, train) = setup();
+    let lorenz = LorenzConfig {
+        trials: 20,
+        eval_trials: 4,
+        observed: 6,
+        forward: 2,
+        held_in: 5,
+        held_out: 2,
+        ..LorenzConfig::default()
+    };
+    let model = cfg;
+    let mut trainer = Trainer::new(model.clone(), train.clone(), CpuBackend::new(1).unwrap());
+    trainer.epoch(&generate(&lorenz)); // non-zero moments
+    let state = trainer.state.clone();
     let ours = tmp("ours.safetensors");
-    save(&ours, &Checkpoint { model, train, state }, true).unwrap();
+    save(&ours, &Checkpoint { model, train, state: state.clone() }, true).unwrap();
     let bytes = std::fs::read(&ours).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let values = |v: &TensorView<'_>| -> Vec<f32> {
+        v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    };
     for t in PARAMS {
-        assert!(st.tensor(t.pytorch_name()).is_ok(), "{}", t.pytorch_name());
+        let name = t.pytorch_name();
+        let want_shape = g.shape(&format!("param.{name}"));
+        for (key, want) in [
+            (name.to_string(), state.params.get(t)),
+            (format!("optimizer.exp_avg.{name}"), state.adam.m.get(t)),
+            (format!("optimizer.exp_avg_sq.{name}"), state.adam.v.get(t)),
+        ] {
+            let v = st.tensor(&key).unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert_eq!((v.dtype(), v.shape()), (Dtype::F32, want_shape), "{key}");
+            assert_eq!(values(&v), want, "{key}");
+        }
     }
+    assert!(state.adam.m.data.iter().any(|x| *x != 0.0));
+    assert_eq!(st.len(), 3 * PARAMS.len(), "no tensor besides the parameters and the two moments");
 }
 
 #[test]

@@ -32,10 +32,99 @@ fn fixture_submissions_score_as_nlb_tools() {
             for (k, v) in metrics {
                 let want = w[k].as_f64().unwrap();
                 eprintln!("{name} {group} {k}: ours {v:.12} nlb_tools {want:.12} ({:.1e})", (v - want).abs());
-                assert!((v - want).abs() < 1e-6, "{name} {k}: {v} vs {want}");
+                assert!((v - want).abs() < 1e-10, "{name} {k}: {v} vs {want}");
             }
         }
     }
+}
+
+/// The intermediates `expected_details.json` records (re-derived with numpy and
+/// sklearn): NLLs, spike totals, null rates, ridge CV scores per alpha, the
+/// chosen alpha, coefficients, per-dimension and per-neuron R², eval R² per alpha.
+#[test]
+fn fixture_intermediates_match_expected_details() {
+    use lflow_host::metrics::{alpha_grid, poisson_nll, r2_per_output, ridge_cv, Ridge};
+    use lflow_host::nlb::layout::{read_submission, read_target};
+    use lflow_host::nlb::score::psth_r2_per_neuron;
+    let dir = nlb_dir();
+    let details: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected_details.json")).unwrap()).unwrap();
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+    let nums = |v: &serde_json::Value| -> Vec<f64> { v.as_array().unwrap().iter().map(num).collect() };
+    let close = |got: f64, want: f64, what: &str| {
+        assert!((got - want).abs() <= 1e-10 * want.abs().max(1.0), "{what}: ours {got:.15} expected {want:.15}");
+    };
+    let all_close = |got: &[f64], want: &[f64], what: &str| {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            close(*g, *w, &format!("{what}[{i}]"));
+        }
+    };
+    let group = "mc_maze_small_20";
+    let target = read_target(&H5::open(&dir.join("eval_target.h5")).unwrap(), group).unwrap();
+    let mut checked = 0;
+    for name in ["submission_truth", "submission_noisy"] {
+        let want = &details[name];
+        let sub = read_submission(&H5::open(&dir.join(format!("{name}.h5"))).unwrap(), group, &target).unwrap();
+        // co-bps and fp-bps: the model's and the null's NLL, the spikes, the null rates.
+        let nll_parts = |rates: &[f64], spikes: &[f64], neurons: usize, key: &str| {
+            let w = &want[key];
+            let rows = spikes.len() / neurons;
+            let null: Vec<f64> =
+                (0..neurons).map(|n| (0..rows).map(|r| spikes[r * neurons + n]).sum::<f64>() / rows as f64).collect();
+            let null_rates: Vec<f64> = (0..spikes.len()).map(|i| null[i % neurons]).collect();
+            close(poisson_nll(rates, spikes), num(&w["nll_model"]), &format!("{name} {key} nll_model"));
+            close(poisson_nll(&null_rates, spikes), num(&w["nll_null"]), &format!("{name} {key} nll_null"));
+            close(spikes.iter().sum(), num(&w["total_spikes"]), &format!("{name} {key} total_spikes"));
+            if let Some(per) = w.get("null_rate_per_neuron") {
+                all_close(&null, &nums(per), &format!("{name} {key} null_rate_per_neuron"));
+            }
+        };
+        let heldout = &target.eval_spikes_heldout;
+        nll_parts(&sub.eval_rates_heldout.data, &heldout.data, heldout.channels(), "co-bps");
+        let fwd_spikes = target
+            .eval_spikes_heldin_forward
+            .as_ref()
+            .unwrap()
+            .join(target.eval_spikes_heldout_forward.as_ref().unwrap());
+        let fwd_rates =
+            sub.eval_rates_heldin_forward.as_ref().unwrap().join(sub.eval_rates_heldout_forward.as_ref().unwrap());
+        nll_parts(&fwd_rates.data, &fwd_spikes.data, fwd_spikes.channels(), "fp-bps");
+        // vel R2: the ridge's cross-validation, choice, coefficients and eval R².
+        let w = &want["vel R2"];
+        let train = sub.train_rates_heldin.as_ref().unwrap().join(sub.train_rates_heldout.as_ref().unwrap());
+        let eval = sub.eval_rates_heldin.join(&sub.eval_rates_heldout);
+        let (tb, eb) = (target.train_behavior.as_ref().unwrap(), target.eval_behavior.as_ref().unwrap());
+        let (features, outputs) = (train.channels(), tb.channels());
+        all_close(&alpha_grid(), &nums(&w["alpha_grid"]), "alpha_grid");
+        let (model, cv) = ridge_cv(&train.data, &tb.data, features, outputs);
+        all_close(&cv, &nums(&w["cv_mean_test_r2"]), &format!("{name} cv_mean_test_r2"));
+        close(model.alpha, num(&w["best_alpha"]), &format!("{name} best_alpha"));
+        let coef: Vec<f64> = w["ridge_coef"].as_array().unwrap().iter().flat_map(nums).collect();
+        // Coefficients of around 1e3 on rates of about 0.1: compared relative to their scale.
+        let scale = coef.iter().fold(0.0f64, |m, c| m.max(c.abs()));
+        for (i, (g, c)) in model.coef.iter().zip(&coef).enumerate() {
+            assert!((g - c).abs() < 1e-8 * scale, "{name} ridge_coef[{i}]: {g} vs {c}");
+        }
+        assert_eq!(model.coef.len(), coef.len());
+        all_close(&model.intercept, &nums(&w["ridge_intercept"]), &format!("{name} ridge_intercept"));
+        let per_dim = r2_per_output(&eb.data, &model.predict(&eval.data), outputs);
+        all_close(&per_dim, &nums(&w["r2_per_behavior_dim"]), &format!("{name} r2_per_behavior_dim"));
+        let if_alpha: Vec<f64> = alpha_grid()
+            .iter()
+            .map(|&a| {
+                let r = Ridge::fit(&train.data, &tb.data, features, outputs, a);
+                r2_per_output(&eb.data, &r.predict(&eval.data), outputs).iter().sum::<f64>() / outputs as f64
+            })
+            .collect();
+        all_close(&if_alpha, &nums(&w["eval_r2_if_alpha"]), &format!("{name} eval_r2_if_alpha"));
+        // psth R2 per neuron.
+        let psth = target.psth.as_ref().unwrap();
+        let per_neuron = psth_r2_per_neuron(psth, &eval, target.eval_cond_idx.as_ref().unwrap(), None);
+        all_close(&per_neuron, &nums(&want["psth R2"]["r2_per_neuron"]), &format!("{name} psth r2_per_neuron"));
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
 }
 
 use lflow_host::data::Split;

@@ -118,22 +118,34 @@ pub fn synthetic_blob_anchored(
     seed: u64,
     anchor_every: u8,
 ) -> Vec<u8> {
-    let mut rng = lflow_core::Seeded::new(seed);
     let mut w = BlobWriter::new(dims, storage, schedule, 0.55, 0.01).unwrap().anchor_every(anchor_every);
-    for t in Tensor::ALL {
-        let (r, c) = t.shape(&dims);
-        let fan_in = if t.is_matrix() { c as f32 } else { 4.0 };
-        let scale = 1.0 / fan_in.sqrt();
-        let mut vals: Vec<f32> = (0..r * c).map(|_| rng.next_normal() * scale).collect();
-        if matches!(t, Tensor::Norm1Weight | Tensor::Norm2Weight) {
-            vals.iter_mut().for_each(|v| *v += 1.0);
-        }
-        if matches!(t, Tensor::ZLogvarBias | Tensor::VLogvarBias) {
-            vals.iter_mut().for_each(|v| *v -= 2.0);
-        }
+    for (t, vals) in Tensor::ALL.into_iter().zip(synthetic_values(dims, seed)) {
         w.tensor(t, &vals).unwrap();
     }
     w.finish().unwrap()
+}
+
+/// The f32 values [`synthetic_blob`] hands the writer, one vector per tensor
+/// in `Tensor::ALL` order (row-major matrices).
+#[allow(dead_code)]
+pub fn synthetic_values(dims: Dims, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = lflow_core::Seeded::new(seed);
+    Tensor::ALL
+        .into_iter()
+        .map(|t| {
+            let (r, c) = t.shape(&dims);
+            let fan_in = if t.is_matrix() { c as f32 } else { 4.0 };
+            let scale = 1.0 / fan_in.sqrt();
+            let mut vals: Vec<f32> = (0..r * c).map(|_| rng.next_normal() * scale).collect();
+            if matches!(t, Tensor::Norm1Weight | Tensor::Norm2Weight) {
+                vals.iter_mut().for_each(|v| *v += 1.0);
+            }
+            if matches!(t, Tensor::ZLogvarBias | Tensor::VLogvarBias) {
+                vals.iter_mut().for_each(|v| *v -= 2.0);
+            }
+            vals
+        })
+        .collect()
 }
 
 /// Byte offset of the table entry with section id `code`.

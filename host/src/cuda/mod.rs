@@ -345,9 +345,7 @@ impl<G: Gpu> CudaBackend<G> {
         let sums = self.pass(model, &layout, shape, use_cd, a, wts, dropout, Some(scale), None, None, None);
         self.layout = Some(layout);
         let sums = sums?;
-        let c = adam.adam;
-        let bc1 = 1.0 - (c.beta1 as f64).powi(adam.step as i32);
-        let bc2 = 1.0 - (c.beta2 as f64).powi(adam.step as i32);
+        let k = adam.adam.constants(adam.adam.lr, adam.step);
         let n = wts.len;
         let args = [
             Arg::Ptr(wts.params),
@@ -355,11 +353,13 @@ impl<G: Gpu> CudaBackend<G> {
             Arg::Ptr(wts.m),
             Arg::Ptr(wts.v),
             Arg::I64(n as i64),
-            Arg::F32(c.beta1),
-            Arg::F32(c.beta2),
-            Arg::F32(c.eps),
-            Arg::F32((c.lr as f64 / bc1) as f32),
-            Arg::F32(bc2.sqrt() as f32),
+            Arg::F32(k.beta1),
+            Arg::F32(k.one_minus_beta1),
+            Arg::F32(k.beta2),
+            Arg::F32(k.one_minus_beta2),
+            Arg::F32(k.eps),
+            Arg::F32(k.step_size),
+            Arg::F32(k.bc2_sqrt),
             Arg::F32(adam.weight_decay),
         ];
         let blocks = n.div_ceil(256).clamp(1, 1024) as u32;

@@ -338,6 +338,15 @@ fn shifted(trial: &[f64], bins: usize, channels: usize, jitter: i32) -> Vec<f64>
 }
 
 fn eval_psth(psth: &Array, eval_rates: &Array, cond_idx: &[Vec<i32>], jitter: Option<&[i32]>) -> f64 {
+    let r2 = psth_r2_per_neuron(psth, eval_rates, cond_idx, jitter);
+    r2.iter().sum::<f64>() / r2.len().max(1) as f64
+}
+
+/// PSTH R² of each neuron (the psth R² is their mean): condition-averaged
+/// `eval_rates [E, T, N]` (each trial shifted by its `jitter`) against
+/// `psth [C, T, N]`, over the bins where the PSTH is not NaN.
+/// `cond_idx` holds each condition's eval trials (checked against `E` by the caller).
+pub fn psth_r2_per_neuron(psth: &Array, eval_rates: &Array, cond_idx: &[Vec<i32>], jitter: Option<&[i32]>) -> Vec<f64> {
     let (bins, n) = (psth.dim(1), psth.dim(2));
     let per = bins * n;
     let (mut truth, mut pred) = (Vec::new(), Vec::new());
@@ -362,8 +371,7 @@ fn eval_psth(psth: &Array, eval_rates: &Array, cond_idx: &[Vec<i32>], jitter: Op
             }
         }
     }
-    let r2 = r2_per_output(&truth, &pred, n);
-    r2.iter().sum::<f64>() / n.max(1) as f64
+    r2_per_output(&truth, &pred, n)
 }
 
 fn pearson(x: &[f64], y: &[f64]) -> f64 {
