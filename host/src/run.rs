@@ -102,6 +102,18 @@ pub enum RunError {
         /// What is wrong.
         reason: String,
     },
+    /// A value outside its allowed range.
+    #[error("{path}: {key} = {value} is out of range: it must be {allowed}")]
+    OutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// The key, with its section (`train.cd_rate`).
+        key: &'static str,
+        /// The value found.
+        value: String,
+        /// The allowed range, in words.
+        allowed: &'static str,
+    },
     /// The data set.
     #[error(transparent)]
     Data(#[from] DataError),
@@ -137,37 +149,72 @@ impl RunConfig {
         RunConfig::from_toml(&text, path)
     }
 
-    /// Check the values (sizes, ranges).
+    /// Check the values (sizes, ranges): the first key out of range is named
+    /// with its value and its allowed range.
     pub fn check(&self, path: &Path) -> Result<(), RunError> {
-        let bad = |reason: &str| Err(RunError::Config { path: path.into(), reason: reason.to_string() });
-        let m = &self.model;
-        if m.hidden == 0 || !m.hidden.is_multiple_of(4) {
-            return bad("model.hidden must be a positive multiple of 4");
-        }
-        if m.ff == 0 {
-            return bad("model.ff must be positive");
-        }
-        let eps_ok = m.eps > 0.0 && m.eps <= 1.0;
-        if !((0.0..=1.0).contains(&m.gamma) && eps_ok) {
-            return bad("model.gamma must lie in [0, 1] and model.eps in (0, 1]");
-        }
-        if m.mode == Mode::Streaming && m.window == 0 {
-            return bad("model.window must be positive in streaming mode");
-        }
-        if m.anchor_every > 255 {
-            return bad("model.anchor_every must be at most 255 bins (0: never re-anchor)");
+        let (m, t, e) = (&self.model, &self.train, &self.eval);
+        let finite_pos = |x: f32| x > 0.0 && x.is_finite();
+        let finite_nonneg = |x: f32| x >= 0.0 && x.is_finite();
+        let rules: [(&'static str, String, bool, &'static str); 17] = [
+            (
+                "model.hidden",
+                m.hidden.to_string(),
+                m.hidden > 0 && m.hidden.is_multiple_of(4),
+                "a positive multiple of 4",
+            ),
+            ("model.ff", m.ff.to_string(), m.ff > 0, "at least 1"),
+            ("model.gamma", m.gamma.to_string(), (0.0..=1.0).contains(&m.gamma), "in [0, 1]"),
+            ("model.eps", m.eps.to_string(), m.eps > 0.0 && m.eps <= 1.0, "in (0, 1]"),
+            (
+                "model.window",
+                m.window.to_string(),
+                m.mode == Mode::Paper || m.window > 0,
+                "at least 1 bin in streaming mode",
+            ),
+            (
+                "model.anchor_every",
+                m.anchor_every.to_string(),
+                m.anchor_every <= 255,
+                "0 to 255 bins (0: never re-anchor)",
+            ),
+            ("train.epochs", t.epochs.to_string(), t.epochs > 0, "at least 1"),
+            ("train.batch_size", t.batch_size.to_string(), t.batch_size > 0, "at least 1 trial"),
+            ("train.lr", t.lr.to_string(), finite_pos(t.lr), "a finite rate > 0"),
+            ("train.min_lr", t.min_lr.to_string(), finite_nonneg(t.min_lr), "a finite rate >= 0"),
+            ("train.weight_decay", t.weight_decay.to_string(), finite_nonneg(t.weight_decay), "finite and >= 0"),
+            ("train.kl_weight", t.kl_weight.to_string(), finite_nonneg(t.kl_weight), "finite and >= 0"),
+            ("train.dropout", t.dropout.to_string(), (0.0..1.0).contains(&t.dropout), "in [0, 1)"),
+            (
+                "train.cd_rate",
+                t.cd_rate.to_string(),
+                t.cd_rate > 0.0 && t.cd_rate <= 1.0,
+                "in (0, 1] (1: no coordinated dropout)",
+            ),
+            (
+                "train.plateau_factor",
+                t.plateau_factor.to_string(),
+                t.plateau_factor > 0.0 && t.plateau_factor <= 1.0,
+                "in (0, 1]",
+            ),
+            (
+                "train.grad_clip",
+                t.grad_clip.to_string(),
+                finite_nonneg(t.grad_clip),
+                "a finite norm >= 0 (0: no clipping)",
+            ),
+            (
+                "eval.psth_sd_ms",
+                e.psth_sd_ms.to_string(),
+                e.psth_sd_ms > 0.0 && e.psth_sd_ms.is_finite(),
+                "a finite width > 0 ms",
+            ),
+        ];
+        if let Some((key, value, _, allowed)) = rules.into_iter().find(|r| !r.2) {
+            return Err(RunError::OutOfRange { path: path.into(), key, value, allowed });
         }
         if m.anchor_every > 0 && m.mode == Mode::Paper {
-            return bad("model.anchor_every is for decoding without resets: it needs mode = \"streaming\"");
-        }
-        let t = &self.train;
-        let ok =
-            t.batch_size > 0 && t.lr > 0.0 && (0.0..1.0).contains(&t.dropout) && t.cd_rate > 0.0 && t.cd_rate <= 1.0;
-        if !ok {
-            return bad("train: batch_size > 0, lr > 0, dropout in [0, 1) and cd_rate in (0, 1] are required");
-        }
-        if !(t.grad_clip >= 0.0 && t.grad_clip.is_finite()) {
-            return bad("train.grad_clip must be a finite norm >= 0 (0: no clipping)");
+            let reason = "model.anchor_every is for decoding without resets: it needs mode = \"streaming\"";
+            return Err(RunError::Config { path: path.into(), reason: reason.into() });
         }
         Ok(())
     }
@@ -268,5 +315,56 @@ mod tests {
         assert!(e.to_string().contains("multiple of 4"), "{e}");
         let round = RunConfig::from_toml(&c.to_toml(), Path::new("r.toml")).unwrap();
         assert_eq!(round, c);
+    }
+
+    #[test]
+    fn each_value_out_of_range_names_its_key_value_and_range() {
+        // One bad value at a time, written out by hand: (TOML, key, what the message must say).
+        let cases = [
+            ("[model]\nhidden = 0", "model.hidden", "multiple of 4"),
+            ("[model]\nhidden = 30", "model.hidden", "multiple of 4"),
+            ("[model]\nff = 0", "model.ff", "at least 1"),
+            ("[model]\ngamma = 1.5", "model.gamma", "[0, 1]"),
+            ("[model]\ngamma = -0.1", "model.gamma", "[0, 1]"),
+            ("[model]\neps = 0.0", "model.eps", "(0, 1]"),
+            ("[model]\nmode = \"streaming\"\nwindow = 0", "model.window", "streaming"),
+            ("[model]\nmode = \"streaming\"\nanchor_every = 300", "model.anchor_every", "0 to 255"),
+            ("[train]\nepochs = 0", "train.epochs", "at least 1"),
+            ("[train]\nbatch_size = 0", "train.batch_size", "at least 1"),
+            ("[train]\nlr = 0.0", "train.lr", "> 0"),
+            ("[train]\nlr = inf", "train.lr", "> 0"),
+            ("[train]\nmin_lr = -1e-5", "train.min_lr", ">= 0"),
+            ("[train]\nweight_decay = -1.0", "train.weight_decay", ">= 0"),
+            ("[train]\nkl_weight = nan", "train.kl_weight", ">= 0"),
+            ("[train]\ndropout = 1.0", "train.dropout", "[0, 1)"),
+            ("[train]\ncd_rate = 0.0", "train.cd_rate", "(0, 1]"),
+            ("[train]\ncd_rate = 1.5", "train.cd_rate", "(0, 1]"),
+            ("[train]\nplateau_factor = 0.0", "train.plateau_factor", "(0, 1]"),
+            ("[train]\ngrad_clip = -1.0", "train.grad_clip", ">= 0"),
+            ("[eval]\npsth_sd_ms = 0.0", "eval.psth_sd_ms", "> 0"),
+        ];
+        for (text, key, range) in cases {
+            let e = RunConfig::from_toml(text, Path::new("c.toml")).unwrap_err();
+            let value = text.rsplit(" = ").next().unwrap();
+            match &e {
+                RunError::OutOfRange { key: k, .. } => assert_eq!(*k, key, "{text}"),
+                other => panic!("{text}: {other}"),
+            }
+            let msg = e.to_string();
+            let shown = format!("{key} = {}", value.parse::<f64>().map_or(value.to_string(), |v| format!("{v}")));
+            assert!(msg.starts_with("c.toml: ") && msg.contains(&shown) && msg.contains(range), "{text}: {msg}");
+            // No other rule's words.
+            assert_eq!(msg.matches(" = ").count(), 1, "{msg}");
+        }
+        // Edges that are allowed.
+        for text in [
+            "[model]\ngamma = 0.0\neps = 1.0",
+            "[train]\ndropout = 0.0\ncd_rate = 1.0\nmin_lr = 0.0",
+            "[train]\nplateau_factor = 1.0",
+        ] {
+            RunConfig::from_toml(text, Path::new("ok.toml")).unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+        let e = RunConfig::from_toml("[model]\nanchor_every = 4", Path::new("a.toml")).unwrap_err();
+        assert!(e.to_string().contains("streaming"), "{e}");
     }
 }

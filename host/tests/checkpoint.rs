@@ -129,6 +129,9 @@ fn pytorch_state_dict_loads_and_ours_uses_pytorch_names() {
     assert_eq!(st.len(), 3 * PARAMS.len(), "no tensor besides the parameters and the two moments");
 }
 
+/// Which shape a tensor is written with (`None`: leave it out).
+type Reshape = dyn Fn(&str, Vec<usize>) -> Option<Vec<usize>>;
+
 #[test]
 fn truncated_or_corrupt_checkpoints_name_the_file() {
     let (_, model, train) = setup();
@@ -156,6 +159,43 @@ fn truncated_or_corrupt_checkpoints_name_the_file() {
     std::fs::write(&nan, &bad).unwrap();
     let e = load(&nan).unwrap_err();
     assert!(matches!(&e, CheckpointError::NonFinite { name, index: 1, .. } if name == "readout.bias"), "{e}");
+
+    // The same file rebuilt with one tensor left out, or one of the wrong shape.
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata = meta.metadata().clone();
+    let rebuild = |name: &str, edit: &Reshape| {
+        let owned: Vec<(String, Vec<usize>, Vec<u8>)> = st
+            .tensors()
+            .into_iter()
+            .filter_map(|(n, v)| edit(&n, v.shape().to_vec()).map(|shape| (n, shape, v.data().to_vec())))
+            .collect();
+        let views: Vec<(String, TensorView<'_>)> = owned
+            .iter()
+            .map(|(n, sh, b)| {
+                // A reshaped tensor keeps its bytes: the shape must still cover them.
+                (n.clone(), TensorView::new(Dtype::F32, sh.clone(), b).unwrap())
+            })
+            .collect();
+        let path = tmp(name);
+        std::fs::write(&path, safetensors::serialize(views, metadata.clone()).unwrap()).unwrap();
+        path
+    };
+    let without = rebuild("missing.safetensors", &|n, sh| (n != "encoder.weight_hh").then_some(sh));
+    let refused =
+        |path: &std::path::Path| load(path).err().unwrap_or_else(|| panic!("{} was accepted", path.display()));
+    let e = refused(&without);
+    assert!(matches!(&e, CheckpointError::Missing { name, .. } if name == "encoder.weight_hh"), "{e}");
+    assert!(e.to_string().contains("missing.safetensors"), "{e}");
+    let moment = rebuild("no_moment.safetensors", &|n, sh| (n != "optimizer.exp_avg_sq.readout.bias").then_some(sh));
+    let e = refused(&moment);
+    assert!(matches!(&e, CheckpointError::Missing { name, .. } if name == "optimizer.exp_avg_sq.readout.bias"), "{e}");
+    // readout.weight [10, 24] stored as [24, 10]: the same bytes, the wrong shape.
+    let transposed =
+        rebuild("shape.safetensors", &|n, sh| Some(if n == "readout.weight" { vec![sh[1], sh[0]] } else { sh }));
+    let e = refused(&transposed);
+    assert!(matches!(&e, CheckpointError::Shape { name, .. } if name == "readout.weight"), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("shape.safetensors") && msg.contains("[10, 24]"), "{msg}");
 
     let missing = tmp("absent.safetensors");
     assert!(matches!(load(&missing).unwrap_err(), CheckpointError::Io { .. }));

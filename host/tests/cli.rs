@@ -136,6 +136,20 @@ fn resume_continues_the_run() {
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     let epochs: Vec<&str> = metrics.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(epochs, ["0", "1", "2", "3", "4"]);
+    // Resuming on a data set of other dimensions (12 held-in neurons, not 40) is
+    // refused with both shapes named, and the run is left as it was.
+    let other = d.join("other.safetensors");
+    generate(
+        &other,
+        &["--trials", "20", "--eval-trials", "4", "--observed", "10", "--forward", "2", "--held-in", "12"],
+    );
+    let before = std::fs::read(run.join("last.safetensors")).unwrap();
+    let wrong = lflow(&["train", "--data", s(&other), "--out", s(&run), "--resume", "--epochs", "7", "--quiet"]);
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success(), "resumed on other dimensions");
+    assert!(err.contains("other.safetensors") && err.contains("40 held-in / 50") && err.contains("12 / 22"), "{err}");
+    assert_eq!(std::fs::read(run.join("last.safetensors")).unwrap(), before, "the checkpoint changed");
+    assert_eq!(std::fs::read_to_string(run.join("metrics.csv")).unwrap(), metrics);
 }
 
 #[test]

@@ -338,3 +338,41 @@ fn resident_training_on_the_emulated_gpu_follows_the_cpu() {
 fn a_short_training_run_on_a_real_gpu_follows_the_cpu_loss_curve() {
     training_follows_the_cpu(real_gpu(), 200, 32, 5, 1e-3);
 }
+
+/// The launch count the README states: a training step (batch assembly,
+/// forward, backward, Adam) is `4 (T + F) + 78` kernel launches and GEMM calls.
+#[cfg(feature = "cuda-emu")]
+#[test]
+fn a_training_step_takes_4_bins_plus_78_launches() {
+    use lflow_host::backend::{AdamStep, Backend};
+    use lflow_host::lorenz::{generate, LorenzConfig};
+    use lflow_host::train::{TrainConfig, Trainer};
+    for (observed, forward, mode) in [(5, 3, Mode::Paper), (13, 4, Mode::Streaming), (7, 0, Mode::Paper)] {
+        let data = generate(&LorenzConfig {
+            trials: 20,
+            eval_trials: 4,
+            observed,
+            forward,
+            held_in: 6,
+            held_out: 2,
+            seed: 2,
+            ..LorenzConfig::default()
+        });
+        let window = (mode == Mode::Streaming).then_some(8);
+        let model =
+            ModelConfig { n_in: 6, n_out: 8, hidden: 4, ff: 8, gamma: 0.55, eps: 0.01, mode, window, anchor_every: 0 };
+        let state = Trainer::new(model.clone(), TrainConfig::default(), CpuBackend::new(1).unwrap()).state;
+        let mut gpu = CudaBackend::new(EmulatedGpu::new());
+        let order: Vec<usize> = data.indices(lflow_host::data::Split::Train);
+        let seeds: Vec<u64> = (0..order.len() as u64).collect();
+        let resident = gpu.resident().unwrap();
+        resident.begin_epoch(&model, &data, &state, &order, &seeds);
+        let scale = LossScale { nll: 1e-3, kl: 0.1 };
+        let step = AdamStep { adam: AdamConfig::default(), weight_decay: 0.0, step: 1 };
+        let before = gpu.launches();
+        gpu.resident().unwrap().train_batch(&model, 0, 8, 0.5, 0.05, scale, step);
+        assert!(gpu.take_error().is_none());
+        let bins = observed + forward;
+        assert_eq!(gpu.launches() - before, 4 * bins + 78, "{mode:?}, T + F = {bins}");
+    }
+}

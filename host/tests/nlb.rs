@@ -274,6 +274,29 @@ fn bad_files_get_their_own_errors() {
     write(&dir, "train_spikes_heldin", &nan);
     let e = import(&spec(&dir, Phase::Val)).unwrap_err();
     assert!(matches!(&e, NlbError::Value { path, index: 7, .. } if path == "train_spikes_heldin"), "{e}");
+    // Negative and fractional counts: named with the file, the array, the index and the value.
+    for (name, value, index) in [("negative", -1.0, 11), ("fractional", 2.5, 13)] {
+        let dir = temp(name);
+        let mut bad = heldin.clone();
+        bad.data[index] = value;
+        write(&dir, "train_spikes_heldin", &bad);
+        let e = import(&spec(&dir, Phase::Val)).unwrap_err();
+        assert!(
+            matches!(&e, NlbError::Value { path, index: i, value: v, .. } if path == "train_spikes_heldin" && *i == index && *v == value),
+            "{name}: {e}"
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("train_input.h5") && msg.contains("non-negative whole number"), "{msg}");
+    }
+    // A truncated file (the fixture cut to half its bytes): an error naming it, no panic.
+    let dir = temp("truncated");
+    let whole = std::fs::read(nlb_dir().join("train_input.h5")).unwrap();
+    std::fs::write(dir.join("train_input.h5"), &whole[..whole.len() / 2]).unwrap();
+    for name in ["eval_input.h5", "eval_target.h5"] {
+        std::fs::copy(nlb_dir().join(name), dir.join(name)).unwrap();
+    }
+    let e = import(&spec(&dir, Phase::Val)).unwrap_err();
+    assert!(e.to_string().contains("train_input.h5"), "{e}");
     // Mismatched trial counts between files: 11 eval inputs against 12 eval targets.
     let dir = test_phase_dir("mismatch", 11);
     std::fs::copy(nlb_dir().join("eval_target.h5"), dir.join("eval_target.h5")).unwrap();

@@ -197,6 +197,10 @@ fn malformed_frames_get_typed_errors_and_decoding_goes_on() {
     let counts = bin_bytes(&[1; N_IN]);
     // A frame whose CRC is wrong: payload `Reset` (postcard 0x01) with a zero CRC, COBS by hand.
     assert_eq!(expect_error(&mut dev, Some(&[0x02, 0x01, 0x01, 0x01, 0x01, 0x01, 0x00]), None), DeviceError::BadCrc);
+    // A frame whose CRC is right but whose payload is no message (variant 99).
+    let (mut scratch, mut framed) = ([0u8; 16], [0u8; 32]);
+    let n = lflow_core::wire::encode(&(99u8, 1u8), &mut scratch, &mut framed).unwrap();
+    assert_eq!(expect_error(&mut dev, Some(&framed[..n]), None), DeviceError::Malformed);
     let short = bin_bytes(&[1; 3]);
     assert_eq!(
         expect_error(&mut dev, None, Some(HostMessage::Bin { seq: 0, counts: &short })),
@@ -215,7 +219,74 @@ fn malformed_frames_get_typed_errors_and_decoding_goes_on() {
     dev.send(&HostMessage::Stats).unwrap();
     let mut f = next(&mut dev);
     match QemuDevice::decode(&mut f).unwrap() {
-        DeviceMessage::Stats { bins, errors, .. } => assert_eq!((bins, errors), (2, 5)),
+        DeviceMessage::Stats { bins, errors, .. } => assert_eq!((bins, errors), (2, 6)),
+        other => panic!("expected stats, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_non_finite_state_is_reset_and_decoding_goes_on() {
+    // A random model whose readout bias for one neuron is raised so that its
+    // rate overflows f32 (log-rate above 88.72) on a bin of 255 spikes on every
+    // input, but not on silent bins. The neuron and the shift are chosen with
+    // lflow-core on the host, which the device equals bit for bit.
+    let dims = Dims { n_in: 13, hidden: 8, d_model: 24, ff: 24, n_out: 15, window: 5, n_beh: 2 };
+    let make = |neuron: usize, shift: f32| {
+        let mut w = BlobWriter::new(dims, StorageFormat::F32, InputSchedule::CurrentBin, 0.55, 0.01).unwrap();
+        let mut rng = Seeded::new(3);
+        for t in Tensor::ALL {
+            let (r, c) = t.shape(&dims);
+            let mut v: Vec<f32> = (0..r * c).map(|_| rng.next_normal() / (c as f32).sqrt()).collect();
+            if t == Tensor::ReadoutBias {
+                v[neuron] += shift;
+            }
+            w.tensor(t, &v).unwrap();
+        }
+        w.finish().unwrap()
+    };
+    let (quiet, loud) = ([0u16; N_IN], [255u16; N_IN]);
+    let script = [quiet, quiet, quiet, loud];
+    let on_host = |bytes: &[u8]| -> Vec<Result<Vec<f32>, lflow_core::StepError>> {
+        let aligned = AlignedBytes::new(bytes);
+        let mut host = Host::from_blob(aligned.bytes()).unwrap();
+        script.iter().map(|c| host.step(c, &mut Mean).map(|o| o.rates.to_vec())).collect()
+    };
+    let log_rates: Vec<Vec<f32>> =
+        on_host(&make(0, 0.0)).into_iter().map(|r| r.unwrap().iter().map(|x| x.ln()).collect()).collect();
+    let gap = |n: usize| log_rates[3][n] - (0..3).map(|b| log_rates[b][n]).fold(f32::MIN, f32::max);
+    let neuron = (0..15).max_by(|&a, &b| gap(a).total_cmp(&gap(b))).unwrap();
+    assert!(gap(neuron) > 0.1, "no neuron separates the loud bin: {}", gap(neuron));
+    let shift = 88.72 - (log_rates[3][neuron] + log_rates[3][neuron] - gap(neuron)) / 2.0;
+    let bytes = make(neuron, shift);
+    let host = on_host(&bytes);
+    assert!(host[..3].iter().all(|r| r.is_ok()), "silence must decode on the host");
+    assert!(matches!(host[3], Err(lflow_core::StepError::NonFinite { .. })), "{:?}", host[3]);
+    let elf = firmware(&bytes, "reset");
+    let mut dev = QemuDevice::start(&elf, false).unwrap();
+    next(&mut dev); // hello
+    let (quiet, loud) = (bin_bytes(&quiet), bin_bytes(&loud));
+    // What the device answers to one bin: Ok(seq decoded) or Err(the error).
+    let decoded = |dev: &mut QemuDevice, seq: u32, counts: &[u8]| -> Result<u32, DeviceError> {
+        dev.send(&HostMessage::Bin { seq, counts }).unwrap();
+        let mut f = next(dev);
+        match QemuDevice::decode(&mut f).unwrap() {
+            DeviceMessage::Decoded { seq, .. } => Ok(seq),
+            DeviceMessage::Error(e) => Err(e),
+            other => panic!("expected a decoded bin or an error, got {other:?}"),
+        }
+    };
+    for seq in 0..3 {
+        assert_eq!(decoded(&mut dev, seq, &quiet), Ok(seq));
+    }
+    let readout = lflow_core::Stage::Readout as u8;
+    assert_eq!(decoded(&mut dev, 3, &loud), Err(DeviceError::StateReset { seq: 3, stage: readout }));
+    // A new trial: sequence numbers start again at 0 and silence decodes.
+    assert_eq!(decoded(&mut dev, 0, &quiet), Ok(0));
+    assert_eq!(decoded(&mut dev, 1, &quiet), Ok(1));
+    dev.send(&HostMessage::Stats).unwrap();
+    let mut f = next(&mut dev);
+    match QemuDevice::decode(&mut f).unwrap() {
+        DeviceMessage::Stats { bins, errors, resets, .. } => assert_eq!((bins, errors, resets), (5, 1, 1)),
         other => panic!("expected stats, got {other:?}"),
     }
 }
