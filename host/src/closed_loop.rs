@@ -31,6 +31,10 @@ pub struct ClosedLoopReport {
     pub pace: String,
     /// One uninterrupted stream (a single `Reset` before the first bin), not trial by trial.
     pub continuous: bool,
+    /// What decoded: `qemu cortex-m7`, `qemu cortex-m4`, `serial`, or `host twin`
+    /// (the firmware built for this machine, where QEMU is missing; no
+    /// instruction counts, and the comparison is then twin against twin).
+    pub device: String,
 }
 
 /// Why a closed-loop run stopped.

@@ -105,6 +105,8 @@ pub struct FirmwareBuild<'a> {
     pub panic_never: bool,
     /// Also build the host twin.
     pub twin: bool,
+    /// Build the host twin only (no Cortex-M target needed).
+    pub twin_only: bool,
     /// Extra cargo features.
     pub features: &'a [&'a str],
 }
@@ -266,7 +268,11 @@ pub fn build_firmware_for(
     if opts.panic_never {
         features.push("panic-never");
     }
-    let targets: &[&str] = if opts.twin { &[DEVICE_TARGET, host.as_str()] } else { &[DEVICE_TARGET] };
+    let targets: &[&str] = match (opts.twin_only, opts.twin) {
+        (true, _) => &[host.as_str()],
+        (false, true) => &[DEVICE_TARGET, host.as_str()],
+        (false, false) => &[DEVICE_TARGET],
+    };
     for &target in targets {
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(&firmware).args(["build", "--release", "--quiet", "--target", target]);

@@ -77,10 +77,59 @@ pub struct RunConfig {
 /// What `run.json` records.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
-    /// The data set trained on.
+    /// The data set trained on: an absolute path (runs written before it was
+    /// one hold the path as given, relative to where training started).
     pub data: PathBuf,
+    /// SHA-256 of the data file when training started, hex (absent in older runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
     /// The resolved configuration.
     pub config: RunConfig,
+}
+
+/// SHA-256 of a file, lower-case hex.
+pub fn file_sha256(path: &Path) -> Result<String, RunError> {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(path).map_err(|source| RunError::Io { path: path.into(), source })?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|source| RunError::Io { path: path.into(), source })?;
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl RunRecord {
+    /// The record of a run about to train on `data` (made absolute, hashed).
+    pub fn new(data: &Path, config: RunConfig) -> Result<RunRecord, RunError> {
+        let data = std::fs::canonicalize(data).map_err(|source| RunError::Io { path: data.into(), source })?;
+        let data_sha256 = Some(file_sha256(&data)?);
+        Ok(RunRecord { data, data_sha256, config })
+    }
+
+    /// `given` (a `--data` override, used as it is), else [`RunRecord::data_file`].
+    pub fn data_or(&self, dir: &Path, given: Option<&Path>) -> Result<PathBuf, RunError> {
+        given.map_or_else(|| self.data_file(dir), |p| Ok(p.to_path_buf()))
+    }
+
+    /// The data file of the run in folder `dir`, checked against its hash.
+    /// A relative entry (older runs) is tried against the run folder and each
+    /// folder above it, then as given (against the working directory).
+    pub fn data_file(&self, dir: &Path) -> Result<PathBuf, RunError> {
+        let path = if self.data.is_absolute() {
+            self.data.clone()
+        } else {
+            let base = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+            base.ancestors().map(|a| a.join(&self.data)).find(|p| p.is_file()).unwrap_or_else(|| self.data.clone())
+        };
+        if let Some(want) = &self.data_sha256 {
+            if !path.exists() {
+                return Err(RunError::Io { path, source: std::io::Error::from(std::io::ErrorKind::NotFound) });
+            }
+            let found = file_sha256(&path)?;
+            if &found != want {
+                return Err(RunError::DataChanged { path, recorded: want.clone(), found });
+            }
+        }
+        Ok(path)
+    }
 }
 
 /// Why a run could not be set up or read.
@@ -113,6 +162,18 @@ pub enum RunError {
         value: String,
         /// The allowed range, in words.
         allowed: &'static str,
+    },
+    /// The run's data file is not the one it was trained on.
+    #[error(
+        "{path} changed since the run trained on it (SHA-256 {recorded}, now {found}): restore it, or pass --data to use this file anyway"
+    )]
+    DataChanged {
+        /// The data file.
+        path: PathBuf,
+        /// The hash in run.json.
+        recorded: String,
+        /// The file's hash now.
+        found: String,
     },
     /// The data set.
     #[error(transparent)]

@@ -301,6 +301,13 @@ fn continuous_data_trains_re_anchored_and_streams_without_resets() {
     assert_eq!((u16::from_le_bytes([bytes[4], bytes[5]]), bytes[11]), (2, 5));
     let table = ok(&["eval", s(&run), "--stream", "--blob", s(&blob)]);
     assert!(table.contains("re-anchor every 5 bins"), "{table}");
+    // Without QEMU (here: asked for), the firmware's host twin decodes the stream.
+    let json = ok(&["closed-loop", "--twin-only", "--blob", s(&blob), "--data", s(&data), "--continuous", "--json"]);
+    let r: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (r["device"].as_str(), r["bins"].as_u64(), r["errors"].as_u64()),
+        (Some("host twin"), Some(400), Some(0))
+    );
     // A re-anchored model asks for the CPU backend (the CUDA kernels do not re-anchor).
     let e =
         lflow(&["train", "--data", s(&data), "--config", s(&config), "--out", s(&d.join("gpu")), "--device", "cuda"]);
@@ -373,4 +380,54 @@ fn bench_quality_times_and_scores_each_data_set() {
     let mean = (runs[0]["report"]["rate_r2"].as_f64().unwrap() + runs[1]["report"]["rate_r2"].as_f64().unwrap()) / 2.0;
     assert!((out["summary"]["rate_r2"]["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
     assert_eq!(out["summary"]["runs"], 2);
+}
+
+#[test]
+fn a_run_finds_its_data_from_any_folder_and_notices_a_changed_file() {
+    let d = dir("datapath");
+    generate(
+        &d.join("lorenz.safetensors"),
+        &["--trials", "30", "--eval-trials", "6", "--observed", "8", "--forward", "2"],
+    );
+    std::fs::write(d.join("c.toml"), CONFIG).unwrap();
+    // Trained from inside `d` with relative paths, as the README's first command does.
+    let in_dir = |cwd: &Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lflow")).args(args).current_dir(cwd).output().expect("lflow runs")
+    };
+    let out = in_dir(
+        &d,
+        &["train", "--data", "lorenz.safetensors", "--config", "c.toml", "--out", "run", "--epochs", "2", "--quiet"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("run/run.json")).unwrap()).unwrap();
+    let data = std::fs::canonicalize(d.join("lorenz.safetensors")).unwrap();
+    assert_eq!(record["data"].as_str().unwrap(), s(&data), "an absolute path");
+    // The hash, against coreutils' sha256sum.
+    let sum = Command::new("sha256sum").arg(&data).output().unwrap();
+    let want = String::from_utf8_lossy(&sum.stdout).split_whitespace().next().unwrap().to_string();
+    assert_eq!(record["data_sha256"].as_str().unwrap(), want);
+    // Evaluated from another folder.
+    let run = d.join("run");
+    let elsewhere = std::env::temp_dir();
+    let eval = in_dir(&elsewhere, &["eval", s(&run), "--samples", "0"]);
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    // A run.json from before: the path relative to where training started, no hash.
+    let mut old = record.clone();
+    old["data"] = "lorenz.safetensors".into();
+    old.as_object_mut().unwrap().remove("data_sha256");
+    std::fs::write(run.join("run.json"), serde_json::to_string_pretty(&old).unwrap()).unwrap();
+    let eval = in_dir(&elsewhere, &["eval", s(&run), "--samples", "0"]);
+    assert!(eval.status.success(), "old relative entry: {}", String::from_utf8_lossy(&eval.stderr));
+    // The data file replaced by another: noticed, named, and --data is the way through.
+    std::fs::write(run.join("run.json"), serde_json::to_string_pretty(&record).unwrap()).unwrap();
+    generate(&data, &["--trials", "30", "--eval-trials", "6", "--observed", "8", "--forward", "2", "--seed", "9"]);
+    let eval = in_dir(&elsewhere, &["eval", s(&run), "--samples", "0"]);
+    let err = String::from_utf8_lossy(&eval.stderr);
+    assert!(
+        !eval.status.success() && err.contains("changed since") && err.contains(s(&data)) && err.contains("--data"),
+        "{err}"
+    );
+    let eval = in_dir(&elsewhere, &["eval", s(&run), "--samples", "0", "--data", s(&data)]);
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
 }

@@ -50,6 +50,11 @@ pub struct ClosedLoopArgs {
     /// --continuous`); every bin is still compared bit for bit.
     #[arg(long)]
     pub continuous: bool,
+    /// No QEMU or board: the firmware's host twin (the same program built for
+    /// this machine) decodes, against a second twin; no Cortex-M instruction
+    /// counts. `lflow demo` does this where qemu-system-arm is missing.
+    #[arg(long, conflicts_with_all = ["qemu", "serial"])]
+    pub twin_only: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -63,6 +68,26 @@ fn link(e: impl std::fmt::Display) -> CliError {
 /// Run it; returns the report.
 pub fn closed_loop(a: &ClosedLoopArgs) -> Result<ClosedLoopReport, CliError> {
     let data = lflow_host::data::load(&a.data)?;
+    let mut eval = if a.continuous { data.eval_streams().concat() } else { data.indices(Split::Eval) };
+    if a.trials > 0 {
+        eval.truncate(a.trials);
+    }
+    let pace = matches!(a.pace, Pace::Real);
+    if a.twin_only {
+        let twin = match &a.twin {
+            Some(t) => t.clone(),
+            None => {
+                eprintln!("building the firmware's host twin with {} ...", a.blob.display());
+                let opts = FirmwareBuild { twin_only: true, ..Default::default() };
+                build_firmware_for(a.core, &a.blob, &a.core.target_dir(), opts).map_err(link)?.1
+            }
+        };
+        let mut device = QemuDevice::twin(&twin).map_err(link)?;
+        let mut host = QemuDevice::twin(&twin).map_err(link)?;
+        let mut r = run(&mut device, &mut host, &data, &eval, pace, a.continuous).map_err(link)?;
+        r.device = "host twin".into();
+        return Ok(r);
+    }
     let (elf, twin) = match (&a.qemu, &a.twin) {
         (Some(e), Some(t)) => (e.clone(), t.clone()),
         _ => {
@@ -71,35 +96,46 @@ pub fn closed_loop(a: &ClosedLoopArgs) -> Result<ClosedLoopReport, CliError> {
             build_firmware_for(a.core, &a.blob, &a.core.target_dir(), opts).map_err(link)?
         }
     };
-    let mut eval = if a.continuous { data.eval_streams().concat() } else { data.indices(Split::Eval) };
-    if a.trials > 0 {
-        eval.truncate(a.trials);
-    }
     let mut device = match &a.serial {
         Some(port) => QemuDevice::serial(port).map_err(link)?,
         None => QemuDevice::start_on(a.core, &elf, true).map_err(link)?,
     };
     let mut host = QemuDevice::twin(&twin).map_err(link)?;
-    run(&mut device, &mut host, &data, &eval, matches!(a.pace, Pace::Real), a.continuous).map_err(link)
+    let mut r = run(&mut device, &mut host, &data, &eval, pace, a.continuous).map_err(link)?;
+    r.device = if a.serial.is_some() { "serial".into() } else { format!("qemu {}", a.core.cpu()) };
+    Ok(r)
 }
 
 /// The report as text.
 pub fn summary(r: &ClosedLoopReport) -> String {
-    format!(
-        "{} trials{}, {} bins decoded under QEMU, {} mismatches against lflow-core on the host, {} errors\n\
-         behaviour R2 of the device's velocity: {}\ninstructions per bin: {:.0} ({:.2} ms at 64 MHz, {:.3} ms at 480 MHz)\n\
-         round trip: {:.2} ms mean, {:.2} ms max ({} pace)\n",
-        r.trials,
-        if r.continuous { " as one stream without resets" } else { "" },
-        r.bins,
-        r.mismatches,
-        r.errors,
-        r.behavior_r2.map_or("-".into(), |v| format!("{v:.4}")),
-        r.instructions_per_bin,
-        r.instructions_per_bin / 64e3,
-        r.instructions_per_bin / 480e3,
-        r.round_trip_ms_mean,
-        r.round_trip_ms_max,
-        r.pace
+    let stream = if r.continuous { " as one stream without resets" } else { "" };
+    let head = if r.device == "host twin" {
+        format!(
+            "{} trials{stream}, {} bins decoded by the firmware's host twin (QEMU is not installed: \
+             install qemu-system-arm to decode on an emulated Cortex-M7 and count its instructions), {} errors\n\
+             behaviour R2 of the decoded velocity: {}\n",
+            r.trials,
+            r.bins,
+            r.errors,
+            r.behavior_r2.map_or("-".into(), |v| format!("{v:.4}")),
+        )
+    } else {
+        format!(
+            "{} trials{stream}, {} bins decoded ({}), {} mismatches against lflow-core on the host, {} errors\n\
+             behaviour R2 of the device's velocity: {}\ninstructions per bin: {:.0} ({:.2} ms at 64 MHz, {:.3} ms at 480 MHz)\n",
+            r.trials,
+            r.bins,
+            r.device,
+            r.mismatches,
+            r.errors,
+            r.behavior_r2.map_or("-".into(), |v| format!("{v:.4}")),
+            r.instructions_per_bin,
+            r.instructions_per_bin / 64e3,
+            r.instructions_per_bin / 480e3,
+        )
+    };
+    head + &format!(
+        "round trip: {:.2} ms mean, {:.2} ms max ({} pace)\n",
+        r.round_trip_ms_mean, r.round_trip_ms_max, r.pace
     )
 }

@@ -74,7 +74,7 @@ pub fn predict_rates(
 /// Evaluate, write `RUN/eval.json`, return the report.
 pub fn eval(a: &EvalArgs) -> Result<EvalReport, CliError> {
     let (dir, record) = RunDir::open(&a.run)?;
-    let data_path = a.data.clone().unwrap_or(record.data.clone());
+    let data_path = record.data_or(&dir.path, a.data.as_deref())?;
     let data = lflow_host::data::load(&data_path)?;
     let samples = a.samples.unwrap_or(record.config.eval.samples);
     let rates = predict_rates(&dir, &data, samples, a.threads, a.device)?;
@@ -121,7 +121,7 @@ pub fn table(r: &EvalReport) -> String {
 /// `lflow eval RUN --stream`: decode without resets; returns the table to print.
 pub fn eval_stream(a: &EvalArgs) -> Result<String, CliError> {
     let (dir, record) = RunDir::open(&a.run)?;
-    let data = lflow_host::data::load(a.data.as_ref().unwrap_or(&record.data))?;
+    let data = lflow_host::data::load(&record.data_or(&dir.path, a.data.as_deref())?)?;
     let bytes = match &a.blob {
         Some(file) => {
             std::fs::read(file).map_err(|source| lflow_host::run::RunError::Io { path: file.clone(), source })?

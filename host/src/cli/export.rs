@@ -88,7 +88,7 @@ pub fn export(a: &ExportArgs) -> Result<String, CliError> {
             a.run.display()
         )));
     }
-    let data = lflow_host::data::load(a.data.as_ref().unwrap_or(&record.data))?;
+    let data = lflow_host::data::load(&record.data_or(&dir.path, a.data.as_deref())?)?;
     let velocity = fit_device_velocity(&mut t, &data).map_err(|e| CliError::Usage(e.to_string()))?;
     let storage: StorageFormat = a.format.into();
     let bytes = blob(&t.model, &t.state.params, storage, velocity.as_ref())
@@ -184,7 +184,7 @@ pub fn eval_blob(
     threads: usize,
 ) -> Result<String, CliError> {
     let (dir, record) = RunDir::open(run)?;
-    let data = lflow_host::data::load(data.unwrap_or(&record.data))?;
+    let data = lflow_host::data::load(&record.data_or(&dir.path, data.map(|p| p.as_path()))?)?;
     let bytes = std::fs::read(file).map_err(|source| lflow_host::run::RunError::Io { path: file.into(), source })?;
     let report = blob_metrics(&bytes, &data, record.config.train, threads)?;
     dir.write(&dir.path.join("eval_blob.json"), serde_json::to_string_pretty(&report).unwrap_or_default().as_bytes())?;

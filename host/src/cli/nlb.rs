@@ -191,7 +191,7 @@ mod imp {
             }
             NlbCommand::Submit(a) => {
                 let (dir, record) = RunDir::open(&a.run)?;
-                let data_path = a.data.clone().unwrap_or(record.data.clone());
+                let data_path = record.data_or(&dir.path, a.data.as_deref())?;
                 let data = lflow_host::data::load(&data_path)?;
                 let Some(info) = data.nlb.clone() else {
                     return Err(CliError::Usage(format!(

@@ -136,7 +136,7 @@ const COLORS: [RGBColor; 6] = [
 /// Draw every plot of the run; returns the files written.
 pub fn plot(a: &PlotArgs) -> Result<Vec<PathBuf>, CliError> {
     let (dir, record) = RunDir::open(&a.run)?;
-    let data = lflow_host::data::load(a.data.as_ref().unwrap_or(&record.data))?;
+    let data = lflow_host::data::load(&record.data_or(&dir.path, a.data.as_deref())?)?;
     let out = dir.plots();
     std::fs::create_dir_all(&out).map_err(|source| lflow_host::run::RunError::Io { path: out.clone(), source })?;
     let mut written = Vec::new();

@@ -137,7 +137,7 @@ pub fn train(a: &TrainArgs) -> Result<RunDir, CliError> {
         (dir, Trainer::resume(c.model, train, c.state, backend))
     } else {
         let model = config.model_config(&data);
-        let record = RunRecord { data: a.data.clone(), config: config.clone() };
+        let record = RunRecord::new(&a.data, config.clone())?;
         let dir = RunDir::create(&a.out, &record)?;
         (dir, Trainer::for_data(model, config.train.clone(), backend, &data))
     };
