@@ -99,7 +99,6 @@ impl Adam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Mode;
     use lflow_core::Seeded;
 
     /// `torch.optim.Adam` (amsgrad off, coupled `weight_decay`) for one
@@ -127,17 +126,7 @@ mod tests {
 
     #[test]
     fn six_steps_follow_torch_adam_with_coupled_weight_decay() {
-        let cfg = ModelConfig {
-            n_in: 2,
-            n_out: 3,
-            hidden: 2,
-            ff: 4,
-            gamma: 0.55,
-            eps: 0.01,
-            mode: Mode::Paper,
-            window: None,
-            anchor_every: 0,
-        };
+        let cfg = ModelConfig::paper(2, 3, 2, 4);
         let mut rng = Seeded::new(21);
         let mut p = Params::zeros(&cfg);
         for x in &mut p.data {

@@ -346,7 +346,6 @@ impl Backend for CpuBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Mode;
     use lflow_core::Seeded;
 
     fn random_batch(cfg: &ModelConfig, trials: usize, observed: usize, bins: usize) -> Batch {
@@ -363,17 +362,7 @@ mod tests {
 
     #[test]
     fn a_batch_in_pieces_over_threads_equals_one_chunk() {
-        let cfg = ModelConfig {
-            n_in: 3,
-            n_out: 4,
-            hidden: 4,
-            ff: 8,
-            gamma: 0.55,
-            eps: 0.01,
-            mode: Mode::Paper,
-            window: None,
-            anchor_every: 0,
-        };
+        let cfg = ModelConfig::paper(3, 4, 4, 8);
         // 75 trials: 3 pieces on one thread (25 each), 2 + 2 on two (18/19 and 19/19).
         let batch = random_batch(&cfg, 75, 5, 7);
         let params = Params::init(&cfg, &mut Seeded::new(3));

@@ -40,6 +40,23 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// A paper-mode model (MODEL.md section 1) of `n_in` held-in and `n_out`
+    /// neurons, latent size `hidden` and feed-forward width `ff`, with section
+    /// 7's `gamma = 0.55` and `eps = 0.01`.
+    pub fn paper(n_in: usize, n_out: usize, hidden: usize, ff: usize) -> ModelConfig {
+        ModelConfig {
+            n_in,
+            n_out,
+            hidden,
+            ff,
+            gamma: 0.55,
+            eps: 0.01,
+            mode: Mode::Paper,
+            window: None,
+            anchor_every: 0,
+        }
+    }
+
     /// Decoder width `D = 3H`.
     pub fn d_model(&self) -> usize {
         3 * self.hidden

@@ -470,17 +470,7 @@ mod tests {
 
     /// A paper-mode model of H=4 for `data`'s neurons.
     fn tiny_model(data: &Dataset) -> ModelConfig {
-        ModelConfig {
-            n_in: data.n_in,
-            n_out: data.n_out,
-            hidden: 4,
-            ff: 8,
-            gamma: 0.55,
-            eps: 0.01,
-            mode: Mode::Paper,
-            window: None,
-            anchor_every: 0,
-        }
+        ModelConfig::paper(data.n_in, data.n_out, 4, 8)
     }
 
     #[test]

@@ -18,7 +18,7 @@ use lflow_host::backend::{Backend, Batch, CpuBackend, Features, Pass};
 #[cfg(feature = "cuda-emu")]
 use lflow_host::cuda::emulator::EmulatedGpu;
 #[cfg(feature = "cuda-emu")]
-use lflow_host::cuda::gpu::{download_f32, upload_f32, Arg, DevPtr, LaunchDims};
+use lflow_host::cuda::gpu::{download_f32, upload_f32, DevPtr, LaunchDims};
 use lflow_host::cuda::{CudaBackend, Gpu};
 use lflow_host::model::{LossScale, LossSums};
 use lflow_host::params::PARAMS;
@@ -195,17 +195,7 @@ fn awkward_shapes<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
 #[cfg(feature = "cuda-emu")]
 #[test]
 fn adam_kernel_matches_the_host_optimiser() {
-    let cfg = ModelConfig {
-        n_in: 5,
-        n_out: 6,
-        hidden: 4,
-        ff: 8,
-        gamma: 0.55,
-        eps: 0.01,
-        mode: Mode::Paper,
-        window: None,
-        anchor_every: 0,
-    };
+    let cfg = ModelConfig::paper(5, 6, 4, 8);
     let mut rng = Seeded::new(3);
     let p0 = Params::init(&cfg, &mut rng);
     let mut g = Params::zeros(&cfg);
@@ -223,21 +213,7 @@ fn adam_kernel_matches_the_host_optimiser() {
         host.update(&conf, lr, wd, &mut want, &g);
         let k = conf.constants(lr, host.step);
         upload_f32(&mut gpu, gr, &g.data).unwrap();
-        let args = [
-            Arg::Ptr(p),
-            Arg::Ptr(gr),
-            Arg::Ptr(m),
-            Arg::Ptr(v),
-            Arg::I64(n as i64),
-            Arg::F32(k.beta1),
-            Arg::F32(k.one_minus_beta1),
-            Arg::F32(k.beta2),
-            Arg::F32(k.one_minus_beta2),
-            Arg::F32(k.eps),
-            Arg::F32(k.step_size),
-            Arg::F32(k.bc2_sqrt),
-            Arg::F32(wd),
-        ];
+        let args = lflow_host::cuda::adam_step_args([p, gr, m, v], n, k, wd);
         gpu.launch("adam_step", LaunchDims { grid: (4, 1), block: 64, smem: 0 }, &args).unwrap();
         g.data.iter_mut().for_each(|x| *x *= -0.7);
     }

@@ -347,21 +347,7 @@ impl<G: Gpu> CudaBackend<G> {
         let sums = sums?;
         let k = adam.adam.constants(adam.adam.lr, adam.step);
         let n = wts.len;
-        let args = [
-            Arg::Ptr(wts.params),
-            Arg::Ptr(wts.grads),
-            Arg::Ptr(wts.m),
-            Arg::Ptr(wts.v),
-            Arg::I64(n as i64),
-            Arg::F32(k.beta1),
-            Arg::F32(k.one_minus_beta1),
-            Arg::F32(k.beta2),
-            Arg::F32(k.one_minus_beta2),
-            Arg::F32(k.eps),
-            Arg::F32(k.step_size),
-            Arg::F32(k.bc2_sqrt),
-            Arg::F32(adam.weight_decay),
-        ];
+        let args = adam_step_args([wts.params, wts.grads, wts.m, wts.v], n, k, adam.weight_decay);
         let blocks = n.div_ceil(256).clamp(1, 1024) as u32;
         self.gpu.launch("adam_step", gpu::LaunchDims { grid: (blocks, 1), block: 256, smem: 0 }, &args)?;
         self.launches += 2;
@@ -437,4 +423,29 @@ impl<G: Gpu> Resident for CudaBackend<G> {
         // After an error the host's state stays as it was at the epoch's start.
         self.guarded(|b| b.try_end_epoch(state));
     }
+}
+
+/// The arguments of `adam_step` (`host/cuda/adam.cu`): parameters, gradients,
+/// first and second moments (`n` f32 each), the step's constants, the weight decay.
+pub fn adam_step_args(
+    [params, grads, m, v]: [gpu::DevPtr; 4],
+    n: usize,
+    k: crate::adam::StepConstants,
+    weight_decay: f32,
+) -> [Arg; 13] {
+    [
+        Arg::Ptr(params),
+        Arg::Ptr(grads),
+        Arg::Ptr(m),
+        Arg::Ptr(v),
+        Arg::I64(n as i64),
+        Arg::F32(k.beta1),
+        Arg::F32(k.one_minus_beta1),
+        Arg::F32(k.beta2),
+        Arg::F32(k.one_minus_beta2),
+        Arg::F32(k.eps),
+        Arg::F32(k.step_size),
+        Arg::F32(k.bc2_sqrt),
+        Arg::F32(weight_decay),
+    ]
 }
