@@ -216,7 +216,7 @@ impl RunConfig {
         let (m, t, e) = (&self.model, &self.train, &self.eval);
         let finite_pos = |x: f32| x > 0.0 && x.is_finite();
         let finite_nonneg = |x: f32| x >= 0.0 && x.is_finite();
-        let rules: [(&'static str, String, bool, &'static str); 17] = [
+        let rules: [(&'static str, String, bool, &'static str); 16] = [
             (
                 "model.hidden",
                 m.hidden.to_string(),
@@ -238,7 +238,6 @@ impl RunConfig {
                 m.anchor_every <= 255,
                 "0 to 255 bins (0: never re-anchor)",
             ),
-            ("train.epochs", t.epochs.to_string(), t.epochs > 0, "at least 1"),
             ("train.batch_size", t.batch_size.to_string(), t.batch_size > 0, "at least 1 trial"),
             ("train.lr", t.lr.to_string(), finite_pos(t.lr), "a finite rate > 0"),
             ("train.min_lr", t.min_lr.to_string(), finite_nonneg(t.min_lr), "a finite rate >= 0"),
@@ -390,7 +389,6 @@ mod tests {
             ("[model]\neps = 0.0", "model.eps", "(0, 1]"),
             ("[model]\nmode = \"streaming\"\nwindow = 0", "model.window", "streaming"),
             ("[model]\nmode = \"streaming\"\nanchor_every = 300", "model.anchor_every", "0 to 255"),
-            ("[train]\nepochs = 0", "train.epochs", "at least 1"),
             ("[train]\nbatch_size = 0", "train.batch_size", "at least 1"),
             ("[train]\nlr = 0.0", "train.lr", "> 0"),
             ("[train]\nlr = inf", "train.lr", "> 0"),
@@ -417,8 +415,9 @@ mod tests {
             // No other rule's words.
             assert_eq!(msg.matches(" = ").count(), 1, "{msg}");
         }
-        // Edges that are allowed.
+        // Edges that are allowed (0 epochs: an untrained run, a baseline).
         for text in [
+            "[train]\nepochs = 0",
             "[model]\ngamma = 0.0\neps = 1.0",
             "[train]\ndropout = 0.0\ncd_rate = 1.0\nmin_lr = 0.0",
             "[train]\nplateau_factor = 1.0",
