@@ -250,7 +250,7 @@ pub struct CpuBackend {
 /// Trials a worker forwards and backpropagates at once: its share of a batch
 /// runs in pieces of at most this many, each through the whole forward and
 /// backward pass. At H=64, batch 256, 2 threads this keeps `lflow bench train`
-/// at 124 MiB instead of 397 MiB and makes it about 6% faster (README,
+/// at 124 MiB instead of 397 MiB and its median wall time 0.93x (README,
 /// "Training speed").
 const PIECE_TRIALS: usize = 32;
 

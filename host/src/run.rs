@@ -80,19 +80,40 @@ pub struct RunRecord {
     /// The data set trained on: an absolute path (runs written before it was
     /// one hold the path as given, relative to where training started).
     pub data: PathBuf,
-    /// SHA-256 of the data file when training started, hex (absent in older runs).
+    /// [`file_sha256`] of the data file when training started (absent in older runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_sha256: Option<String>,
     /// The resolved configuration.
     pub config: RunConfig,
 }
 
-/// SHA-256 of a file, lower-case hex.
+/// SHA-256 of a data file's content, lower-case hex: for a safetensors file,
+/// its tensors in name order (name, dtype, shape, bytes) then its metadata in
+/// key order, so two writes of the same data agree (safetensors lays out the
+/// header in a hash map's order, which differs between processes); any other
+/// file, its bytes.
 pub fn file_sha256(path: &Path) -> Result<String, RunError> {
     use sha2::Digest;
-    let mut file = std::fs::File::open(path).map_err(|source| RunError::Io { path: path.into(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| RunError::Io { path: path.into(), source })?;
     let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|source| RunError::Io { path: path.into(), source })?;
+    let parsed = safetensors::SafeTensors::read_metadata(&bytes)
+        .and_then(|(_, meta)| safetensors::SafeTensors::deserialize(&bytes).map(|st| (meta, st)));
+    match parsed {
+        Ok((meta, st)) => {
+            let mut tensors = st.tensors();
+            tensors.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, view) in tensors {
+                hasher.update(format!("{name}\0{:?}\0{:?}\0", view.dtype(), view.shape()));
+                hasher.update(view.data());
+            }
+            let mut keys: Vec<(&String, &String)> = meta.metadata().iter().flatten().collect();
+            keys.sort();
+            for (k, v) in keys {
+                hasher.update(format!("{k}\0{v}\0"));
+            }
+        }
+        Err(_) => hasher.update(&bytes),
+    }
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 

@@ -150,6 +150,16 @@ fn resume_continues_the_run() {
     assert!(err.contains("other.safetensors") && err.contains("40 held-in / 50") && err.contains("12 / 22"), "{err}");
     assert_eq!(std::fs::read(run.join("last.safetensors")).unwrap(), before, "the checkpoint changed");
     assert_eq!(std::fs::read_to_string(run.join("metrics.csv")).unwrap(), metrics);
+    // The same dimensions but other spikes (another seed): refused too, naming the run's file.
+    let reseeded = d.join("reseeded.safetensors");
+    generate(
+        &reseeded,
+        &["--trials", "60", "--eval-trials", "10", "--observed", "10", "--forward", "2", "--seed", "8"],
+    );
+    let wrong = lflow(&["train", "--data", s(&reseeded), "--out", s(&run), "--resume", "--epochs", "7", "--quiet"]);
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success() && err.contains("not the data") && err.contains("lorenz.safetensors"), "{err}");
+    assert_eq!(std::fs::read(run.join("last.safetensors")).unwrap(), before, "the checkpoint changed");
 }
 
 #[test]
@@ -403,11 +413,43 @@ fn a_run_finds_its_data_from_any_folder_and_notices_a_changed_file() {
         serde_json::from_str(&std::fs::read_to_string(d.join("run/run.json")).unwrap()).unwrap();
     let data = std::fs::canonicalize(d.join("lorenz.safetensors")).unwrap();
     assert_eq!(record["data"].as_str().unwrap(), s(&data), "an absolute path");
-    // The hash, against coreutils' sha256sum.
-    let sum = Command::new("sha256sum").arg(&data).output().unwrap();
-    let want = String::from_utf8_lossy(&sum.stdout).split_whitespace().next().unwrap().to_string();
-    assert_eq!(record["data_sha256"].as_str().unwrap(), want);
-    // Evaluated from another folder.
+    // The content hash, recomputed here: tensors by name (name, dtype, shape,
+    // bytes), then metadata by key, through sha2 directly.
+    let content_sha256 = |bytes: &[u8]| -> String {
+        use sha2::Digest;
+        let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
+        let mut h = sha2::Sha256::new();
+        let mut names: Vec<String> = st.names().into_iter().map(|n| n.to_string()).collect();
+        names.sort();
+        for n in names {
+            let v = st.tensor(&n).unwrap();
+            h.update(format!("{n}\0{:?}\0{:?}\0", v.dtype(), v.shape()).as_bytes());
+            h.update(v.data());
+        }
+        let mut kv: Vec<_> = meta.metadata().clone().unwrap_or_default().into_iter().collect();
+        kv.sort();
+        for (k, v) in kv {
+            h.update(format!("{k}\0{v}\0").as_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let original = std::fs::read(&data).unwrap();
+    assert_eq!(record["data_sha256"].as_str().unwrap(), content_sha256(&original));
+    // The same data with its header laid out in another order (as a second
+    // write may lay it out): other bytes, the same content, still accepted.
+    let n = u64::from_le_bytes(original[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&original[8..8 + n]).unwrap();
+    let reversed: serde_json::Map<String, serde_json::Value> = header.into_iter().rev().collect();
+    let mut text = serde_json::to_string(&reversed).unwrap();
+    while text.len() < n {
+        text.push(' ');
+    }
+    assert_eq!(text.len(), n, "the reordered header fits the original's padded length");
+    let reordered = [&original[..8], text.as_bytes(), &original[8 + n..]].concat();
+    assert_ne!(reordered, original);
+    std::fs::write(&data, &reordered).unwrap();
+    // Evaluated from another folder (on the reordered copy).
     let run = d.join("run");
     let elsewhere = std::env::temp_dir();
     let eval = in_dir(&elsewhere, &["eval", s(&run), "--samples", "0"]);

@@ -345,10 +345,12 @@ fn a_training_step_takes_4_bins_plus_78_launches() {
         resident.begin_epoch(&model, &data, &state, &order, &seeds);
         let scale = LossScale { nll: 1e-3, kl: 0.1 };
         let step = AdamStep { adam: AdamConfig::default(), weight_decay: 0.0, step: 1 };
-        let before = gpu.launches();
+        // Counted twice: by the backend, and by the emulator at each launch and GEMM it runs.
+        let (before, emulated) = (gpu.launches(), gpu.gpu().launches());
         gpu.resident().unwrap().train_batch(&model, 0, 8, 0.5, 0.05, scale, step);
         assert!(gpu.take_error().is_none());
         let bins = observed + forward;
         assert_eq!(gpu.launches() - before, 4 * bins + 78, "{mode:?}, T + F = {bins}");
+        assert_eq!(gpu.gpu().launches() - emulated, 4 * bins + 78, "{mode:?}, T + F = {bins}: the emulator's count");
     }
 }

@@ -265,24 +265,27 @@ fn a_non_finite_state_is_reset_and_decoding_goes_on() {
     let mut dev = QemuDevice::start(&elf, false).unwrap();
     next(&mut dev); // hello
     let (quiet, loud) = (bin_bytes(&quiet), bin_bytes(&loud));
-    // What the device answers to one bin: Ok(seq decoded) or Err(the error).
-    let decoded = |dev: &mut QemuDevice, seq: u32, counts: &[u8]| -> Result<u32, DeviceError> {
+    // What the device answers to one bin: Ok((seq, velocity, rates CRC)) or Err(the error).
+    type Reply = Result<(u32, Vec<u8>, u32), DeviceError>;
+    let decoded = |dev: &mut QemuDevice, seq: u32, counts: &[u8]| -> Reply {
         dev.send(&HostMessage::Bin { seq, counts }).unwrap();
         let mut f = next(dev);
         match QemuDevice::decode(&mut f).unwrap() {
-            DeviceMessage::Decoded { seq, .. } => Ok(seq),
+            DeviceMessage::Decoded { seq, velocity, rates_crc, .. } => Ok((seq, velocity.to_vec(), rates_crc)),
             DeviceMessage::Error(e) => Err(e),
             other => panic!("expected a decoded bin or an error, got {other:?}"),
         }
     };
-    for seq in 0..3 {
-        assert_eq!(decoded(&mut dev, seq, &quiet), Ok(seq));
+    let first: Vec<Reply> = (0..3).map(|seq| decoded(&mut dev, seq, &quiet)).collect();
+    for (seq, r) in first.iter().enumerate() {
+        assert_eq!(r.as_ref().map(|x| x.0), Ok(seq as u32));
     }
     let readout = lflow_core::Stage::Readout as u8;
     assert_eq!(decoded(&mut dev, 3, &loud), Err(DeviceError::StateReset { seq: 3, stage: readout }));
-    // A new trial: sequence numbers start again at 0 and silence decodes.
-    assert_eq!(decoded(&mut dev, 0, &quiet), Ok(0));
-    assert_eq!(decoded(&mut dev, 1, &quiet), Ok(1));
+    // A new trial: sequence numbers start again at 0, and the state is a fresh
+    // one: the same silent bins decode to exactly what they did at the start.
+    assert_eq!(decoded(&mut dev, 0, &quiet), first[0]);
+    assert_eq!(decoded(&mut dev, 1, &quiet), first[1]);
     dev.send(&HostMessage::Stats).unwrap();
     let mut f = next(&mut dev);
     match QemuDevice::decode(&mut f).unwrap() {

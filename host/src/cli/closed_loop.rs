@@ -111,8 +111,9 @@ pub fn summary(r: &ClosedLoopReport) -> String {
     let stream = if r.continuous { " as one stream without resets" } else { "" };
     let head = if r.device == "host twin" {
         format!(
-            "{} trials{stream}, {} bins decoded by the firmware's host twin (QEMU is not installed: \
-             install qemu-system-arm to decode on an emulated Cortex-M7 and count its instructions), {} errors\n\
+            "{} trials{stream}, {} bins decoded by the firmware's host twin, the same program built for this \
+             machine (not a Cortex-M: no instruction counts, no device-against-host comparison; with \
+             qemu-system-arm installed the demo decodes on an emulated Cortex-M7), {} errors\n\
              behaviour R2 of the decoded velocity: {}\n",
             r.trials,
             r.bins,
