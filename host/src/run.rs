@@ -140,16 +140,23 @@ impl RunRecord {
             let base = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
             base.ancestors().map(|a| a.join(&self.data)).find(|p| p.is_file()).unwrap_or_else(|| self.data.clone())
         };
-        if let Some(want) = &self.data_sha256 {
-            if !path.exists() {
-                return Err(RunError::Io { path, source: std::io::Error::from(std::io::ErrorKind::NotFound) });
-            }
-            let found = file_sha256(&path)?;
-            if &found != want {
-                return Err(RunError::DataChanged { path, recorded: want.clone(), found });
-            }
+        if self.data_sha256.is_some() && !path.exists() {
+            return Err(RunError::Io { path, source: std::io::Error::from(std::io::ErrorKind::NotFound) });
         }
-        Ok(path)
+        match self.other_data(&path)? {
+            Some(found) => {
+                Err(RunError::DataChanged { path, recorded: self.data_sha256.clone().unwrap_or_default(), found })
+            }
+            None => Ok(path),
+        }
+    }
+
+    /// `Some(its hash)` when `path` does not hold the data the run trained on;
+    /// `None` when it does, or when the run recorded no hash (older runs).
+    pub fn other_data(&self, path: &Path) -> Result<Option<String>, RunError> {
+        let Some(want) = &self.data_sha256 else { return Ok(None) };
+        let found = file_sha256(path)?;
+        Ok((found != *want).then_some(found))
     }
 }
 

@@ -72,8 +72,8 @@ pub fn closed_loop(a: &ClosedLoopArgs) -> Result<ClosedLoopReport, CliError> {
     if a.trials > 0 {
         eval.truncate(a.trials);
     }
-    let pace = matches!(a.pace, Pace::Real);
-    if a.twin_only {
+    // The device (QEMU, a board, or a second host twin) and the host twin it is compared with.
+    let (mut device, twin, label) = if a.twin_only {
         let twin = match &a.twin {
             Some(t) => t.clone(),
             None => {
@@ -82,27 +82,24 @@ pub fn closed_loop(a: &ClosedLoopArgs) -> Result<ClosedLoopReport, CliError> {
                 build_firmware_for(a.core, &a.blob, &a.core.target_dir(), opts).map_err(link)?.1
             }
         };
-        let mut device = QemuDevice::twin(&twin).map_err(link)?;
-        let mut host = QemuDevice::twin(&twin).map_err(link)?;
-        let mut r = run(&mut device, &mut host, &data, &eval, pace, a.continuous).map_err(link)?;
-        r.device = "host twin".into();
-        return Ok(r);
-    }
-    let (elf, twin) = match (&a.qemu, &a.twin) {
-        (Some(e), Some(t)) => (e.clone(), t.clone()),
-        _ => {
-            eprintln!("building the {} firmware and its host twin with {} ...", a.core.cpu(), a.blob.display());
-            let opts = FirmwareBuild { twin: true, ..Default::default() };
-            build_firmware_for(a.core, &a.blob, &a.core.target_dir(), opts).map_err(link)?
+        (QemuDevice::twin(&twin).map_err(link)?, twin, "host twin".to_string())
+    } else {
+        let (elf, twin) = match (&a.qemu, &a.twin) {
+            (Some(e), Some(t)) => (e.clone(), t.clone()),
+            _ => {
+                eprintln!("building the {} firmware and its host twin with {} ...", a.core.cpu(), a.blob.display());
+                let opts = FirmwareBuild { twin: true, ..Default::default() };
+                build_firmware_for(a.core, &a.blob, &a.core.target_dir(), opts).map_err(link)?
+            }
+        };
+        match &a.serial {
+            Some(port) => (QemuDevice::serial(port).map_err(link)?, twin, "serial".to_string()),
+            None => (QemuDevice::start_on(a.core, &elf, true).map_err(link)?, twin, format!("qemu {}", a.core.cpu())),
         }
     };
-    let mut device = match &a.serial {
-        Some(port) => QemuDevice::serial(port).map_err(link)?,
-        None => QemuDevice::start_on(a.core, &elf, true).map_err(link)?,
-    };
     let mut host = QemuDevice::twin(&twin).map_err(link)?;
-    let mut r = run(&mut device, &mut host, &data, &eval, pace, a.continuous).map_err(link)?;
-    r.device = if a.serial.is_some() { "serial".into() } else { format!("qemu {}", a.core.cpu()) };
+    let mut r = run(&mut device, &mut host, &data, &eval, matches!(a.pace, Pace::Real), a.continuous).map_err(link)?;
+    r.device = label;
     Ok(r)
 }
 

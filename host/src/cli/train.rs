@@ -132,16 +132,14 @@ pub fn train(a: &TrainArgs) -> Result<RunDir, CliError> {
                 data.n_out
             )));
         }
-        if let Some(want) = &record.data_sha256 {
-            if lflow_host::run::file_sha256(&a.data)? != *want {
-                return Err(CliError::Usage(format!(
-                    "{}: not the data {} was trained on ({}, SHA-256 {want}): resume with that file, or train \
-                     a new run (another --out) on this one",
-                    a.data.display(),
-                    a.out.display(),
-                    record.data.display()
-                )));
-            }
+        if record.other_data(&a.data)?.is_some() {
+            return Err(CliError::Usage(format!(
+                "{}: not the data {} was trained on ({}): resume with that file, or train a new run (another \
+                 --out) on this one",
+                a.data.display(),
+                a.out.display(),
+                record.data.display()
+            )));
         }
         let mut train = record.config.train.clone();
         train.epochs = a.epochs.unwrap_or(train.epochs);

@@ -11,6 +11,7 @@ pub mod import;
 pub mod layout;
 pub mod names;
 pub mod predicted;
+mod psth;
 pub mod score;
 pub mod stored;
 #[cfg(feature = "nlb")]
