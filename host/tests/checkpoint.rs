@@ -3,11 +3,11 @@
 #[path = "../../core/tests/common/mod.rs"]
 mod common;
 
-use lflow_host::backend::CpuBackend;
-use lflow_host::checkpoint::{load, load_params, save, Checkpoint, CheckpointError};
-use lflow_host::lorenz::{generate, LorenzConfig};
-use lflow_host::params::PARAMS;
-use lflow_host::train::{TrainConfig, Trainer};
+use lflow_host::data::lorenz::{generate, LorenzConfig};
+use lflow_host::train::backend::CpuBackend;
+use lflow_host::train::checkpoint::{load, load_params, save, Checkpoint, CheckpointError};
+use lflow_host::train::params::PARAMS;
+use lflow_host::train::trainer::{TrainConfig, Trainer};
 use lflow_host::{Mode, ModelConfig};
 use safetensors::tensor::{Dtype, TensorView};
 

@@ -224,7 +224,7 @@ fn ctrl_c_stops_with_a_resumable_checkpoint() {
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "interrupted training exits cleanly: {status}");
-    let c = lflow_host::checkpoint::load(&run.join("last.safetensors")).unwrap();
+    let c = lflow_host::train::checkpoint::load(&run.join("last.safetensors")).unwrap();
     assert!(c.state.epoch >= 2 && c.state.epoch < 100000);
     let rows = std::fs::read_to_string(&metrics).unwrap().lines().count() - 1;
     assert_eq!(rows, c.state.epoch, "every finished epoch is in metrics.csv and the checkpoint");
@@ -342,11 +342,11 @@ ramp_epochs = 50
 #[test]
 fn the_continuous_config_is_the_earlier_lorenz_config_plus_its_two_additions() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
-    let base = lflow_host::run::RunConfig::from_toml(EARLIER_LORENZ, Path::new("earlier")).unwrap();
-    let cont = lflow_host::run::RunConfig::load(&root.join("lorenz_continuous.toml")).unwrap();
+    let base = lflow_host::train::run::RunConfig::from_toml(EARLIER_LORENZ, Path::new("earlier")).unwrap();
+    let cont = lflow_host::train::run::RunConfig::load(&root.join("lorenz_continuous.toml")).unwrap();
     assert_eq!((cont.model.anchor_every, cont.model.window), (5, 16));
     assert_eq!((cont.train.stream_windows, cont.train.stream_window_bins), (101, 300));
-    assert_eq!(usize::from(lflow_host::device_bench::CONTINUOUS_ANCHOR), cont.model.anchor_every);
+    assert_eq!(usize::from(lflow_host::deploy::mcu_bench::CONTINUOUS_ANCHOR), cont.model.anchor_every);
     let mut undone = cont.clone();
     undone.model.anchor_every = 0;
     undone.train.stream_windows = 0;

@@ -7,7 +7,7 @@
 //! `tools/test.sh` installs both from PyPI wheels. Without them the test
 //! skips, unless `LFLOW_REQUIRE_NVRTC=1` (as in CI), where it fails.
 
-use lflow_host::cuda::kernels::{compile_ptx, parse_ptxas_report, FILES};
+use lflow_host::train::cuda::kernels::{compile_ptx, parse_ptxas_report, FILES};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -19,7 +19,7 @@ fn ptxas() -> PathBuf {
 fn kernels_compile_to_machine_code_without_spills() {
     let required = std::env::var("LFLOW_REQUIRE_NVRTC").is_ok_and(|v| v == "1");
     let ptxas_ok = Command::new(ptxas()).arg("--version").output().is_ok_and(|o| o.status.success());
-    if !lflow_host::cuda::nvrtc_present() || !ptxas_ok {
+    if !lflow_host::train::cuda::nvrtc_present() || !ptxas_ok {
         assert!(!required, "NVRTC or ptxas missing (LD_LIBRARY_PATH, LFLOW_PTXAS) and LFLOW_REQUIRE_NVRTC=1");
         eprintln!("skipped: NVRTC or ptxas not found");
         return;

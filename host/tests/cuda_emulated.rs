@@ -13,15 +13,15 @@ mod support;
 use lflow_core::blob::Tensor;
 use lflow_core::Seeded;
 #[cfg(feature = "cuda-emu")]
-use lflow_host::adam::{Adam, AdamConfig};
-use lflow_host::backend::{Backend, Batch, CpuBackend, Features, Pass};
+use lflow_host::train::adam::{Adam, AdamConfig};
+use lflow_host::train::backend::{Backend, Batch, CpuBackend, Features, Pass};
 #[cfg(feature = "cuda-emu")]
-use lflow_host::cuda::emulator::EmulatedGpu;
+use lflow_host::train::cuda::emulator::EmulatedGpu;
 #[cfg(feature = "cuda-emu")]
-use lflow_host::cuda::gpu::{download_f32, upload_f32, DevPtr, LaunchDims};
-use lflow_host::cuda::{CudaBackend, Gpu};
-use lflow_host::model::{LossScale, LossSums};
-use lflow_host::params::PARAMS;
+use lflow_host::train::cuda::gpu::{download_f32, upload_f32, DevPtr, LaunchDims};
+use lflow_host::train::cuda::{CudaBackend, Gpu};
+use lflow_host::train::model::{LossScale, LossSums};
+use lflow_host::train::params::PARAMS;
 use lflow_host::{Mode, ModelConfig, Params};
 use support::common::rel_err;
 
@@ -55,7 +55,7 @@ fn pass(b: &mut dyn Backend, cfg: &ModelConfig, p: &Params, batch: &Batch, dropo
 }
 
 /// Device 0; a test that asks for it fails when there is none.
-fn real_gpu() -> CudaBackend<lflow_host::cuda::driver::CudaGpu> {
+fn real_gpu() -> CudaBackend<lflow_host::train::cuda::driver::CudaGpu> {
     CudaBackend::open(0).unwrap_or_else(|e| panic!("a real-GPU test was run (--ignored) but: {e}"))
 }
 
@@ -213,7 +213,7 @@ fn adam_kernel_matches_the_host_optimiser() {
         host.update(&conf, lr, wd, &mut want, &g);
         let k = conf.constants(lr, host.step);
         upload_f32(&mut gpu, gr, &g.data).unwrap();
-        let args = lflow_host::cuda::adam_step_args([p, gr, m, v], n, k, wd);
+        let args = lflow_host::train::cuda::adam_step_args([p, gr, m, v], n, k, wd);
         gpu.launch("adam_step", LaunchDims { grid: (4, 1), block: 64, smem: 0 }, &args).unwrap();
         g.data.iter_mut().for_each(|x| *x *= -0.7);
     }
@@ -241,8 +241,8 @@ fn device_errors_are_reported_not_panics() {
 /// device path (data set, batches, noise, masks and Adam on the device) must
 /// follow the CPU's loss curve and end at the same parameters.
 fn training_follows_the_cpu<B: Backend>(backend: B, trials: usize, hidden: usize, epochs: usize, bound: f64) {
-    use lflow_host::lorenz::{generate, LorenzConfig};
-    use lflow_host::train::{TrainConfig, Trainer};
+    use lflow_host::data::lorenz::{generate, LorenzConfig};
+    use lflow_host::train::trainer::{TrainConfig, Trainer};
     let data = generate(&LorenzConfig {
         trials,
         eval_trials: trials / 5,
@@ -320,9 +320,9 @@ fn a_short_training_run_on_a_real_gpu_follows_the_cpu_loss_curve() {
 #[cfg(feature = "cuda-emu")]
 #[test]
 fn a_training_step_takes_4_bins_plus_78_launches() {
-    use lflow_host::backend::{AdamStep, Backend};
-    use lflow_host::lorenz::{generate, LorenzConfig};
-    use lflow_host::train::{TrainConfig, Trainer};
+    use lflow_host::data::lorenz::{generate, LorenzConfig};
+    use lflow_host::train::backend::{AdamStep, Backend};
+    use lflow_host::train::trainer::{TrainConfig, Trainer};
     for (observed, forward, mode) in [(5, 3, Mode::Paper), (13, 4, Mode::Streaming), (7, 0, Mode::Paper)] {
         let data = generate(&LorenzConfig {
             trials: 20,

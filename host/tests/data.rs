@@ -1,7 +1,7 @@
 //! Data set files: round trip, the Lorenz generator, and one clear error per kind of malformed file.
 
+use lflow_host::data::lorenz::{generate, generate_continuous, Continuous, LorenzConfig};
 use lflow_host::data::{load, save, DataError, Dataset, Split};
-use lflow_host::lorenz::{generate, generate_continuous, Continuous, LorenzConfig};
 use lflow_host::metrics::bits_per_spike;
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;

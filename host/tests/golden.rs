@@ -3,9 +3,9 @@
 
 mod support;
 
-use lflow_host::adam::{Adam, AdamConfig};
-use lflow_host::model::{backward, forward, latents, log_rates, Chunk, LossScale, Workspace};
-use lflow_host::params::PARAMS;
+use lflow_host::train::adam::{Adam, AdamConfig};
+use lflow_host::train::model::{backward, forward, latents, log_rates, Chunk, LossScale, Workspace};
+use lflow_host::train::params::PARAMS;
 use lflow_host::Params;
 use support::common::rel_err;
 use support::load;

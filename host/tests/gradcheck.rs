@@ -4,8 +4,8 @@
 
 use lflow_core::blob::Tensor;
 use lflow_core::Seeded;
-use lflow_host::model::{backward, forward, Chunk, Dropout, LossScale, Workspace};
-use lflow_host::params::PARAMS;
+use lflow_host::train::model::{backward, forward, Chunk, Dropout, LossScale, Workspace};
+use lflow_host::train::params::PARAMS;
 use lflow_host::{Mode, ModelConfig, Params};
 
 struct Setup {
@@ -59,7 +59,7 @@ fn loss(s: &Setup, p: &Params, ws: &mut Workspace, grads: Option<&mut Params>) -
     if let Some(g) = grads {
         backward(&s.cfg, p, &chunk, scale, ws, g);
     }
-    let (lr, nin, nout) = (lflow_host::model::log_rates(ws), s.cfg.n_in, s.cfg.n_out);
+    let (lr, nin, nout) = (lflow_host::train::model::log_rates(ws), s.cfg.n_in, s.cfg.n_out);
     let mut nll = 0.0f64;
     for b in 0..s.b {
         for t in 0..s.tt {
@@ -168,7 +168,7 @@ fn gradient_mask_blocks_exactly_the_masked_elements() {
     let mut ws = Workspace::new();
     let (mut g_masked, mut g_full) = (Params::zeros(&s.cfg), Params::zeros(&s.cfg));
     loss(&s, &p, &mut ws, Some(&mut g_masked));
-    let lr = lflow_host::model::log_rates(&ws).to_vec();
+    let lr = lflow_host::train::model::log_rates(&ws).to_vec();
     let all = Setup { mask: vec![1.0; s.mask.len()], ..setup(9, Mode::Streaming, Some(2)) };
     loss(&all, &p, &mut ws, Some(&mut g_full));
     let (nout, nin) = (s.cfg.n_out, s.cfg.n_in);

@@ -1,10 +1,10 @@
 //! Training works: the loss falls, held-out NLL beats an untrained model, and
 //! a seed plus a thread count fix the resulting parameters.
 
-use lflow_host::backend::CpuBackend;
+use lflow_host::data::lorenz::{generate, LorenzConfig};
 use lflow_host::data::{Dataset, Split};
-use lflow_host::lorenz::{generate, LorenzConfig};
-use lflow_host::train::{TrainConfig, Trainer};
+use lflow_host::train::backend::CpuBackend;
+use lflow_host::train::trainer::{TrainConfig, Trainer};
 use lflow_host::{Mode, ModelConfig};
 
 fn small_lorenz() -> Dataset {

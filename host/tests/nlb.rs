@@ -2,7 +2,7 @@
 //! `nlb_tools` 0.0.4 through h5py; metrics from `nlb_tools.evaluation.evaluate`).
 #![cfg(feature = "nlb")]
 
-use lflow_host::nlb::layout::score_files;
+use lflow_host::data::nlb::layout::score_files;
 use std::path::PathBuf;
 
 fn nlb_dir() -> PathBuf {
@@ -43,9 +43,9 @@ fn fixture_submissions_score_as_nlb_tools() {
 /// chosen alpha, coefficients, per-dimension and per-neuron R², eval R² per alpha.
 #[test]
 fn fixture_intermediates_match_expected_details() {
+    use lflow_host::data::nlb::layout::{read_submission, read_target};
+    use lflow_host::data::nlb::score::psth_r2_per_neuron;
     use lflow_host::metrics::{alpha_grid, poisson_nll, r2_per_output, ridge_cv, Ridge};
-    use lflow_host::nlb::layout::{read_submission, read_target};
-    use lflow_host::nlb::score::psth_r2_per_neuron;
     let dir = nlb_dir();
     let details: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected_details.json")).unwrap()).unwrap();
@@ -127,10 +127,10 @@ fn fixture_intermediates_match_expected_details() {
     assert_eq!(checked, 2);
 }
 
+use lflow_host::data::nlb::h5::{Dim, H5};
+use lflow_host::data::nlb::import::{import, ImportSpec, Phase};
+use lflow_host::data::nlb::NlbError;
 use lflow_host::data::Split;
-use lflow_host::nlb::h5::{Dim, H5};
-use lflow_host::nlb::import::{import, ImportSpec, Phase};
-use lflow_host::nlb::NlbError;
 use std::path::Path;
 use std::process::Command;
 
@@ -164,7 +164,7 @@ fn val_phase_import_keeps_every_array_in_place() {
     let eval = H5::open(&dir.join("eval_input.h5")).unwrap();
     let (tt, n) = (45, 17);
     let at = |trial: usize, bin: usize, neuron: usize| d.spikes[(trial * tt + bin) * n + neuron] as f64;
-    let check = |a: lflow_host::nlb::score::Array, trial0: usize, bin0: usize, col0: usize| {
+    let check = |a: lflow_host::data::nlb::score::Array, trial0: usize, bin0: usize, col0: usize| {
         let (trials, bins, cols) = (a.dim(0), a.dim(1), a.dim(2));
         for i in 0..trials {
             for b in 0..bins {
@@ -226,8 +226,8 @@ fn test_phase_import_has_no_targets_and_scores_nothing() {
         }
     }
     let rates = vec![0.5f32; d.spikes.len()];
-    assert!(lflow_host::nlb::predicted::score_rates(&d, &rates).unwrap().is_none());
-    let sub = lflow_host::nlb::predicted::submission(&d, &rates).unwrap();
+    assert!(lflow_host::data::nlb::predicted::score_rates(&d, &rates).unwrap().is_none());
+    let sub = lflow_host::data::nlb::predicted::submission(&d, &rates).unwrap();
     assert_eq!(sub.eval_rates_heldout.shape, vec![12, 35, 5]);
     let out = dir.join("d.safetensors");
     lflow_host::data::save(&out, &d).unwrap();
@@ -244,7 +244,7 @@ fn bad_files_get_their_own_errors() {
     let dir = temp("missing");
     let src = H5::open(&nlb_dir().join("train_input.h5")).unwrap();
     let heldin = src.array("train_spikes_heldin", &any3()).unwrap();
-    let write = |dir: &Path, name: &str, a: &lflow_host::nlb::score::Array| {
+    let write = |dir: &Path, name: &str, a: &lflow_host::data::nlb::score::Array| {
         let path = dir.join("train_input.h5");
         let f = if path.exists() { H5::open_rw(&path).unwrap() } else { H5::create(&path).unwrap() };
         let v: Vec<f32> = a.data.iter().map(|&x| x as f32).collect();
@@ -309,7 +309,7 @@ fn bad_files_get_their_own_errors() {
 
 #[test]
 fn group_names_follow_nlb_tools() {
-    use lflow_host::nlb::names::{group, DATASETS};
+    use lflow_host::data::nlb::names::{group, DATASETS};
     for d in DATASETS {
         assert_eq!(group(d, 5), d);
         assert_eq!(group(d, 20), format!("{d}_20"));
@@ -319,10 +319,11 @@ fn group_names_follow_nlb_tools() {
 #[test]
 fn every_dataset_config_loads() {
     let configs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs");
-    for d in lflow_host::nlb::names::DATASETS {
+    for d in lflow_host::data::nlb::names::DATASETS {
         for variant in ["", "_streaming"] {
             let path = configs.join(format!("{d}{variant}.toml"));
-            let c = lflow_host::run::RunConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let c =
+                lflow_host::train::run::RunConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(c.model.hidden, 280, "{}", path.display());
             assert_eq!(c.model.mode == lflow_host::Mode::Streaming, variant == "_streaming");
         }
@@ -393,7 +394,7 @@ fn decode_masks_and_jitter_read_from_their_hdf5_types() {
         g.new_dataset::<i32>().shape([3]).create("eval_jitter").unwrap().write_raw(&[0i32, 2, -1]).unwrap();
     }
     let f = H5::open(&path).unwrap();
-    let t = lflow_host::nlb::layout::read_target(&f, "area2_bump_20").unwrap();
+    let t = lflow_host::data::nlb::layout::read_target(&f, "area2_bump_20").unwrap();
     assert_eq!(t.eval_decode_mask.unwrap().data, vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
     assert_eq!(t.eval_jitter.unwrap(), vec![0, 2, -1]);
     assert!(t.psth.is_none() && t.train_behavior.is_none());

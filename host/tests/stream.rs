@@ -2,11 +2,11 @@
 //! its metrics, against loops and sums written out here.
 
 use lflow_core::{DynDecoder, Mean, Seeded, StorageFormat};
+use lflow_host::data::lorenz::{generate, LorenzConfig};
 use lflow_host::data::{Dataset, Split};
-use lflow_host::export::{aligned, blob, VelocityReadout};
-use lflow_host::lorenz::{generate, LorenzConfig};
+use lflow_host::deploy::export::{aligned, blob, VelocityReadout};
+use lflow_host::deploy::stream::{decode, evaluate_streams, StreamOptions};
 use lflow_host::metrics::{bits_per_spike, r2_uniform};
-use lflow_host::stream::{decode, evaluate_streams, StreamOptions};
 use lflow_host::{Mode, ModelConfig, Params};
 
 /// A small streaming model (6 held-in of 9 neurons, H = 8, window 6).
@@ -163,7 +163,7 @@ fn a_re_anchored_models_velocity_decoder_is_fit_on_the_stream() {
         }
     }
     data.behavior = Some(beh);
-    let v = lflow_host::stream::fit_velocity_streamed(a.bytes(), &data).unwrap().unwrap();
+    let v = lflow_host::deploy::stream::fit_velocity_streamed(a.bytes(), &data).unwrap().unwrap();
     let truth: Vec<f64> = rows.iter().flat_map(|(_, t)| t.iter().map(|x| *x as f64)).collect();
     let x: Vec<f64> = rows.iter().flat_map(|(y2, _)| y2.iter().map(|x| *x as f64)).collect();
     let r2 = r2_uniform(&truth, &v.apply(&x), 3);

@@ -1,9 +1,9 @@
 //! Helpers of the cross-crate tests in `tests/tests/`.
 
-use lflow_host::backend::CpuBackend;
+use lflow_host::data::lorenz::{generate, LorenzConfig};
 use lflow_host::data::Dataset;
-use lflow_host::lorenz::{generate, LorenzConfig};
-use lflow_host::train::{TrainConfig, Trainer};
+use lflow_host::train::backend::CpuBackend;
+use lflow_host::train::trainer::{TrainConfig, Trainer};
 use lflow_host::{Mode, ModelConfig};
 
 /// Held-in neurons of the small streaming model the cross-checks train.
@@ -49,7 +49,7 @@ pub fn trained_streaming(trials: usize, seed: u64, epochs: usize) -> (Dataset, T
 }
 
 /// `bytes` copied into a 16-byte aligned buffer (as a blob sits in flash).
-pub use lflow_host::export::AlignedBuf as AlignedBytes;
+pub use lflow_host::deploy::export::AlignedBuf as AlignedBytes;
 
 /// max |got - want| / max |want|.
 pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {

@@ -2,8 +2,8 @@
 //! in `configs/` (and `configs/lorenz_published.toml`) against MODEL.md section 7,
 //! whose values are written out here by hand, not read from the code.
 
-use lflow_host::run::RunConfig;
-use lflow_host::train::Schedule;
+use lflow_host::train::run::RunConfig;
+use lflow_host::train::trainer::Schedule;
 use lflow_host::Mode;
 use std::path::Path;
 

@@ -3,9 +3,9 @@
 //! velocity decoder included.
 
 use lflow_core::{Mean, StorageFormat, StreamingDecoder};
-use lflow_host::backend::Features;
 use lflow_host::data::Split;
-use lflow_host::export::{blob, fit_velocity};
+use lflow_host::deploy::export::{blob, fit_velocity};
+use lflow_host::train::backend::Features;
 use lflow_tests::{rel_err, trained_streaming, AlignedBytes, FF, H, N_IN, N_OUT, W};
 
 const D: usize = 24;
@@ -58,12 +58,12 @@ const I8_BOUND: f64 = 2e-2;
 #[test]
 fn decoded_quality_matches_the_host_and_int16_activations_cost_little() {
     use lflow_core::Kernel;
-    use lflow_host::stream::decoded_quality;
+    use lflow_host::deploy::stream::decoded_quality;
     let (data, mut t) = trained_streaming(60, 6, 4);
     let velocity = fit_velocity(&mut t, &data).expect("behaviour is present");
     let all: Vec<usize> = (0..data.trials()).collect();
     let rates: Vec<f32> = t.predict(&data, &all, 0, 0).iter().map(|lr| lr.exp()).collect();
-    let host = lflow_host::evaluate::evaluate(&data, &rates, 50.0);
+    let host = lflow_host::eval::evaluate::evaluate(&data, &rates, 50.0);
 
     let f32_blob = AlignedBytes::new(&blob(&t.model, &t.state.params, StorageFormat::F32, Some(&velocity)).unwrap());
     let q = decoded_quality(f32_blob.bytes(), &data, Kernel::Naive).unwrap();

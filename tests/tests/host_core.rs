@@ -3,7 +3,7 @@
 
 use lflow_core::{Mean, NoiseSource, StorageFormat, StreamingDecoder};
 use lflow_host::data::{Dataset, Split};
-use lflow_host::train::prediction_noise;
+use lflow_host::train::trainer::prediction_noise;
 use lflow_tests::{rel_err, trained_streaming, AlignedBytes, FF, H, N_IN, N_OUT, W};
 
 type Device<'a> = StreamingDecoder<'a, N_IN, H, 24, FF, N_OUT, W, 0>;
@@ -37,7 +37,9 @@ fn host_streaming_forward_equals_core_bin_by_bin() {
     let eval = data.indices(Split::Eval);
     let host = t.predict(&data, &eval, 0, 0);
 
-    let blob = AlignedBytes::new(&lflow_host::export::blob(&model, &t.state.params, StorageFormat::F32, None).unwrap());
+    let blob = AlignedBytes::new(
+        &lflow_host::deploy::export::blob(&model, &t.state.params, StorageFormat::F32, None).unwrap(),
+    );
     let mut dev = Device::from_blob(blob.bytes()).unwrap();
     let device = decode(&mut dev, &data, &eval, |_| Box::new(Mean));
     let e = rel_err(&device, &host);
@@ -60,7 +62,7 @@ fn host_re_anchored_forward_equals_core_bin_by_bin() {
     t.model.anchor_every = 3;
     let eval = data.indices(Split::Eval);
     let host = t.predict(&data, &eval, 0, 0);
-    let bytes = lflow_host::export::blob(&t.model, &t.state.params, StorageFormat::F32, None).unwrap();
+    let bytes = lflow_host::deploy::export::blob(&t.model, &t.state.params, StorageFormat::F32, None).unwrap();
     let blob = AlignedBytes::new(&bytes);
     let mut dev = Device::from_blob(blob.bytes()).unwrap();
     assert_eq!(dev.anchor_every(), 3);

@@ -9,8 +9,8 @@
 use lflow_core::blob::{crc32, BlobWriter, Tensor};
 use lflow_core::wire::{DeviceError, DeviceMessage, HostMessage};
 use lflow_core::{Dims, InputSchedule, Mean, Seeded, StorageFormat, StreamingDecoder};
-use lflow_host::device::{build_firmware_for, Core, FirmwareBuild, QemuDevice};
-use lflow_host::lorenz::{generate_continuous, Continuous, LorenzConfig};
+use lflow_host::data::lorenz::{generate_continuous, Continuous, LorenzConfig};
+use lflow_host::deploy::link::{build_firmware_for, Core, FirmwareBuild, QemuDevice};
 use lflow_tests::AlignedBytes;
 use std::path::{Path, PathBuf};
 
@@ -160,7 +160,7 @@ fn firmware_under_qemu_matches_core_bit_for_bit() {
 fn reference_configuration_links_panic_free_and_its_kernels_equal_their_twins() {
     let work = root().join("target/firmware/qemu-test-reference");
     let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let figures = lflow_host::device_bench::run(&Core::ALL, 1, &work, |_, _| {}).expect("builds and runs");
+    let figures = lflow_host::deploy::mcu_bench::run(&Core::ALL, 1, &work, |_, _| {}).expect("builds and runs");
     assert_eq!(figures.len(), 8, "two cores, four formats");
     for (name, f) in &figures {
         eprintln!(
@@ -321,7 +321,7 @@ fn a_continuous_stream_through_closed_loop_matches_the_twin_bit_for_bit() {
     let twin = {
         let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
         let dir = root().join("target").join("firmware");
-        let (_, twin) = lflow_host::device::build_firmware(&dir.join("qemu-test-continuous.lfw"), &dir).unwrap();
+        let (_, twin) = lflow_host::deploy::link::build_firmware(&dir.join("qemu-test-continuous.lfw"), &dir).unwrap();
         let copy = dir.join("qemu-test-continuous-twin");
         std::fs::copy(twin, &copy).unwrap();
         copy
@@ -340,7 +340,7 @@ fn a_continuous_stream_through_closed_loop_matches_the_twin_bit_for_bit() {
     assert_eq!((stream.len(), stream[0].len()), (1, 10), "one eval stream of 10 abutting windows");
     let mut dev = QemuDevice::start(&elf, true).unwrap();
     let mut host = QemuDevice::twin(&twin).unwrap();
-    let r = lflow_host::closed_loop::run(&mut dev, &mut host, &data, &stream[0], false, true).unwrap();
+    let r = lflow_host::deploy::closed_loop::run(&mut dev, &mut host, &data, &stream[0], false, true).unwrap();
     eprintln!(
         "continuous closed loop: {} bins, {} mismatches, {:.0} instructions per bin",
         r.bins, r.mismatches, r.instructions_per_bin

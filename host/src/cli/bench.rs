@@ -3,10 +3,10 @@
 use super::train::ModeArg;
 use super::CliError;
 use clap::{Args, ValueEnum};
-use lflow_host::backend::Device;
-use lflow_host::bench::{self, TrainBench};
-use lflow_host::device::Core;
-use lflow_host::gemm::{set_impl, GemmImpl};
+use lflow_host::deploy::link::Core;
+use lflow_host::train::backend::Device;
+use lflow_host::train::bench::{self, TrainBench};
+use lflow_host::train::gemm::{set_impl, GemmImpl};
 
 /// `--gemm`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -128,15 +128,15 @@ pub struct DeviceBenchArgs {
 
 /// Run `lflow bench device`.
 pub fn device(a: &DeviceBenchArgs) -> Result<String, CliError> {
-    let work = lflow_host::device::firmware_target_dir().join("bench-device");
+    let work = lflow_host::deploy::link::firmware_target_dir().join("bench-device");
     let cores = if a.core.is_empty() { Core::ALL.to_vec() } else { a.core.clone() };
     let progress = |core: Core, name: &str| {
         if !a.json {
             eprintln!("building and running the {name} firmware for the {} ...", core.cpu());
         }
     };
-    let figures =
-        lflow_host::device_bench::run(&cores, a.bins, &work, progress).map_err(|e| CliError::Usage(e.to_string()))?;
+    let figures = lflow_host::deploy::mcu_bench::run(&cores, a.bins, &work, progress)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     if a.json {
         return Ok(serde_json::to_string(&figures).unwrap_or_default());
     }
@@ -144,7 +144,9 @@ pub fn device(a: &DeviceBenchArgs) -> Result<String, CliError> {
 }
 
 /// The figures as a text table.
-pub fn device_table(figures: &std::collections::BTreeMap<String, lflow_host::device_bench::DeviceFigures>) -> String {
+pub fn device_table(
+    figures: &std::collections::BTreeMap<String, lflow_host::deploy::mcu_bench::DeviceFigures>,
+) -> String {
     let mut s = format!(
         "reference MCU configuration (N_IN=137, H=64, D=192, FF=256, N_OUT=182, W=32, N_BEH=2), QEMU -icount,\n\
          one instruction per cycle; instr/MAC of the matrix kernels (Rust twin in brackets), of the bin in all\n\
@@ -174,7 +176,7 @@ pub fn device_table(figures: &std::collections::BTreeMap<String, lflow_host::dev
     }
     s += &format!(
         "i8-continuous re-anchors every {} bins (core/CONTINUOUS.md); every firmware links with panic-never\n",
-        lflow_host::device_bench::CONTINUOUS_ANCHOR
+        lflow_host::deploy::mcu_bench::CONTINUOUS_ANCHOR
     );
     s
 }

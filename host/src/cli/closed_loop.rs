@@ -2,9 +2,9 @@
 
 use super::CliError;
 use clap::{Args, ValueEnum};
-use lflow_host::closed_loop::{run, ClosedLoopReport};
 use lflow_host::data::Split;
-use lflow_host::device::{build_firmware_for, Core, FirmwareBuild, QemuDevice};
+use lflow_host::deploy::closed_loop::{run, ClosedLoopReport};
+use lflow_host::deploy::link::{build_firmware_for, Core, FirmwareBuild, QemuDevice};
 use std::path::PathBuf;
 
 /// `--pace`.

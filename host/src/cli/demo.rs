@@ -8,8 +8,8 @@ use super::plot::{plot, PlotArgs};
 use super::train::{train, TrainArgs};
 use super::CliError;
 use clap::Args;
-use lflow_host::lorenz::LorenzConfig;
-use lflow_host::run::RunConfig;
+use lflow_host::data::lorenz::LorenzConfig;
+use lflow_host::train::run::RunConfig;
 use std::path::{Path, PathBuf};
 
 /// The tuned Lorenz configuration, embedded so the demo runs from any folder.
@@ -70,7 +70,7 @@ fn device_part(a: &DemoArgs, run: &Path, data: &Path) -> String {
         twin: None,
         serial: None,
         pace: Pace::Max,
-        core: lflow_host::device::Core::M7,
+        core: lflow_host::deploy::link::Core::M7,
         trials: a.device_trials,
         json: true,
         continuous: false,
@@ -80,7 +80,7 @@ fn device_part(a: &DemoArgs, run: &Path, data: &Path) -> String {
         Ok(r) => {
             let path = a.out.join("closed_loop.json");
             let json = serde_json::to_string_pretty(&r).unwrap_or_default();
-            if let Err(e) = lflow_host::checkpoint::write_atomically(&path, json.as_bytes()) {
+            if let Err(e) = lflow_host::io::write_atomically(&path, json.as_bytes()) {
                 return out + &format!("closed loop: {e}\n");
             }
             out += &summary(&r);
@@ -93,12 +93,13 @@ fn device_part(a: &DemoArgs, run: &Path, data: &Path) -> String {
 /// Run the whole job; returns the summary to print.
 pub fn demo(a: &DemoArgs) -> Result<String, CliError> {
     let started = std::time::Instant::now();
-    std::fs::create_dir_all(&a.out).map_err(|source| lflow_host::run::RunError::Io { path: a.out.clone(), source })?;
+    std::fs::create_dir_all(&a.out)
+        .map_err(|source| lflow_host::train::run::RunError::Io { path: a.out.clone(), source })?;
     let data = a.out.join("lorenz.safetensors");
     let config_path = a.out.join("lorenz.toml");
     let config = RunConfig::from_toml(LORENZ_TOML, Path::new("configs/lorenz.toml"))?;
     std::fs::write(&config_path, LORENZ_TOML)
-        .map_err(|source| lflow_host::run::RunError::Io { path: config_path.clone(), source })?;
+        .map_err(|source| lflow_host::train::run::RunError::Io { path: config_path.clone(), source })?;
     let lorenz = LorenzConfig {
         trials: a.trials,
         eval_trials: (a.trials / 5).min(200),
@@ -109,7 +110,8 @@ pub fn demo(a: &DemoArgs) -> Result<String, CliError> {
     let run = a.out.join("run-streaming");
     if run.join("run.json").exists() {
         // The demo owns this folder: a rerun starts it afresh.
-        std::fs::remove_dir_all(&run).map_err(|source| lflow_host::run::RunError::Io { path: run.clone(), source })?;
+        std::fs::remove_dir_all(&run)
+            .map_err(|source| lflow_host::train::run::RunError::Io { path: run.clone(), source })?;
     }
     let args = TrainArgs {
         data: data.clone(),
@@ -118,7 +120,7 @@ pub fn demo(a: &DemoArgs) -> Result<String, CliError> {
         mode: None,
         window: None,
         threads: a.threads,
-        device: lflow_host::backend::Device::Cpu,
+        device: lflow_host::train::backend::Device::Cpu,
         epochs: a.epochs,
         resume: false,
         quiet: a.quiet,
@@ -130,7 +132,7 @@ pub fn demo(a: &DemoArgs) -> Result<String, CliError> {
         samples: a.samples,
         blob: None,
         threads: a.threads,
-        device: lflow_host::backend::Device::Cpu,
+        device: lflow_host::train::backend::Device::Cpu,
         stream: false,
         stretch: 100,
         skip: 50,

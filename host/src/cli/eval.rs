@@ -3,11 +3,11 @@
 use super::train::{check_backend, load_best};
 use super::CliError;
 use clap::Args;
-use lflow_host::backend::Device;
 use lflow_host::data::Dataset;
-use lflow_host::evaluate::{evaluate, EvalReport};
-use lflow_host::run::RunDir;
-use lflow_host::stream::{evaluate_streams, table as stream_table, StreamOptions};
+use lflow_host::deploy::stream::{evaluate_streams, table as stream_table, StreamOptions};
+use lflow_host::eval::evaluate::{evaluate, EvalReport};
+use lflow_host::train::backend::Device;
+use lflow_host::train::run::RunDir;
 use std::path::PathBuf;
 
 /// Arguments of `lflow eval`.
@@ -81,7 +81,7 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport, CliError> {
     let mut report = evaluate(&data, &rates, record.config.eval.psth_sd_ms);
     // An NLB import with targets is scored exactly as the benchmark does.
     if let Some((m, results)) =
-        lflow_host::nlb::predicted::score_rates(&data, &rates).map_err(|e| CliError::Usage(e.to_string()))?
+        lflow_host::data::nlb::predicted::score_rates(&data, &rates).map_err(|e| CliError::Usage(e.to_string()))?
     {
         report.co_bps = Some(m.co_bps);
         report.fp_bps = m.fp_bps;
@@ -124,7 +124,7 @@ pub fn eval_stream(a: &EvalArgs) -> Result<String, CliError> {
     let data = lflow_host::data::load(&record.data_or(&dir.path, a.data.as_deref())?)?;
     let bytes = match &a.blob {
         Some(file) => {
-            std::fs::read(file).map_err(|source| lflow_host::run::RunError::Io { path: file.clone(), source })?
+            std::fs::read(file).map_err(|source| lflow_host::train::run::RunError::Io { path: file.clone(), source })?
         }
         None => {
             let mut t = load_best(&dir, a.threads, Device::Cpu)?;
@@ -134,14 +134,19 @@ pub fn eval_stream(a: &EvalArgs) -> Result<String, CliError> {
                     a.run.display()
                 )));
             }
-            let velocity =
-                lflow_host::export::fit_device_velocity(&mut t, &data).map_err(|e| CliError::Usage(e.to_string()))?;
-            lflow_host::export::blob(&t.model, &t.state.params, lflow_core::StorageFormat::F32, velocity.as_ref())
-                .map_err(|e| CliError::Usage(format!("cannot make the run's blob: {e}")))?
+            let velocity = lflow_host::deploy::export::fit_device_velocity(&mut t, &data)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            lflow_host::deploy::export::blob(
+                &t.model,
+                &t.state.params,
+                lflow_core::StorageFormat::F32,
+                velocity.as_ref(),
+            )
+            .map_err(|e| CliError::Usage(format!("cannot make the run's blob: {e}")))?
         }
     };
     // The decoder borrows the blob in place: give it 16-byte alignment.
-    let aligned = lflow_host::export::aligned(&bytes);
+    let aligned = lflow_host::deploy::export::aligned(&bytes);
     let opt = StreamOptions { stretch: a.stretch, skip: a.skip, offset: a.offset, ..StreamOptions::default() };
     let report = evaluate_streams(aligned.bytes(), &data, &opt).map_err(|e| CliError::Usage(e.to_string()))?;
     dir.write(

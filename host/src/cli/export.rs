@@ -6,15 +6,15 @@ use super::train::{load_best, predictor};
 use super::CliError;
 use clap::{Args, ValueEnum};
 use lflow_core::{Kernel, StorageFormat};
-use lflow_host::backend::{Backend, Device};
-use lflow_host::checkpoint::write_atomically;
 use lflow_host::data::{Dataset, Split};
-use lflow_host::evaluate::{evaluate, EvalReport};
-use lflow_host::export::{blob, fit_device_velocity, read_blob, velocity_rows, VelocityReadout};
+use lflow_host::deploy::export::{blob, fit_device_velocity, read_blob, velocity_rows, VelocityReadout};
+use lflow_host::deploy::stream::decoded_quality;
+use lflow_host::eval::evaluate::{evaluate, EvalReport};
+use lflow_host::io::write_atomically;
 use lflow_host::metrics::r2_uniform;
-use lflow_host::run::RunDir;
-use lflow_host::stream::decoded_quality;
-use lflow_host::train::Trainer;
+use lflow_host::train::backend::{Backend, Device};
+use lflow_host::train::run::RunDir;
+use lflow_host::train::trainer::Trainer;
 use lflow_host::Mode;
 use std::path::PathBuf;
 
@@ -111,7 +111,7 @@ fn quality_table(
     blob: &EvalReport,
     data: &Dataset,
 ) -> Result<String, CliError> {
-    let aligned = lflow_host::export::aligned(bytes);
+    let aligned = lflow_host::deploy::export::aligned(bytes);
     let decode = |kernel| {
         decoded_quality(aligned.bytes(), data, kernel).map_err(|e| CliError::Usage(format!("blob rejected: {e}")))
     };
@@ -162,7 +162,7 @@ fn quality_table(
 pub fn blob_metrics(
     bytes: &[u8],
     data: &Dataset,
-    train: lflow_host::train::TrainConfig,
+    train: lflow_host::train::trainer::TrainConfig,
     threads: usize,
 ) -> Result<EvalReport, CliError> {
     let m = read_blob(bytes).map_err(|e| CliError::Usage(format!("blob rejected: {e}")))?;
@@ -185,7 +185,8 @@ pub fn eval_blob(
 ) -> Result<String, CliError> {
     let (dir, record) = RunDir::open(run)?;
     let data = lflow_host::data::load(&record.data_or(&dir.path, data.map(|p| p.as_path()))?)?;
-    let bytes = std::fs::read(file).map_err(|source| lflow_host::run::RunError::Io { path: file.into(), source })?;
+    let bytes =
+        std::fs::read(file).map_err(|source| lflow_host::train::run::RunError::Io { path: file.into(), source })?;
     let report = blob_metrics(&bytes, &data, record.config.train, threads)?;
     dir.write(&dir.path.join("eval_blob.json"), serde_json::to_string_pretty(&report).unwrap_or_default().as_bytes())?;
     let extra = report

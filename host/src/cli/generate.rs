@@ -2,7 +2,7 @@
 
 use super::CliError;
 use clap::Args;
-use lflow_host::lorenz::{generate, generate_continuous, Continuous, LorenzConfig};
+use lflow_host::data::lorenz::{generate, generate_continuous, Continuous, LorenzConfig};
 use std::path::{Path, PathBuf};
 
 /// Arguments of `lflow generate lorenz`.

@@ -11,9 +11,9 @@ pub mod plot;
 pub mod quality;
 pub mod train;
 
-use lflow_host::checkpoint::CheckpointError;
 use lflow_host::data::DataError;
-use lflow_host::run::RunError;
+use lflow_host::train::checkpoint::CheckpointError;
+use lflow_host::train::run::RunError;
 use std::path::PathBuf;
 
 /// Everything a subcommand can fail with.
@@ -25,6 +25,9 @@ pub enum CliError {
     /// A data set file.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// A file that could not be written.
+    #[error(transparent)]
+    Write(#[from] lflow_host::io::WriteError),
     /// A checkpoint file.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),

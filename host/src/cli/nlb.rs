@@ -2,7 +2,7 @@
 
 use super::CliError;
 use clap::{Args, Subcommand, ValueEnum};
-use lflow_host::backend::Device;
+use lflow_host::train::backend::Device;
 use std::path::PathBuf;
 
 /// The `nlb` subcommands.
@@ -114,7 +114,7 @@ pub fn run(c: &NlbCommand) -> Result<String, CliError> {
 }
 
 /// The metrics list as a table, or as nlb_tools' JSON list.
-pub fn format_results(results: &lflow_host::nlb::score::Results, json: bool) -> String {
+pub fn format_results(results: &lflow_host::data::nlb::score::Results, json: bool) -> String {
     if json {
         let list: Vec<serde_json::Value> = results
             .iter()
@@ -140,9 +140,9 @@ pub fn format_results(results: &lflow_host::nlb::score::Results, json: bool) -> 
 mod imp {
     use super::super::eval::predict_rates;
     use super::*;
-    use lflow_host::nlb::import::{import, ImportSpec, Phase};
-    use lflow_host::nlb::NlbError;
-    use lflow_host::run::RunDir;
+    use lflow_host::data::nlb::import::{import, ImportSpec, Phase};
+    use lflow_host::data::nlb::NlbError;
+    use lflow_host::train::run::RunDir;
 
     fn nlb(e: NlbError) -> CliError {
         CliError::Usage(e.to_string())
@@ -201,11 +201,11 @@ mod imp {
                 };
                 let samples = a.samples.unwrap_or(record.config.eval.samples);
                 let rates = predict_rates(&dir, &data, samples, a.threads, a.device)?;
-                let sub = lflow_host::nlb::predicted::submission(&data, &rates)
+                let sub = lflow_host::data::nlb::predicted::submission(&data, &rates)
                     .ok_or_else(|| CliError::Usage("no NLB side".into()))?;
-                lflow_host::nlb::submit::write_submission(&a.out, &info.group(), &sub).map_err(nlb)?;
+                lflow_host::data::nlb::submit::write_submission(&a.out, &info.group(), &sub).map_err(nlb)?;
                 let mut s = format!("{}: group {} ({samples} samples averaged)", a.out.display(), info.group());
-                if let Some((_, results)) = lflow_host::nlb::predicted::score_rates(&data, &rates)
+                if let Some((_, results)) = lflow_host::data::nlb::predicted::score_rates(&data, &rates)
                     .map_err(|e| CliError::Usage(e.to_string()))?
                 {
                     s += &format!("\nscored against the stored eval targets:\n{}", format_results(&results, false));
@@ -213,7 +213,7 @@ mod imp {
                 Ok(s)
             }
             NlbCommand::Score(a) => {
-                let results = lflow_host::nlb::layout::score_files(&a.submission, &a.target).map_err(nlb)?;
+                let results = lflow_host::data::nlb::layout::score_files(&a.submission, &a.target).map_err(nlb)?;
                 Ok(format_results(&results, a.json))
             }
         }

@@ -4,10 +4,10 @@ use super::eval::predict_rates;
 use super::train::load_best;
 use super::CliError;
 use clap::Args;
-use lflow_host::backend::Device;
 use lflow_host::data::{Dataset, Split};
 use lflow_host::metrics::ridge_cv;
-use lflow_host::run::RunDir;
+use lflow_host::train::backend::Device;
+use lflow_host::train::run::RunDir;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -138,7 +138,8 @@ pub fn plot(a: &PlotArgs) -> Result<Vec<PathBuf>, CliError> {
     let (dir, record) = RunDir::open(&a.run)?;
     let data = lflow_host::data::load(&record.data_or(&dir.path, a.data.as_deref())?)?;
     let out = dir.plots();
-    std::fs::create_dir_all(&out).map_err(|source| lflow_host::run::RunError::Io { path: out.clone(), source })?;
+    std::fs::create_dir_all(&out)
+        .map_err(|source| lflow_host::train::run::RunError::Io { path: out.clone(), source })?;
     let mut written = Vec::new();
     written.push(loss_plot(&dir, &out)?);
     let rates = predict_rates(&dir, &data, 0, a.threads, Device::Cpu)?;
@@ -321,10 +322,10 @@ fn behavior_plot(d: &Dataset, rates: &[f32], out: &Path) -> Result<PathBuf, CliE
 /// the same bins decoded with a reset at each trial start, for co-bps, rate
 /// R² and behaviour R², with the -0.02 line of the target. Values beyond the
 /// 1st-99th percentile are drawn at that edge.
-pub fn stream_plot(r: &lflow_host::stream::StreamReport, out: &Path) -> Result<PathBuf, CliError> {
-    std::fs::create_dir_all(out).map_err(|source| lflow_host::run::RunError::Io { path: out.into(), source })?;
+pub fn stream_plot(r: &lflow_host::deploy::stream::StreamReport, out: &Path) -> Result<PathBuf, CliError> {
+    std::fs::create_dir_all(out).map_err(|source| lflow_host::train::run::RunError::Io { path: out.into(), source })?;
     let time_s = |start: usize, bins: usize| (start as f64 + bins as f64 / 2.0) * f64::from(r.bin_ms) / 1000.0;
-    type Pick = fn(&lflow_host::stream::Metrics) -> Option<f64>;
+    type Pick = fn(&lflow_host::deploy::stream::Metrics) -> Option<f64>;
     let panels: [(&str, Pick); 3] =
         [("co-bps", |m| m.co_bps), ("rate R2", |m| m.rate_r2), ("behaviour R2 (device decoder)", |m| m.behavior_r2)];
     // The first stream only: stretch starts restart at each stream.

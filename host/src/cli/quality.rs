@@ -3,8 +3,8 @@
 use super::train::ModeArg;
 use super::CliError;
 use clap::Args;
-use lflow_host::quality::{self, QualityRun, QualitySpec, QualitySummary, Spread};
-use lflow_host::run::RunConfig;
+use lflow_host::eval::quality::{self, QualityRun, QualitySpec, QualitySummary, Spread};
+use lflow_host::train::run::RunConfig;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 

@@ -3,11 +3,11 @@
 use super::CliError;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use lflow_host::backend::{AnyBackend, Backend, Device};
-use lflow_host::checkpoint::{self, Checkpoint};
 use lflow_host::data::Dataset;
-use lflow_host::run::{RunConfig, RunDir, RunRecord};
-use lflow_host::train::{TrainState, Trainer};
+use lflow_host::train::backend::{AnyBackend, Backend, Device};
+use lflow_host::train::checkpoint::{self, Checkpoint};
+use lflow_host::train::run::{RunConfig, RunDir, RunRecord};
+use lflow_host::train::trainer::{TrainState, Trainer};
 use lflow_host::Mode;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -169,7 +169,7 @@ fn run_epochs<B: Backend>(dir: &RunDir, data: &Dataset, t: &mut Trainer<B>, quie
     let start = t.state.epoch;
     let metrics = dir.metrics();
     let new_file = !metrics.exists();
-    let io = |source| CliError::Run(lflow_host::run::RunError::Io { path: metrics.clone(), source });
+    let io = |source| CliError::Run(lflow_host::train::run::RunError::Io { path: metrics.clone(), source });
     let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&metrics).map_err(io)?;
     if new_file {
         writeln!(csv, "epoch,train_loss,train_nll,valid_nll,valid_co_bps,lr,trials_per_s,seconds").map_err(io)?;
@@ -258,12 +258,12 @@ pub fn check_backend<B: Backend>(t: &mut Trainer<B>) -> Result<(), CliError> {
 pub fn predictor(
     model: lflow_host::ModelConfig,
     params: lflow_host::Params,
-    train: lflow_host::train::TrainConfig,
+    train: lflow_host::train::trainer::TrainConfig,
     threads: usize,
     device: Device,
 ) -> Result<Trainer<AnyBackend>, CliError> {
     let state = TrainState {
-        adam: lflow_host::adam::Adam::new(&model),
+        adam: lflow_host::train::adam::Adam::new(&model),
         lr: 0.0,
         epoch: 0,
         rng: lflow_core::Seeded::new(0),

@@ -1,7 +1,7 @@
 //! The data-set file: safetensors tensors plus JSON metadata (`host/DATA.md`).
 
 use super::{Dataset, Split};
-use crate::checkpoint::write_atomically;
+use crate::io::write_atomically;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -118,14 +118,14 @@ pub fn save(path: &Path, d: &Dataset) -> Result<(), DataError> {
     }
     let mut nlb_owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     if let Some(target) = d.nlb.as_ref().and_then(|n| n.target.as_ref()) {
-        for (name, a) in crate::nlb::stored::target_arrays(target) {
+        for (name, a) in crate::data::nlb::stored::target_arrays(target) {
             let vals: Vec<f32> = a.data.iter().map(|&x| x as f32).collect();
             nlb_owned.push((format!("nlb.{name}"), Dtype::F32, a.shape.clone(), bytes_f32(&vals)));
         }
         let i32s = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         for (name, lists) in [("eval_cond_idx", &target.eval_cond_idx), ("train_cond_idx", &target.train_cond_idx)] {
             if let Some(lists) = lists {
-                let (values, lengths) = crate::nlb::stored::flatten_lists(lists);
+                let (values, lengths) = crate::data::nlb::stored::flatten_lists(lists);
                 nlb_owned.push((format!("nlb.{name}"), Dtype::I32, vec![values.len()], i32s(&values)));
                 nlb_owned.push((format!("nlb.{name}.lengths"), Dtype::I32, vec![lengths.len()], i32s(&lengths)));
             }
@@ -149,10 +149,7 @@ pub fn save(path: &Path, d: &Dataset) -> Result<(), DataError> {
         metadata.insert("nlb".to_string(), serde_json::to_string(&n.meta).expect("metadata serialises"));
     }
     let bytes = safetensors::serialize(views, Some(metadata)).expect("in-memory serialisation");
-    write_atomically(path, &bytes).map_err(|e| match e {
-        crate::checkpoint::CheckpointError::Io { path, source } => DataError::Io { path, source },
-        other => DataError::Format { path: path.to_path_buf(), reason: other.to_string() },
-    })
+    write_atomically(path, &bytes).map_err(|e| DataError::Io { path: e.path, source: e.source })
 }
 
 /// The multi-dimensional index of flat element `i` in `shape`.
@@ -307,13 +304,13 @@ fn load_nlb(
     observed: usize,
     n_in: usize,
     n_out: usize,
-) -> Result<Option<crate::nlb::stored::NlbData>, DataError> {
-    use crate::nlb::score::{Array, Target};
-    use crate::nlb::stored::{set_target_array, unflatten_lists, NlbData, NlbMeta};
+) -> Result<Option<crate::data::nlb::stored::NlbData>, DataError> {
+    use crate::data::nlb::score::{Array, Target};
+    use crate::data::nlb::stored::{set_target_array, unflatten_lists, NlbData, NlbMeta};
     let Some(text) = metadata.and_then(|m| m.get("nlb")) else { return Ok(None) };
     let err = |reason: String| DataError::Metadata { path: r.path.to_path_buf(), key: "nlb".into(), reason };
     let meta: NlbMeta = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
-    if !crate::nlb::names::is_dataset(&meta.dataset) || meta.train_trials + meta.eval_trials != trials {
+    if !crate::data::nlb::names::is_dataset(&meta.dataset) || meta.train_trials + meta.eval_trials != trials {
         return Err(err(format!(
             "dataset {:?} with {} train + {} eval trials does not describe these {trials} trials",
             meta.dataset, meta.train_trials, meta.eval_trials

@@ -1,7 +1,13 @@
-//! Trials of binned spike counts: in memory, and on disk as one safetensors
-//! file (`host/DATA.md`).
+//! Data: trials of binned spike counts in memory ([`Dataset`]), on disk as
+//! one safetensors file (`host/DATA.md`), made synthetically ([`lorenz`]) or
+//! imported from the Neural Latents Benchmark's files, with that benchmark's
+//! scoring and submissions ([`nlb`]).
+//!
+//! Uses only the foundation ([`crate::metrics`], [`crate::io`]).
 
 mod file;
+pub mod lorenz;
+pub mod nlb;
 
 pub use file::{load, save, DataError};
 use serde::{Deserialize, Serialize};
@@ -48,7 +54,7 @@ pub struct Dataset {
     /// that abut form a stream that `lflow eval --stream` decodes without resets.
     pub segments: Option<Vec<Segment>>,
     /// The Neural Latents Benchmark side of an imported NLB dataset.
-    pub nlb: Option<crate::nlb::stored::NlbData>,
+    pub nlb: Option<crate::data::nlb::stored::NlbData>,
 }
 
 /// A trial's place in a continuous recording.

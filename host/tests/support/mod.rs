@@ -5,7 +5,7 @@
 pub mod common;
 
 use common::Golden;
-use lflow_host::params::PARAMS;
+use lflow_host::train::params::PARAMS;
 use lflow_host::{Mode, ModelConfig, Params};
 
 /// One golden case: the fixture, its model, parameters and noise `[B, TT + 1, H]` (trial-major).

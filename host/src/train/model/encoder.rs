@@ -4,8 +4,8 @@
 use super::fast_math::{sigmoid, tanh};
 use super::{Chunk, Dropout, Workspace};
 use crate::config::ModelConfig;
-use crate::gemm::{add_bias, add_column_sums, matmul, Op};
-use crate::params::Params;
+use crate::train::gemm::{add_bias, add_column_sums, matmul, Op};
+use crate::train::params::Params;
 use lflow_core::blob::Tensor;
 
 /// Per-trial random streams (dropout masks), independent of the thread split.

@@ -61,7 +61,7 @@ fn fit(v: &mut Vec<f32>, n: usize) {
 }
 
 impl Workspace {
-    /// An empty workspace; the first [`crate::model::forward`] sizes it.
+    /// An empty workspace; the first [`crate::train::model::forward`] sizes it.
     pub fn new() -> Workspace {
         Workspace::default()
     }

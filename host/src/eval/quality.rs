@@ -8,11 +8,11 @@
 //! them). Scoring time is excluded from the clock: the clock is what
 //! `lflow train` would have spent (training, validation, the scheduler).
 
-use crate::backend::{AnyBackend, Backend, Device};
 use crate::data::{Dataset, Split};
-use crate::evaluate::{co_bps, evaluate, rate_r2, EvalReport};
-use crate::run::RunConfig;
-use crate::train::Trainer;
+use crate::eval::evaluate::{co_bps, evaluate, rate_r2, EvalReport};
+use crate::train::backend::{AnyBackend, Backend, Device};
+use crate::train::run::RunConfig;
+use crate::train::trainer::Trainer;
 use serde::Serialize;
 
 /// Rate-R² thresholds whose first crossing is timed.

@@ -18,10 +18,10 @@ mod step;
 
 pub use gpu::{Gpu, GpuError};
 
-use crate::backend::{Backend, Batch, Features, Pass, Resident};
 use crate::config::ModelConfig;
-use crate::model::LossSums;
-use crate::params::Params;
+use crate::train::backend::{Backend, Batch, Features, Pass, Resident};
+use crate::train::model::LossSums;
+use crate::train::params::Params;
 use arena::{Arena, Shape, Weights};
 use gpu::Arg;
 use gpu::{download_f32, upload_f32};
@@ -161,7 +161,7 @@ impl<G: Gpu> CudaBackend<G> {
         a: Arena,
         wts: Weights,
         dropout: f32,
-        scale: Option<crate::model::LossScale>,
+        scale: Option<crate::train::model::LossScale>,
         grads: Option<&mut Params>,
         log_rates: Option<&mut [f32]>,
         features: Option<(Features, &mut [f32])>,
@@ -233,7 +233,7 @@ impl<G: Gpu> CudaBackend<G> {
         &mut self,
         model: &ModelConfig,
         data: &crate::data::Dataset,
-        state: &crate::train::TrainState,
+        state: &crate::train::trainer::TrainState,
         order: &[usize],
         seeds: &[u64],
     ) -> Result<(), GpuError> {
@@ -303,8 +303,8 @@ impl<G: Gpu> CudaBackend<G> {
         len: usize,
         cd_rate: f32,
         dropout: f32,
-        scale: crate::model::LossScale,
-        adam: crate::backend::AdamStep,
+        scale: crate::train::model::LossScale,
+        adam: crate::train::backend::AdamStep,
     ) -> Result<LossSums, GpuError> {
         let (spikes, order, seeds, observed, bins) = match &self.data {
             Some(d) => (d.spikes, d.order, d.seeds, d.observed, d.bins),
@@ -362,7 +362,7 @@ impl<G: Gpu> CudaBackend<G> {
         f(self).map_err(|e| self.error = Some(e)).ok()
     }
 
-    fn try_end_epoch(&mut self, state: &mut crate::train::TrainState) -> Result<(), GpuError> {
+    fn try_end_epoch(&mut self, state: &mut crate::train::trainer::TrainState) -> Result<(), GpuError> {
         let Some(wts) = self.weights else { return Ok(()) };
         download_f32(&mut self.gpu, wts.params, &mut state.params.data)?;
         download_f32(&mut self.gpu, wts.m, &mut state.adam.m.data)?;
@@ -396,7 +396,7 @@ impl<G: Gpu> Resident for CudaBackend<G> {
         &mut self,
         model: &ModelConfig,
         data: &crate::data::Dataset,
-        state: &crate::train::TrainState,
+        state: &crate::train::trainer::TrainState,
         order: &[usize],
         seeds: &[u64],
     ) {
@@ -413,13 +413,13 @@ impl<G: Gpu> Resident for CudaBackend<G> {
         len: usize,
         cd_rate: f32,
         dropout: f32,
-        scale: crate::model::LossScale,
-        step: crate::backend::AdamStep,
+        scale: crate::train::model::LossScale,
+        step: crate::train::backend::AdamStep,
     ) -> LossSums {
         self.guarded(|b| b.try_train_batch(model, start, len, cd_rate, dropout, scale, step)).unwrap_or(FAILED)
     }
 
-    fn end_epoch(&mut self, state: &mut crate::train::TrainState) {
+    fn end_epoch(&mut self, state: &mut crate::train::trainer::TrainState) {
         // After an error the host's state stays as it was at the epoch's start.
         self.guarded(|b| b.try_end_epoch(state));
     }
@@ -430,7 +430,7 @@ impl<G: Gpu> Resident for CudaBackend<G> {
 pub fn adam_step_args(
     [params, grads, m, v]: [gpu::DevPtr; 4],
     n: usize,
-    k: crate::adam::StepConstants,
+    k: crate::train::adam::StepConstants,
     weight_decay: f32,
 ) -> [Arg; 13] {
     [

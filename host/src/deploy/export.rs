@@ -1,7 +1,7 @@
 //! From trained parameters to an `LFW1` blob for `lflow-core` (`core/FORMAT.md`).
 
 use crate::config::ModelConfig;
-use crate::params::{Params, PARAMS};
+use crate::train::params::{Params, PARAMS};
 use lflow_core::blob::{BlobWriter, Tensor, WriteError};
 use lflow_core::StorageFormat;
 
@@ -47,8 +47,8 @@ pub fn blob(
 /// Fit the device's velocity decoder: ridge regression (alpha by 5-fold CV over
 /// `logspace(-4, 0, 9)`) from `y2` of the streaming model in mean mode to the
 /// behaviour, on the observed bins of the training trials. `None` without behaviour.
-pub fn fit_velocity<B: crate::backend::Backend>(
-    t: &mut crate::train::Trainer<B>,
+pub fn fit_velocity<B: crate::train::backend::Backend>(
+    t: &mut crate::train::trainer::Trainer<B>,
     data: &crate::data::Dataset,
 ) -> Option<VelocityReadout> {
     let beh = data.behavior.as_ref()?;
@@ -65,28 +65,29 @@ pub fn fit_velocity<B: crate::backend::Backend>(
 /// The device's velocity decoder for `t`'s model: fit on the training trials
 /// decoded one by one ([`fit_velocity`]), or for a re-anchored model (a
 /// decoder that is never reset) on the training trials decoded back to back
-/// by `lflow-core` ([`crate::stream::fit_velocity_streamed`]).
-pub fn fit_device_velocity<B: crate::backend::Backend>(
-    t: &mut crate::train::Trainer<B>,
+/// by `lflow-core` ([`crate::deploy::stream::fit_velocity_streamed`]).
+pub fn fit_device_velocity<B: crate::train::backend::Backend>(
+    t: &mut crate::train::trainer::Trainer<B>,
     data: &crate::data::Dataset,
-) -> Result<Option<VelocityReadout>, crate::stream::StreamError> {
+) -> Result<Option<VelocityReadout>, crate::deploy::stream::StreamError> {
     if t.model.anchor_every == 0 {
         return Ok(fit_velocity(t, data));
     }
-    let bytes = blob(&t.model, &t.state.params, StorageFormat::F32, None).map_err(crate::stream::StreamError::Write)?;
-    crate::stream::fit_velocity_streamed(aligned(&bytes).bytes(), data)
+    let bytes =
+        blob(&t.model, &t.state.params, StorageFormat::F32, None).map_err(crate::deploy::stream::StreamError::Write)?;
+    crate::deploy::stream::fit_velocity_streamed(aligned(&bytes).bytes(), data)
 }
 
 /// Rows of `y2` (observed bins) and behaviour for `trials`, as f64.
-pub fn velocity_rows<B: crate::backend::Backend>(
-    t: &mut crate::train::Trainer<B>,
+pub fn velocity_rows<B: crate::train::backend::Backend>(
+    t: &mut crate::train::trainer::Trainer<B>,
     data: &crate::data::Dataset,
     trials: &[usize],
     beh: &[f32],
 ) -> (Vec<f64>, Vec<f64>) {
     let d = t.model.d_model();
     let (t_obs, tt, k) = (data.observed, data.bins(), data.n_beh);
-    let y2 = t.features(data, trials, crate::backend::Features::DecoderOutput);
+    let y2 = t.features(data, trials, crate::train::backend::Features::DecoderOutput);
     let x = (0..trials.len())
         .flat_map(|j| y2[j * tt * d..(j * tt + t_obs) * d].iter().map(|v| *v as f64).collect::<Vec<_>>())
         .collect();

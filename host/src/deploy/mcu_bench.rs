@@ -5,7 +5,7 @@
 //! instructions per decoded bin, and flash and RAM of the linked firmware.
 //! Every firmware is linked with `panic-never`.
 
-use crate::device::{build_firmware_for, Core, FirmwareBuild, LinkError, QemuDevice};
+use crate::deploy::link::{build_firmware_for, Core, FirmwareBuild, LinkError, QemuDevice};
 use lflow_core::blob::{BlobWriter, Tensor};
 use lflow_core::wire::{DeviceMessage, HostMessage};
 use lflow_core::{Dims, InputSchedule, Seeded, StorageFormat};

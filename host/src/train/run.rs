@@ -10,10 +10,11 @@
 //! RUN/plots/*.png         `lflow plot`
 //! ```
 
-use crate::checkpoint::{write_atomically, CheckpointError};
 use crate::config::{Mode, ModelConfig};
 use crate::data::{DataError, Dataset};
-use crate::train::TrainConfig;
+use crate::io::write_atomically;
+use crate::train::checkpoint::CheckpointError;
+use crate::train::trainer::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -359,7 +360,7 @@ impl RunDir {
 
     /// Write a file of the run atomically.
     pub fn write(&self, file: &Path, bytes: &[u8]) -> Result<(), RunError> {
-        write_atomically(file, bytes).map_err(RunError::from)
+        write_atomically(file, bytes).map_err(|e| RunError::Io { path: e.path, source: e.source })
     }
 
     /// `run.json`.

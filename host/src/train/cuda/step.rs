@@ -1,18 +1,18 @@
 //! One pass of the model over a batch on the device: the same computation as
-//! `crate::model` (MODEL.md sections 1-6), as cuBLAS GEMMs and the fused
+//! `crate::train::model` (MODEL.md sections 1-6), as cuBLAS GEMMs and the fused
 //! kernels of `host/cuda/`. Rows of row-major matrices map to cuBLAS's
 //! column-major convention in [`Step::mm`].
 
 use super::arena::{Arena, Weights, LOSS_BLOCKS};
 use super::gpu::{Arg, DevPtr, Gpu, GpuError, LaunchDims, Sgemm};
 use crate::config::ModelConfig;
-use crate::gemm::Op;
-use crate::model::{LossScale, LossSums};
-use crate::params::Params;
+use crate::train::gemm::Op;
+use crate::train::model::{LossScale, LossSums};
+use crate::train::params::Params;
 use lflow_core::blob::Tensor;
 use lflow_core::layer_norm::LAYER_NORM_EPS;
 
-/// Prior variance of the velocity KL (as `crate::model`).
+/// Prior variance of the velocity KL (as `crate::train::model`).
 pub(crate) const V_PRIOR_VAR: f32 = 0.1;
 /// Threads per block of the element-wise kernels.
 const THREADS: u32 = 128;
@@ -70,7 +70,7 @@ impl Step<'_> {
         self.launch(kernel, LaunchDims { grid: grid_for(n), block: THREADS, smem: 0 }, args)
     }
 
-    /// Row-major `C [m, n] = A' [m, k] B' [k, n] (+ C)`, as `crate::gemm::matmul`:
+    /// Row-major `C [m, n] = A' [m, k] B' [k, n] (+ C)`, as `crate::train::gemm::matmul`:
     /// computed as the column-major `C^T = B'^T A'^T`.
     #[allow(clippy::too_many_arguments)]
     fn mm(

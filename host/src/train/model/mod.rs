@@ -16,7 +16,7 @@ pub use latent::{potential_taps_vjp, taps_to_kernel_grad};
 pub use workspace::Workspace;
 
 use crate::config::ModelConfig;
-use crate::params::Params;
+use crate::train::params::Params;
 
 /// One chunk of trials, trial-major, as the model sees them.
 #[derive(Clone, Copy, Debug)]

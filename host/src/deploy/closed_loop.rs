@@ -2,7 +2,7 @@
 //! (`lflow-core` with the same blob), compare every decoded bin bit for bit.
 
 use crate::data::Dataset;
-use crate::device::{LinkError, QemuDevice};
+use crate::deploy::link::{LinkError, QemuDevice};
 use crate::metrics::r2_uniform;
 use lflow_core::wire::{DeviceMessage, HostMessage};
 use serde::Serialize;

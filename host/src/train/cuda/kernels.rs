@@ -3,7 +3,7 @@
 //! its own, with no include path at run time.
 
 /// The shared header every kernel file includes.
-pub const COMMON: &str = include_str!("../../cuda/common.cuh");
+pub const COMMON: &str = include_str!("../../../cuda/common.cuh");
 
 /// A kernel file and the kernels it defines.
 #[derive(Clone, Copy, Debug)]
@@ -20,12 +20,12 @@ pub struct KernelFile {
 pub const FILES: [KernelFile; 8] = [
     KernelFile {
         file: "encoder.cu",
-        source: include_str!("../../cuda/encoder.cu"),
+        source: include_str!("../../../cuda/encoder.cu"),
         kernels: &["gather_input", "dropout_masks", "gru_gates_forward", "gru_gates_backward"],
     },
     KernelFile {
         file: "latent.cu",
-        source: include_str!("../../cuda/latent.cu"),
+        source: include_str!("../../../cuda/latent.cu"),
         kernels: &[
             "potential_taps",
             "posterior_sample",
@@ -38,22 +38,22 @@ pub const FILES: [KernelFile; 8] = [
     },
     KernelFile {
         file: "attention.cu",
-        source: include_str!("../../cuda/attention.cu"),
+        source: include_str!("../../../cuda/attention.cu"),
         kernels: &["attention_forward", "attention_backward"],
     },
     KernelFile {
         file: "layer_norm.cu",
-        source: include_str!("../../cuda/layer_norm.cu"),
+        source: include_str!("../../../cuda/layer_norm.cu"),
         kernels: &["layer_norm_forward", "layer_norm_backward", "layer_norm_param_grads"],
     },
     KernelFile {
         file: "feed_forward.cu",
-        source: include_str!("../../cuda/feed_forward.cu"),
+        source: include_str!("../../../cuda/feed_forward.cu"),
         kernels: &["add_bias", "column_sums", "residual_dropout", "relu_dropout", "mul_mask", "split_latent_grads"],
     },
-    KernelFile { file: "loss.cu", source: include_str!("../../cuda/loss.cu"), kernels: &["poisson_kl_loss"] },
-    KernelFile { file: "batch.cu", source: include_str!("../../cuda/batch.cu"), kernels: &["assemble_batch"] },
-    KernelFile { file: "adam.cu", source: include_str!("../../cuda/adam.cu"), kernels: &["adam_step"] },
+    KernelFile { file: "loss.cu", source: include_str!("../../../cuda/loss.cu"), kernels: &["poisson_kl_loss"] },
+    KernelFile { file: "batch.cu", source: include_str!("../../../cuda/batch.cu"), kernels: &["assemble_batch"] },
+    KernelFile { file: "adam.cu", source: include_str!("../../../cuda/adam.cu"), kernels: &["adam_step"] },
 ];
 
 impl KernelFile {

@@ -7,16 +7,15 @@
 //! `{k: v for k, v in safetensors.torch.load_file(f).items() if not k.startswith("optimizer.")}`;
 //! a `state_dict` saved with safetensors loads here through [`load_params`].
 
-use crate::adam::Adam;
 use crate::config::{Mode, ModelConfig};
-use crate::params::{shape, Params, PARAMS};
-use crate::train::{TrainConfig, TrainState};
+use crate::train::adam::Adam;
+use crate::train::params::{shape, Params, PARAMS};
+use crate::train::trainer::{TrainConfig, TrainState};
 use lflow_core::blob::Tensor;
 use lflow_core::Seeded;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The metadata key naming this format.
@@ -111,25 +110,6 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Write `bytes` to `path` atomically: a temporary file beside it, fsync, rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
-}
-
 /// Serialise a checkpoint (`with_optimizer: false` writes a model only: parameters and configs).
 pub fn to_bytes(c: &Checkpoint, with_optimizer: bool) -> Vec<u8> {
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -166,7 +146,8 @@ pub fn to_bytes(c: &Checkpoint, with_optimizer: bool) -> Vec<u8> {
 
 /// Save atomically to `path`.
 pub fn save(path: &Path, c: &Checkpoint, with_optimizer: bool) -> Result<(), CheckpointError> {
-    write_atomically(path, &to_bytes(c, with_optimizer))
+    crate::io::write_atomically(path, &to_bytes(c, with_optimizer))
+        .map_err(|e| CheckpointError::Io { path: e.path, source: e.source })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {

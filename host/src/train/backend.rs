@@ -3,8 +3,8 @@
 //! backend implements the same trait.
 
 use crate::config::ModelConfig;
-use crate::model::{self, Chunk, Dropout, LossScale, LossSums, Workspace};
-use crate::params::Params;
+use crate::train::model::{self, Chunk, Dropout, LossScale, LossSums, Workspace};
+use crate::train::params::Params;
 
 /// One batch as every backend receives it (all trial-major).
 #[derive(Clone, Debug, Default)]
@@ -88,11 +88,11 @@ pub trait Backend {
     }
 }
 
-/// One Adam step's constants (coupled weight decay, as `crate::adam::Adam`).
+/// One Adam step's constants (coupled weight decay, as `crate::train::adam::Adam`).
 #[derive(Clone, Copy, Debug)]
 pub struct AdamStep {
     /// Adam's constants with this step's learning rate.
-    pub adam: crate::adam::AdamConfig,
+    pub adam: crate::train::adam::AdamConfig,
     /// Weight decay of this epoch (ramped).
     pub weight_decay: f32,
     /// The step's number, from 1 (bias corrections).
@@ -111,7 +111,7 @@ pub trait Resident {
         &mut self,
         model: &ModelConfig,
         data: &crate::data::Dataset,
-        state: &crate::train::TrainState,
+        state: &crate::train::trainer::TrainState,
         order: &[usize],
         seeds: &[u64],
     );
@@ -127,12 +127,12 @@ pub trait Resident {
         len: usize,
         cd_rate: f32,
         dropout: f32,
-        scale: crate::model::LossScale,
+        scale: crate::train::model::LossScale,
         step: AdamStep,
     ) -> LossSums;
 
     /// Bring the parameters and Adam's moments back into `state`.
-    fn end_epoch(&mut self, state: &mut crate::train::TrainState);
+    fn end_epoch(&mut self, state: &mut crate::train::trainer::TrainState);
 }
 
 /// Where a model trains: `cpu`, or `cuda` / `cuda:N` (device N).
@@ -175,7 +175,7 @@ pub enum AnyBackend {
     /// Threads on the CPU.
     Cpu(CpuBackend),
     /// A CUDA GPU.
-    Cuda(Box<crate::cuda::CudaBackend<crate::cuda::driver::CudaGpu>>),
+    Cuda(Box<crate::train::cuda::CudaBackend<crate::train::cuda::driver::CudaGpu>>),
 }
 
 impl AnyBackend {
@@ -185,9 +185,9 @@ impl AnyBackend {
             Device::Cpu => CpuBackend::new(threads)
                 .map(AnyBackend::Cpu)
                 .map_err(|e| format!("cannot start the worker threads: {e}")),
-            Device::Cuda(n) => {
-                crate::cuda::CudaBackend::open(n).map(|b| AnyBackend::Cuda(Box::new(b))).map_err(|e| e.to_string())
-            }
+            Device::Cuda(n) => crate::train::cuda::CudaBackend::open(n)
+                .map(|b| AnyBackend::Cuda(Box::new(b)))
+                .map_err(|e| e.to_string()),
         }
     }
 }
@@ -400,7 +400,7 @@ mod tests {
             assert!(e < 1e-6, "{threads} threads: log-rates off by {e:.2e}");
             let e = rel(&features, model::decoder_output(&ws));
             assert!(e < 1e-6, "{threads} threads: features off by {e:.2e}");
-            for t in crate::params::PARAMS {
+            for t in crate::train::params::PARAMS {
                 let e = rel(grads.get(t), want_grads.get(t));
                 assert!(e < 1e-5, "{threads} threads: gradient of {t:?} off by {e:.2e}");
             }

@@ -3,8 +3,8 @@
 
 use super::{Chunk, LossScale, Workspace};
 use crate::config::ModelConfig;
-use crate::gemm::{add_bias, add_column_sums, matmul, Op};
-use crate::params::Params;
+use crate::train::gemm::{add_bias, add_column_sums, matmul, Op};
+use crate::train::params::Params;
 use lflow_core::blob::Tensor;
 use lflow_core::langevin::LangevinStep;
 use lflow_core::potential::Potential;

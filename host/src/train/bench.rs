@@ -1,9 +1,9 @@
 //! `lflow bench train`: training throughput for one configuration.
 
-use crate::backend::{AnyBackend, Backend, Device};
 use crate::config::{Mode, ModelConfig};
 use crate::data::{Dataset, Split};
-use crate::train::{TrainConfig, Trainer};
+use crate::train::backend::{AnyBackend, Backend, Device};
+use crate::train::trainer::{TrainConfig, Trainer};
 use lflow_core::Seeded;
 use serde::Serialize;
 
@@ -112,8 +112,8 @@ pub fn run(b: &TrainBench) -> Result<TrainBenchResult, String> {
     let train = TrainConfig { batch_size: b.batch, ..TrainConfig::default() };
     let mut trainer = Trainer::new(cfg.clone(), train, AnyBackend::open(b.device, b.threads)?);
     trainer.epoch(&data); // warm-up: sizes every workspace (and compiles nothing: kernels are compiled at open)
-    crate::gemm::take_gemm_nanos();
-    crate::gemm::set_profiling(true);
+    crate::train::gemm::take_gemm_nanos();
+    crate::train::gemm::set_profiling(true);
     let started = std::time::Instant::now();
     let mut trials = 0usize;
     let mut train_secs = 0.0f64;
@@ -123,7 +123,7 @@ pub fn run(b: &TrainBench) -> Result<TrainBenchResult, String> {
         train_secs += b.batch as f64 / s.trials_per_s;
     }
     let wall = started.elapsed().as_secs_f64();
-    crate::gemm::set_profiling(false);
+    crate::train::gemm::set_profiling(false);
     if let Some(e) = trainer.backend_mut().take_error() {
         return Err(e);
     }
@@ -131,7 +131,7 @@ pub fn run(b: &TrainBench) -> Result<TrainBenchResult, String> {
         AnyBackend::Cpu(c) => c.threads(),
         AnyBackend::Cuda(_) => 0,
     };
-    let gemm_secs = crate::gemm::take_gemm_nanos() as f64 * 1e-9;
+    let gemm_secs = crate::train::gemm::take_gemm_nanos() as f64 * 1e-9;
     let trials_per_s = trials as f64 / train_secs;
     let flops = flops_per_trial(&cfg, b.observed + b.forward);
     Ok(TrainBenchResult {

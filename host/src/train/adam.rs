@@ -1,7 +1,7 @@
 //! Adam with coupled (L2) weight decay, exactly as `torch.optim.Adam`.
 
 use crate::config::ModelConfig;
-use crate::params::Params;
+use crate::train::params::Params;
 use serde::{Deserialize, Serialize};
 
 /// Adam's constants (PyTorch defaults but `lr`). The betas are f64, as

@@ -4,8 +4,8 @@
 use super::encoder::{dropout_mask, stream};
 use super::{Chunk, Dropout, LossScale, Workspace};
 use crate::config::ModelConfig;
-use crate::gemm::{add_bias, add_column_sums, matmul, matmul_strided, Op, Strided};
-use crate::params::Params;
+use crate::train::gemm::{add_bias, add_column_sums, matmul, matmul_strided, Op, Strided};
+use crate::train::params::Params;
 use lflow_core::blob::Tensor;
 use lflow_core::layer_norm::LAYER_NORM_EPS;
 

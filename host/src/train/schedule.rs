@@ -2,7 +2,7 @@
 //! (MODEL.md section 7, and this project's warm-up and cosine alternative),
 //! and gradient clipping.
 
-use crate::train::TrainConfig;
+use crate::train::trainer::TrainConfig;
 use serde::{Deserialize, Serialize};
 
 /// The learning-rate schedule.

@@ -3,13 +3,13 @@
 //! (MODEL.md sections 6-7). Every random draw comes from per-trial streams
 //! seeded from one `Seeded` generator, so a seed and a thread count fix the run.
 
-use crate::adam::{Adam, AdamConfig};
-use crate::backend::{AdamStep, Backend, Batch, Features, Pass};
 use crate::config::{Mode, ModelConfig};
 use crate::data::{Dataset, Split};
-use crate::model::{LossScale, LossSums};
-use crate::params::Params;
-pub use crate::schedule::{clip_global_norm, Schedule};
+use crate::train::adam::{Adam, AdamConfig};
+use crate::train::backend::{AdamStep, Backend, Batch, Features, Pass};
+use crate::train::model::{LossScale, LossSums};
+use crate::train::params::Params;
+pub use crate::train::schedule::{clip_global_norm, Schedule};
 use lflow_core::blob::Tensor;
 use lflow_core::Seeded;
 use serde::{Deserialize, Serialize};
@@ -501,7 +501,7 @@ mod tests {
         for mode in [Mode::Paper, Mode::Streaming] {
             let model = ModelConfig { mode, window: (mode == Mode::Streaming).then_some(4), ..tiny_model(&data) };
             let config = TrainConfig { cd_rate: cd, ..TrainConfig::default() };
-            let mut t = Trainer::new(model, config, crate::backend::CpuBackend::new(1).unwrap());
+            let mut t = Trainer::new(model, config, crate::train::backend::CpuBackend::new(1).unwrap());
             t.fill_batch(&data, &picked, &seeds, true, false);
             let b = &t.batch;
             assert_eq!((b.input.len(), b.grad_mask.len()), (trials * observed * n_in, trials * observed * n_in));
@@ -556,8 +556,8 @@ mod tests {
         let got = log_mean_rates(&data);
         assert!((got[0] - want[0]).abs() < 1e-6 && (got[1] - want[1]).abs() < 1e-5, "{got:?}");
         let model = tiny_model(&data);
-        let backend = || crate::backend::CpuBackend::new(1).unwrap();
-        let bias = |t: &Trainer<crate::backend::CpuBackend>| t.state.params.get(Tensor::ReadoutBias).to_vec();
+        let backend = || crate::train::backend::CpuBackend::new(1).unwrap();
+        let bias = |t: &Trainer<crate::train::backend::CpuBackend>| t.state.params.get(Tensor::ReadoutBias).to_vec();
         let on = TrainConfig { init_rates_from_data: true, ..TrainConfig::default() };
         let t = Trainer::for_data(model.clone(), on.clone(), backend(), &data);
         assert_eq!(bias(&t), got);
@@ -573,17 +573,17 @@ mod tests {
 
     #[test]
     fn validation_runs_every_valid_every_epochs_and_after_the_last() {
-        let lorenz = crate::lorenz::LorenzConfig {
+        let lorenz = crate::data::lorenz::LorenzConfig {
             trials: 30,
             eval_trials: 5,
             observed: 6,
             forward: 2,
-            ..crate::lorenz::LorenzConfig::default()
+            ..crate::data::lorenz::LorenzConfig::default()
         };
-        let data = crate::lorenz::generate(&lorenz);
+        let data = crate::data::lorenz::generate(&lorenz);
         let model = tiny_model(&data);
         let config = TrainConfig { epochs: 5, batch_size: 8, valid_every: 2, ..TrainConfig::default() };
-        let mut t = Trainer::new(model, config, crate::backend::CpuBackend::new(1).unwrap());
+        let mut t = Trainer::new(model, config, crate::train::backend::CpuBackend::new(1).unwrap());
         let validated: Vec<bool> = (0..5).map(|_| t.epoch(&data).valid_nll.is_finite()).collect();
         // Epochs 1 and 3 (every second), and 4, the last.
         assert_eq!(validated, [false, true, false, true, true]);
