@@ -140,8 +140,8 @@ fn main() -> ExitCode {
         Command::Train(a) => train::train(&a).map(|dir| println!("run: {}", dir.path.display())),
         Command::Eval(a) => match &a.blob {
             _ if a.stream => eval::eval_stream(&a).map(|s| print!("{s}")),
-            Some(b) => export::eval_blob(&a.run, b, a.data.as_ref(), a.threads).map(|s| print!("{s}")),
-            None => eval::eval(&a).map(|r| print!("{}", eval::table(&r))),
+            Some(b) => eval::eval_blob(&a, b).map(|s| print!("{s}")),
+            None => eval::eval(&a).map(|r| print!("{}", r.table())),
         },
         Command::Nlb(c) => nlb::run(&c).map(|s| println!("{}", s.trim_end())),
         Command::Export(a) => export::export(&a).map(|s| print!("{s}")),
@@ -149,7 +149,7 @@ fn main() -> ExitCode {
             if a.json {
                 println!("{}", serde_json::to_string(&r).unwrap_or_default());
             } else {
-                print!("{}", closed_loop::summary(&r));
+                print!("{}", r.summary());
             }
         }),
         Command::Plot(a) => plot::plot(&a).map(|files| files.iter().for_each(|f| println!("{}", f.display()))),
@@ -160,8 +160,25 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its sources, one per line (a source whose words the line
+/// before already holds is left out).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut last = text.clone();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let words = s.to_string();
+        if !last.contains(&words) {
+            text += &format!("\n  because: {words}");
+        }
+        last = words;
+        source = s.source();
+    }
+    text
 }

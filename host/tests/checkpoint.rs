@@ -4,10 +4,11 @@
 mod common;
 
 use lflow_host::data::lorenz::{generate, LorenzConfig};
-use lflow_host::train::backend::CpuBackend;
 use lflow_host::train::checkpoint::{load, load_params, save, Checkpoint, CheckpointError};
+use lflow_host::train::cpu::CpuBackend;
 use lflow_host::train::params::PARAMS;
-use lflow_host::train::trainer::{TrainConfig, Trainer};
+use lflow_host::train::train_config::TrainConfig;
+use lflow_host::train::trainer::Trainer;
 use lflow_host::{Mode, ModelConfig};
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -48,12 +49,12 @@ fn interrupted_run_resumes_exactly() {
     let (data, model, train) = setup();
     let mut straight = Trainer::new(model.clone(), train.clone(), CpuBackend::new(2).unwrap());
     for _ in 0..5 {
-        straight.epoch(&data);
+        straight.epoch(&data).unwrap();
     }
 
     let mut first = Trainer::new(model.clone(), train.clone(), CpuBackend::new(2).unwrap());
     for _ in 0..2 {
-        first.epoch(&data);
+        first.epoch(&data).unwrap();
     }
     let path = tmp("resume.safetensors");
     save(&path, &Checkpoint { model: model.clone(), train: train.clone(), state: first.state.clone() }, true).unwrap();
@@ -62,7 +63,7 @@ fn interrupted_run_resumes_exactly() {
     assert_eq!((c.model.clone(), c.train.clone()), (model, train));
     let mut resumed = Trainer::resume(c.model, c.train, c.state, CpuBackend::new(2).unwrap());
     for _ in 2..5 {
-        resumed.epoch(&data);
+        resumed.epoch(&data).unwrap();
     }
     assert_eq!(resumed.state, straight.state, "resumed run differs from the uninterrupted one");
 }
@@ -103,7 +104,7 @@ fn pytorch_state_dict_loads_and_ours_uses_pytorch_names() {
     };
     let model = cfg;
     let mut trainer = Trainer::new(model.clone(), train.clone(), CpuBackend::new(1).unwrap());
-    trainer.epoch(&generate(&lorenz)); // non-zero moments
+    trainer.epoch(&generate(&lorenz)).unwrap(); // non-zero moments
     let state = trainer.state.clone();
     let ours = tmp("ours.safetensors");
     save(&ours, &Checkpoint { model, train, state: state.clone() }, true).unwrap();

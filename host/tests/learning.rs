@@ -3,8 +3,9 @@
 
 use lflow_host::data::lorenz::{generate, LorenzConfig};
 use lflow_host::data::{Dataset, Split};
-use lflow_host::train::backend::CpuBackend;
-use lflow_host::train::trainer::{TrainConfig, Trainer};
+use lflow_host::train::cpu::CpuBackend;
+use lflow_host::train::train_config::TrainConfig;
+use lflow_host::train::trainer::Trainer;
 use lflow_host::{Mode, ModelConfig};
 
 fn small_lorenz() -> Dataset {
@@ -63,7 +64,7 @@ fn nll_with(data: &Dataset, rate: impl Fn(usize, usize) -> f64) -> f64 {
 
 /// The model in mean mode on the held-out elements.
 fn eval_nll(t: &mut Trainer<CpuBackend>, data: &Dataset) -> f64 {
-    let lr = t.predict(data, &data.indices(Split::Eval), 0, 0);
+    let lr = t.predictor().log_rates(data, &data.indices(Split::Eval), 0, 0).unwrap();
     nll_with(data, |k, _| (lr[k] as f64).exp())
 }
 
@@ -89,10 +90,10 @@ fn training_lowers_held_out_nll() {
     for mode in [Mode::Streaming, Mode::Paper] {
         let mut t = Trainer::new(model(mode), config(25), CpuBackend::new(2).unwrap());
         let before = eval_nll(&mut t, &data);
-        let first = t.epoch(&data);
+        let first = t.epoch(&data).unwrap();
         let mut last = first;
         for _ in 1..25 {
-            last = t.epoch(&data);
+            last = t.epoch(&data).unwrap();
         }
         let after = eval_nll(&mut t, &data);
         eprintln!(
@@ -114,8 +115,8 @@ fn same_seed_and_threads_give_the_same_parameters() {
     let data = small_lorenz();
     let run = |threads| {
         let mut t = Trainer::new(model(Mode::Streaming), config(2), CpuBackend::new(threads).unwrap());
-        t.epoch(&data);
-        t.epoch(&data);
+        t.epoch(&data).unwrap();
+        t.epoch(&data).unwrap();
         t.state.params
     };
     assert_eq!(run(2), run(2));

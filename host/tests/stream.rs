@@ -4,8 +4,9 @@
 use lflow_core::{DynDecoder, Mean, Seeded, StorageFormat};
 use lflow_host::data::lorenz::{generate, LorenzConfig};
 use lflow_host::data::{Dataset, Split};
-use lflow_host::deploy::export::{aligned, blob, VelocityReadout};
+use lflow_host::deploy::blob::{aligned, blob};
 use lflow_host::deploy::stream::{decode, evaluate_streams, StreamOptions};
+use lflow_host::deploy::velocity::VelocityReadout;
 use lflow_host::metrics::{bits_per_spike, r2_uniform};
 use lflow_host::{Mode, ModelConfig, Params};
 

@@ -2,8 +2,9 @@
 
 use lflow_host::data::lorenz::{generate, LorenzConfig};
 use lflow_host::data::Dataset;
-use lflow_host::train::backend::CpuBackend;
-use lflow_host::train::trainer::{TrainConfig, Trainer};
+use lflow_host::train::cpu::CpuBackend;
+use lflow_host::train::train_config::TrainConfig;
+use lflow_host::train::trainer::Trainer;
 use lflow_host::{Mode, ModelConfig};
 
 /// Held-in neurons of the small streaming model the cross-checks train.
@@ -43,13 +44,13 @@ pub fn trained_streaming(trials: usize, seed: u64, epochs: usize) -> (Dataset, T
     let train = TrainConfig { batch_size: 16, seed: seed + 2, ..TrainConfig::default() };
     let mut t = Trainer::new(model, train, CpuBackend::new(2).expect("threads start"));
     for _ in 0..epochs {
-        t.epoch(&data);
+        t.epoch(&data).unwrap();
     }
     (data, t)
 }
 
 /// `bytes` copied into a 16-byte aligned buffer (as a blob sits in flash).
-pub use lflow_host::deploy::export::AlignedBuf as AlignedBytes;
+pub use lflow_host::deploy::blob::AlignedBuf as AlignedBytes;
 
 /// max |got - want| / max |want|.
 pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {

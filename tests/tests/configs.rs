@@ -3,7 +3,7 @@
 //! whose values are written out here by hand, not read from the code.
 
 use lflow_host::train::run::RunConfig;
-use lflow_host::train::trainer::Schedule;
+use lflow_host::train::train_config::Schedule;
 use lflow_host::Mode;
 use std::path::Path;
 

@@ -4,7 +4,8 @@
 
 use lflow_core::{Mean, StorageFormat, StreamingDecoder};
 use lflow_host::data::Split;
-use lflow_host::deploy::export::{blob, fit_velocity};
+use lflow_host::deploy::blob::blob;
+use lflow_host::deploy::velocity::fit_velocity;
 use lflow_host::train::backend::Features;
 use lflow_tests::{rel_err, trained_streaming, AlignedBytes, FF, H, N_IN, N_OUT, W};
 
@@ -16,10 +17,10 @@ type Device<'a> = StreamingDecoder<'a, N_IN, H, D, FF, N_OUT, W, N_BEH>;
 fn blobs_decode_on_core_as_the_host_model() {
     let (data, mut t) = trained_streaming(60, 6, 4);
     let model = t.model.clone();
-    let velocity = fit_velocity(&mut t, &data).expect("behaviour is present");
+    let velocity = fit_velocity(&mut t.predictor(), &data).unwrap().expect("behaviour is present");
     let eval = data.indices(Split::Eval);
-    let host_lr = t.predict(&data, &eval, 0, 0);
-    let y2 = t.features(&data, &eval, Features::DecoderOutput);
+    let host_lr = t.predictor().log_rates(&data, &eval, 0, 0).unwrap();
+    let y2 = t.predictor().features(&data, &eval, Features::DecoderOutput).unwrap();
     let y2_64: Vec<f64> = y2.iter().map(|v| *v as f64).collect();
     let host_vel: Vec<f32> = velocity.apply(&y2_64).iter().map(|v| *v as f32).collect();
 
@@ -60,9 +61,9 @@ fn decoded_quality_matches_the_host_and_int16_activations_cost_little() {
     use lflow_core::Kernel;
     use lflow_host::deploy::stream::decoded_quality;
     let (data, mut t) = trained_streaming(60, 6, 4);
-    let velocity = fit_velocity(&mut t, &data).expect("behaviour is present");
+    let velocity = fit_velocity(&mut t.predictor(), &data).unwrap().expect("behaviour is present");
     let all: Vec<usize> = (0..data.trials()).collect();
-    let rates: Vec<f32> = t.predict(&data, &all, 0, 0).iter().map(|lr| lr.exp()).collect();
+    let rates: Vec<f32> = t.predictor().log_rates(&data, &all, 0, 0).unwrap().iter().map(|lr| lr.exp()).collect();
     let host = lflow_host::eval::evaluate::evaluate(&data, &rates, 50.0);
 
     let f32_blob = AlignedBytes::new(&blob(&t.model, &t.state.params, StorageFormat::F32, Some(&velocity)).unwrap());

@@ -3,7 +3,7 @@
 
 use lflow_core::{Mean, NoiseSource, StorageFormat, StreamingDecoder};
 use lflow_host::data::{Dataset, Split};
-use lflow_host::train::trainer::prediction_noise;
+use lflow_host::train::batches::prediction_noise;
 use lflow_tests::{rel_err, trained_streaming, AlignedBytes, FF, H, N_IN, N_OUT, W};
 
 type Device<'a> = StreamingDecoder<'a, N_IN, H, 24, FF, N_OUT, W, 0>;
@@ -35,11 +35,10 @@ fn host_streaming_forward_equals_core_bin_by_bin() {
     let (data, mut t) = trained_streaming(40, 2, 3);
     let model = t.model.clone();
     let eval = data.indices(Split::Eval);
-    let host = t.predict(&data, &eval, 0, 0);
+    let host = t.predictor().log_rates(&data, &eval, 0, 0).unwrap();
 
-    let blob = AlignedBytes::new(
-        &lflow_host::deploy::export::blob(&model, &t.state.params, StorageFormat::F32, None).unwrap(),
-    );
+    let blob =
+        AlignedBytes::new(&lflow_host::deploy::blob::blob(&model, &t.state.params, StorageFormat::F32, None).unwrap());
     let mut dev = Device::from_blob(blob.bytes()).unwrap();
     let device = decode(&mut dev, &data, &eval, |_| Box::new(Mean));
     let e = rel_err(&device, &host);
@@ -48,7 +47,7 @@ fn host_streaming_forward_equals_core_bin_by_bin() {
 
     // With noise: the host's seeded prediction, replayed by the device from the same seed.
     let seed = 77;
-    let host = t.predict(&data, &eval, 1, seed);
+    let host = t.predictor().log_rates(&data, &eval, 1, seed).unwrap();
     let device = decode(&mut dev, &data, &eval, |i| Box::new(prediction_noise(seed, i)));
     let e = rel_err(&device, &host);
     eprintln!("host vs core, streaming seeded noise: log-rates rel err {e:.2e}");
@@ -61,8 +60,8 @@ fn host_re_anchored_forward_equals_core_bin_by_bin() {
     let (data, mut t) = trained_streaming(40, 3, 2);
     t.model.anchor_every = 3;
     let eval = data.indices(Split::Eval);
-    let host = t.predict(&data, &eval, 0, 0);
-    let bytes = lflow_host::deploy::export::blob(&t.model, &t.state.params, StorageFormat::F32, None).unwrap();
+    let host = t.predictor().log_rates(&data, &eval, 0, 0).unwrap();
+    let bytes = lflow_host::deploy::blob::blob(&t.model, &t.state.params, StorageFormat::F32, None).unwrap();
     let blob = AlignedBytes::new(&bytes);
     let mut dev = Device::from_blob(blob.bytes()).unwrap();
     assert_eq!(dev.anchor_every(), 3);
@@ -85,6 +84,6 @@ fn host_re_anchored_forward_equals_core_bin_by_bin() {
     assert_eq!(same, device);
     // Without the anchors the host's forward is another model.
     t.model.anchor_every = 0;
-    let plain = t.predict(&data, &eval, 0, 0);
+    let plain = t.predictor().log_rates(&data, &eval, 0, 0).unwrap();
     assert!(rel_err(&plain, &host) > 1e-3);
 }

@@ -4,9 +4,9 @@ use super::train::ModeArg;
 use super::CliError;
 use clap::{Args, ValueEnum};
 use lflow_host::deploy::link::Core;
-use lflow_host::train::backend::Device;
 use lflow_host::train::bench::{self, TrainBench};
 use lflow_host::train::gemm::{set_impl, GemmImpl};
+use lflow_host::train::Device;
 
 /// `--gemm`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -93,7 +93,7 @@ pub fn train(a: &TrainBenchArgs) -> Result<String, CliError> {
         window: a.window,
         batches: a.batches,
     };
-    let r = bench::run(&spec).map_err(|e| CliError::Usage(format!("--device {}: {e}", a.device)))?;
+    let r = bench::run(&spec)?;
     Ok(if a.json {
         serde_json::to_string(&r).unwrap_or_default()
     } else {
@@ -135,8 +135,7 @@ pub fn device(a: &DeviceBenchArgs) -> Result<String, CliError> {
             eprintln!("building and running the {name} firmware for the {} ...", core.cpu());
         }
     };
-    let figures = lflow_host::deploy::mcu_bench::run(&cores, a.bins, &work, progress)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let figures = lflow_host::deploy::mcu_bench::run(&cores, a.bins, &work, progress)?;
     if a.json {
         return Ok(serde_json::to_string(&figures).unwrap_or_default());
     }

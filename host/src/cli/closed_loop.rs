@@ -1,10 +1,9 @@
-//! `lflow closed-loop`: a blob on the device under QEMU, streamed bin by bin.
+//! `lflow closed-loop`: the arguments of a [`ClosedLoopSpec`].
 
 use super::CliError;
 use clap::{Args, ValueEnum};
-use lflow_host::data::Split;
-use lflow_host::deploy::closed_loop::{run, ClosedLoopReport};
-use lflow_host::deploy::link::{build_firmware_for, Core, FirmwareBuild, QemuDevice};
+use lflow_host::deploy::closed_loop::{run_spec, ClosedLoopReport, ClosedLoopSpec, Endpoint};
+use lflow_host::deploy::link::Core;
 use std::path::PathBuf;
 
 /// `--pace`.
@@ -60,80 +59,22 @@ pub struct ClosedLoopArgs {
     pub json: bool,
 }
 
-/// Why a closed loop failed, as a CLI error.
-fn link(e: impl std::fmt::Display) -> CliError {
-    CliError::Usage(e.to_string())
-}
-
 /// Run it; returns the report.
 pub fn closed_loop(a: &ClosedLoopArgs) -> Result<ClosedLoopReport, CliError> {
-    let data = lflow_host::data::load(&a.data)?;
-    let mut eval = if a.continuous { data.eval_streams().concat() } else { data.indices(Split::Eval) };
-    if a.trials > 0 {
-        eval.truncate(a.trials);
-    }
-    // The device (QEMU, a board, or a second host twin) and the host twin it is compared with.
-    let (mut device, twin, label) = if a.twin_only {
-        let twin = match &a.twin {
-            Some(t) => t.clone(),
-            None => {
-                eprintln!("building the firmware's host twin with {} ...", a.blob.display());
-                let opts = FirmwareBuild { twin_only: true, ..Default::default() };
-                build_firmware_for(a.core, &a.blob, &a.core.target_dir(), opts).map_err(link)?.1
-            }
-        };
-        (QemuDevice::twin(&twin).map_err(link)?, twin, "host twin".to_string())
-    } else {
-        let (elf, twin) = match (&a.qemu, &a.twin) {
-            (Some(e), Some(t)) => (e.clone(), t.clone()),
-            _ => {
-                eprintln!("building the {} firmware and its host twin with {} ...", a.core.cpu(), a.blob.display());
-                let opts = FirmwareBuild { twin: true, ..Default::default() };
-                build_firmware_for(a.core, &a.blob, &a.core.target_dir(), opts).map_err(link)?
-            }
-        };
-        match &a.serial {
-            Some(port) => (QemuDevice::serial(port).map_err(link)?, twin, "serial".to_string()),
-            None => (QemuDevice::start_on(a.core, &elf, true).map_err(link)?, twin, format!("qemu {}", a.core.cpu())),
-        }
+    let endpoint = match (&a.serial, a.twin_only) {
+        (_, true) => Endpoint::TwinOnly,
+        (Some(port), false) => Endpoint::Serial { port: port.clone() },
+        (None, false) => Endpoint::Qemu { elf: a.qemu.clone() },
     };
-    let mut host = QemuDevice::twin(&twin).map_err(link)?;
-    let mut r = run(&mut device, &mut host, &data, &eval, matches!(a.pace, Pace::Real), a.continuous).map_err(link)?;
-    r.device = label;
-    Ok(r)
-}
-
-/// The report as text.
-pub fn summary(r: &ClosedLoopReport) -> String {
-    let stream = if r.continuous { " as one stream without resets" } else { "" };
-    let head = if r.device == "host twin" {
-        format!(
-            "{} trials{stream}, {} bins decoded by the firmware's host twin, the same program built for this \
-             machine (not a Cortex-M: no instruction counts, no device-against-host comparison; with \
-             qemu-system-arm installed the demo decodes on an emulated Cortex-M7), {} errors\n\
-             behaviour R2 of the decoded velocity: {}\n",
-            r.trials,
-            r.bins,
-            r.errors,
-            r.behavior_r2.map_or("-".into(), |v| format!("{v:.4}")),
-        )
-    } else {
-        format!(
-            "{} trials{stream}, {} bins decoded ({}), {} mismatches against lflow-core on the host, {} errors\n\
-             behaviour R2 of the device's velocity: {}\ninstructions per bin: {:.0} ({:.2} ms at 64 MHz, {:.3} ms at 480 MHz)\n",
-            r.trials,
-            r.bins,
-            r.device,
-            r.mismatches,
-            r.errors,
-            r.behavior_r2.map_or("-".into(), |v| format!("{v:.4}")),
-            r.instructions_per_bin,
-            r.instructions_per_bin / 64e3,
-            r.instructions_per_bin / 480e3,
-        )
+    let spec = ClosedLoopSpec {
+        blob: a.blob.clone(),
+        data: a.data.clone(),
+        endpoint,
+        twin: a.twin.clone(),
+        core: a.core,
+        trials: a.trials,
+        continuous: a.continuous,
+        real_time: matches!(a.pace, Pace::Real),
     };
-    head + &format!(
-        "round trip: {:.2} ms mean, {:.2} ms max ({} pace)\n",
-        r.round_trip_ms_mean, r.round_trip_ms_max, r.pace
-    )
+    Ok(run_spec(&spec, |step| eprintln!("{step}"))?)
 }

@@ -1,7 +1,7 @@
 //! `lflow demo`: generate Lorenz, train the streaming model, evaluate, plot.
 
-use super::closed_loop::{closed_loop, summary, ClosedLoopArgs, Pace};
-use super::eval::{eval, table, EvalArgs};
+use super::closed_loop::{closed_loop, ClosedLoopArgs, Pace};
+use super::eval::{eval, EvalArgs};
 use super::export::{export, ExportArgs, FormatArg};
 use super::generate::write;
 use super::plot::{plot, PlotArgs};
@@ -83,7 +83,7 @@ fn device_part(a: &DemoArgs, run: &Path, data: &Path) -> String {
             if let Err(e) = lflow_host::io::write_atomically(&path, json.as_bytes()) {
                 return out + &format!("closed loop: {e}\n");
             }
-            out += &summary(&r);
+            out += &r.summary();
             out + &format!("closed loop: {}\n", path.display())
         }
         Err(e) => out + &format!("closed loop skipped: {e} (tools/test.sh installs what it needs)\n"),
@@ -120,7 +120,7 @@ pub fn demo(a: &DemoArgs) -> Result<String, CliError> {
         mode: None,
         window: None,
         threads: a.threads,
-        device: lflow_host::train::backend::Device::Cpu,
+        device: lflow_host::train::Device::Cpu,
         epochs: a.epochs,
         resume: false,
         quiet: a.quiet,
@@ -132,7 +132,7 @@ pub fn demo(a: &DemoArgs) -> Result<String, CliError> {
         samples: a.samples,
         blob: None,
         threads: a.threads,
-        device: lflow_host::train::backend::Device::Cpu,
+        device: lflow_host::train::Device::Cpu,
         stream: false,
         stretch: 100,
         skip: 50,
@@ -140,7 +140,7 @@ pub fn demo(a: &DemoArgs) -> Result<String, CliError> {
     })?;
     let plots = plot(&PlotArgs { run: run.clone(), data: None, threads: a.threads })?;
     summary += &format!("run: {} (streaming mode, window {})\n", run.display(), config.model.window);
-    summary += &table(&report);
+    summary += &report.table();
     summary += &format!("metrics: {}\n", run.join("eval.json").display());
     for p in plots {
         summary += &format!("plot: {}\n", p.display());

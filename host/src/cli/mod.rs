@@ -14,9 +14,9 @@ pub mod train;
 use lflow_host::data::DataError;
 use lflow_host::train::checkpoint::CheckpointError;
 use lflow_host::train::run::RunError;
-use std::path::PathBuf;
 
-/// Everything a subcommand can fail with.
+/// Everything a subcommand can fail with: the library's errors, kept as
+/// sources, and arguments that cannot work together.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// A run folder or configuration.
@@ -25,24 +25,47 @@ pub enum CliError {
     /// A data set file.
     #[error(transparent)]
     Data(#[from] DataError),
-    /// A file that could not be written.
-    #[error(transparent)]
-    Write(#[from] lflow_host::io::WriteError),
     /// A checkpoint file.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    /// A plot could not be drawn or written.
-    #[error("{path}: cannot draw the plot: {reason}")]
-    Plot {
-        /// The PNG.
-        path: PathBuf,
-        /// What the drawing library said.
-        reason: String,
-    },
+    /// A file that could not be written.
+    #[error(transparent)]
+    Write(#[from] lflow_host::io::WriteError),
+    /// Training.
+    #[error(transparent)]
+    Session(#[from] lflow_host::train::session::SessionError),
+    /// Prediction from a run's weights.
+    #[error(transparent)]
+    Predict(#[from] lflow_host::train::predictor::PredictError),
+    /// Scoring a run.
+    #[error(transparent)]
+    Eval(#[from] lflow_host::eval::score_run::EvalError),
+    /// Plots.
+    #[error(transparent)]
+    Plot(#[from] lflow_host::eval::plots::PlotError),
+    /// The quality benchmark.
+    #[error(transparent)]
+    Quality(#[from] lflow_host::eval::quality::QualityError),
+    /// Export, blob evaluation, decoding without resets.
+    #[error(transparent)]
+    Export(#[from] lflow_host::deploy::export::ExportError),
+    /// The firmware and its link.
+    #[error(transparent)]
+    Link(#[from] lflow_host::deploy::link::LinkError),
+    /// The closed loop.
+    #[error(transparent)]
+    ClosedLoop(#[from] lflow_host::deploy::closed_loop::ClosedLoopError),
+    /// An NLB submission.
+    #[cfg(feature = "nlb")]
+    #[error(transparent)]
+    Submit(#[from] lflow_host::eval::nlb_submit::SubmitError),
+    /// Neural Latents Benchmark files.
+    #[error(transparent)]
+    Nlb(#[from] lflow_host::data::nlb::NlbError),
+    /// The training benchmark.
+    #[error(transparent)]
+    Bench(#[from] lflow_host::train::bench::BenchError),
     /// Arguments that cannot work together.
     #[error("{0}")]
     Usage(String),
-    /// The thread pool could not start.
-    #[error("cannot start the worker threads: {0}")]
-    Threads(#[from] rayon::ThreadPoolBuildError),
 }

@@ -2,7 +2,7 @@
 
 use super::CliError;
 use clap::{Args, Subcommand, ValueEnum};
-use lflow_host::train::backend::Device;
+use lflow_host::train::Device;
 use std::path::PathBuf;
 
 /// The `nlb` subcommands.
@@ -113,40 +113,13 @@ pub fn run(c: &NlbCommand) -> Result<String, CliError> {
     imp::run(c)
 }
 
-/// The metrics list as a table, or as nlb_tools' JSON list.
-pub fn format_results(results: &lflow_host::data::nlb::score::Results, json: bool) -> String {
-    if json {
-        let list: Vec<serde_json::Value> = results
-            .iter()
-            .map(|(name, metrics)| {
-                let inner: serde_json::Map<String, serde_json::Value> =
-                    metrics.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
-                serde_json::json!({ name: inner })
-            })
-            .collect();
-        return serde_json::to_string_pretty(&list).unwrap_or_default();
-    }
-    let mut out = String::new();
-    for (name, metrics) in results {
-        out += &format!("{name}\n");
-        for (k, v) in metrics {
-            out += &format!("  {k:<20} {v:.6}\n");
-        }
-    }
-    out
-}
-
 #[cfg(feature = "nlb")]
 mod imp {
-    use super::super::eval::predict_rates;
     use super::*;
     use lflow_host::data::nlb::import::{import, ImportSpec, Phase};
-    use lflow_host::data::nlb::NlbError;
-    use lflow_host::train::run::RunDir;
-
-    fn nlb(e: NlbError) -> CliError {
-        CliError::Usage(e.to_string())
-    }
+    use lflow_host::data::nlb::layout::score_files;
+    use lflow_host::data::nlb::score::format_results;
+    use lflow_host::eval::nlb_submit::submit_run;
 
     pub fn run(c: &NlbCommand) -> Result<String, CliError> {
         match c {
@@ -161,59 +134,13 @@ mod imp {
                     },
                     valid_every: a.valid_every,
                 };
-                let imported = import(&spec).map_err(nlb)?;
+                let imported = import(&spec)?;
                 lflow_host::data::save(&a.out, &imported.data)?;
-                let d = &imported.data;
-                let meta = &d.nlb.as_ref().map(|n| n.meta.clone()).ok_or(CliError::Usage("no NLB side".into()))?;
-                let mut s = format!(
-                    "{}: {} at {} ms, {} phase: {} train + {} eval trials, {} + {} bins, {} held-in + {} held-out neurons",
-                    a.out.display(),
-                    meta.dataset,
-                    meta.bin_ms,
-                    meta.phase,
-                    meta.train_trials,
-                    meta.eval_trials,
-                    d.observed,
-                    d.forward,
-                    d.n_in,
-                    d.n_out - d.n_in
-                );
-                if d.behavior.is_some() {
-                    s += &format!(", {} behaviour channels", d.n_beh);
-                }
-                if imported.nan_counts > 0 {
-                    s += &format!(
-                        "\n{} NaN spike counts (bins outside a trial's data) read as 0 by the model; the metrics keep them masked",
-                        imported.nan_counts
-                    );
-                }
-                Ok(s)
+                Ok(format!("{}: {imported}", a.out.display()))
             }
-            NlbCommand::Submit(a) => {
-                let (dir, record) = RunDir::open(&a.run)?;
-                let data_path = record.data_or(&dir.path, a.data.as_deref())?;
-                let data = lflow_host::data::load(&data_path)?;
-                let Some(info) = data.nlb.clone() else {
-                    return Err(CliError::Usage(format!(
-                        "{}: not an NLB import (make one with `lflow nlb import`)",
-                        data_path.display()
-                    )));
-                };
-                let samples = a.samples.unwrap_or(record.config.eval.samples);
-                let rates = predict_rates(&dir, &data, samples, a.threads, a.device)?;
-                let sub = lflow_host::data::nlb::predicted::submission(&data, &rates)
-                    .ok_or_else(|| CliError::Usage("no NLB side".into()))?;
-                lflow_host::data::nlb::submit::write_submission(&a.out, &info.group(), &sub).map_err(nlb)?;
-                let mut s = format!("{}: group {} ({samples} samples averaged)", a.out.display(), info.group());
-                if let Some((_, results)) = lflow_host::data::nlb::predicted::score_rates(&data, &rates)
-                    .map_err(|e| CliError::Usage(e.to_string()))?
-                {
-                    s += &format!("\nscored against the stored eval targets:\n{}", format_results(&results, false));
-                }
-                Ok(s)
-            }
+            NlbCommand::Submit(a) => Ok(submit_run(&a.run, a.data.as_deref(), &a.out, a.samples, a.device, a.threads)?),
             NlbCommand::Score(a) => {
-                let results = lflow_host::data::nlb::layout::score_files(&a.submission, &a.target).map_err(nlb)?;
+                let results = score_files(&a.submission, &a.target)?;
                 Ok(format_results(&results, a.json))
             }
         }

@@ -110,7 +110,7 @@ pub fn quality(a: &QualityBenchArgs) -> Result<String, CliError> {
                 );
             }
         };
-        runs.push(quality::run(&spec, data, &name, show).map_err(CliError::Usage)?);
+        runs.push(quality::run(&spec, data, &name, show)?);
     }
     let summary = quality::summarise(&runs);
     if a.json {

@@ -1,11 +1,12 @@
 //! Closed loop: stream trials bin by bin to the device and to its host twin
 //! (`lflow-core` with the same blob), compare every decoded bin bit for bit.
 
-use crate::data::Dataset;
-use crate::deploy::link::{LinkError, QemuDevice};
+use crate::data::{DataError, Dataset, Split};
+use crate::deploy::link::{build_firmware_for, Core, FirmwareBuild, LinkError, QemuDevice};
 use crate::metrics::r2_uniform;
 use lflow_core::wire::{DeviceMessage, HostMessage};
 use serde::Serialize;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// What a closed-loop run measured (`--json` prints it).
@@ -40,6 +41,9 @@ pub struct ClosedLoopReport {
 /// Why a closed-loop run stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ClosedLoopError {
+    /// The data set.
+    #[error(transparent)]
+    Data(#[from] DataError),
     /// The link to the device or the twin.
     #[error(transparent)]
     Link(#[from] LinkError),
@@ -169,4 +173,130 @@ pub fn run(
         r.behavior_r2 = Some(r2_uniform(&true_vel, &decoded_vel, n_beh));
     }
     Ok(r)
+}
+
+/// Where the blob decodes.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// QEMU emulating `core`, running `elf` (`None`: build it with the blob).
+    Qemu {
+        /// The firmware ELF.
+        elf: Option<PathBuf>,
+    },
+    /// A board on a serial port (set up with `stty -F PORT 115200 raw -echo`).
+    Serial {
+        /// The port.
+        port: PathBuf,
+    },
+    /// A second host twin: no Cortex-M, no instruction counts.
+    TwinOnly,
+}
+
+/// A closed loop to run: the blob, the data set and where it decodes.
+#[derive(Clone, Debug)]
+pub struct ClosedLoopSpec {
+    /// The blob (`lflow export`).
+    pub blob: PathBuf,
+    /// The data set whose eval trials (or continuous eval recording) are streamed.
+    pub data: PathBuf,
+    /// Where the blob decodes.
+    pub endpoint: Endpoint,
+    /// The firmware's host twin (`None`: build it with the blob).
+    pub twin: Option<PathBuf>,
+    /// The core the firmware is built for and QEMU emulates.
+    pub core: Core,
+    /// Eval trials streamed (0: all).
+    pub trials: usize,
+    /// One uninterrupted stream, never reset.
+    pub continuous: bool,
+    /// One bin per bin width (else as fast as the link carries them).
+    pub real_time: bool,
+}
+
+/// Build what is missing (`progress` hears of each build), start the device
+/// and the twin, and run the loop ([`run`]).
+pub fn run_spec(spec: &ClosedLoopSpec, mut progress: impl FnMut(&str)) -> Result<ClosedLoopReport, ClosedLoopError> {
+    let data = crate::data::load(&spec.data)?;
+    let mut eval = if spec.continuous { data.eval_streams().concat() } else { data.indices(Split::Eval) };
+    if spec.trials > 0 {
+        eval.truncate(spec.trials);
+    }
+    let (core, blob) = (spec.core, &spec.blob);
+    let (mut device, twin, label) = match &spec.endpoint {
+        Endpoint::TwinOnly => {
+            let twin = match &spec.twin {
+                Some(t) => t.clone(),
+                None => {
+                    progress(&format!("building the firmware's host twin with {} ...", blob.display()));
+                    let opts = FirmwareBuild { twin_only: true, ..Default::default() };
+                    build_firmware_for(core, blob, &core.target_dir(), opts)?.1
+                }
+            };
+            (QemuDevice::twin(&twin)?, twin, "host twin".to_string())
+        }
+        endpoint => {
+            let elf = match endpoint {
+                Endpoint::Qemu { elf } => elf.clone(),
+                _ => None,
+            };
+            let (elf, twin) = match (elf, &spec.twin) {
+                (Some(e), Some(t)) => (e, t.clone()),
+                _ => {
+                    progress(&format!(
+                        "building the {} firmware and its host twin with {} ...",
+                        core.cpu(),
+                        blob.display()
+                    ));
+                    let opts = FirmwareBuild { twin: true, ..Default::default() };
+                    build_firmware_for(core, blob, &core.target_dir(), opts)?
+                }
+            };
+            match endpoint {
+                Endpoint::Serial { port } => (QemuDevice::serial(port)?, twin, "serial".to_string()),
+                _ => (QemuDevice::start_on(core, &elf, true)?, twin, format!("qemu {}", core.cpu())),
+            }
+        }
+    };
+    let mut host = QemuDevice::twin(&twin)?;
+    let mut r = run(&mut device, &mut host, &data, &eval, spec.real_time, spec.continuous)?;
+    r.device = label;
+    Ok(r)
+}
+
+impl ClosedLoopReport {
+    /// The report as text.
+    pub fn summary(&self) -> String {
+        let r = self;
+        let stream = if r.continuous { " as one stream without resets" } else { "" };
+        let head = if r.device == "host twin" {
+            format!(
+                "{} trials{stream}, {} bins decoded by the firmware's host twin, the same program built for this \
+                 machine (not a Cortex-M: no instruction counts, no device-against-host comparison; with \
+                 qemu-system-arm installed the demo decodes on an emulated Cortex-M7), {} errors\n\
+                 behaviour R2 of the decoded velocity: {}\n",
+                r.trials,
+                r.bins,
+                r.errors,
+                r.behavior_r2.map_or("-".into(), |v| format!("{v:.4}")),
+            )
+        } else {
+            format!(
+                "{} trials{stream}, {} bins decoded ({}), {} mismatches against lflow-core on the host, {} errors\n\
+                 behaviour R2 of the device's velocity: {}\ninstructions per bin: {:.0} ({:.2} ms at 64 MHz, {:.3} ms at 480 MHz)\n",
+                r.trials,
+                r.bins,
+                r.device,
+                r.mismatches,
+                r.errors,
+                r.behavior_r2.map_or("-".into(), |v| format!("{v:.4}")),
+                r.instructions_per_bin,
+                r.instructions_per_bin / 64e3,
+                r.instructions_per_bin / 480e3,
+            )
+        };
+        head + &format!(
+            "round trip: {:.2} ms mean, {:.2} ms max ({} pace)\n",
+            r.round_trip_ms_mean, r.round_trip_ms_max, r.pace
+        )
+    }
 }

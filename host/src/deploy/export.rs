@@ -1,207 +1,276 @@
-//! From trained parameters to an `LFW1` blob for `lflow-core` (`core/FORMAT.md`).
+//! A run's weights for the device: `lflow export` (a streaming run as an
+//! LFW1 blob with its velocity decoder, and what the quantisation costs),
+//! `lflow eval --blob` (a blob's metrics as the device reads its weights) and
+//! `lflow eval --stream` (decoding without resets).
 
-use crate::config::ModelConfig;
-use crate::train::params::{Params, PARAMS};
-use lflow_core::blob::{BlobWriter, Tensor, WriteError};
-use lflow_core::StorageFormat;
+use crate::data::{DataError, Dataset, Split};
+use crate::deploy::blob::{aligned, blob, read_blob};
+use crate::deploy::stream::{decoded_quality, evaluate_streams, fit_velocity_streamed, StreamOptions, StreamReport};
+use crate::deploy::stream::{DecodedQuality, StreamError};
+use crate::deploy::velocity::{fit_velocity, velocity_rows, VelocityReadout};
+use crate::eval::evaluate::{evaluate, EvalReport};
+use crate::io::{write_atomically, WriteError};
+use crate::metrics::r2_uniform;
+use crate::train::backend::{Backend, BackendError};
+use crate::train::device::{AnyBackend, Device};
+use crate::train::predictor::{PredictError, Predictor};
+use crate::train::run::{RunDir, RunError};
+use crate::Mode;
+use lflow_core::{BlobError, Kernel, StorageFormat};
+use std::path::{Path, PathBuf};
 
-/// A linear velocity decoder `[n_beh, 3H]` plus bias, applied to `y2`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct VelocityReadout {
-    /// Behaviour dimensions.
-    pub n_beh: usize,
-    /// Weights `[n_beh, 3H]`, row-major.
-    pub weight: Vec<f32>,
-    /// Bias `[n_beh]`.
-    pub bias: Vec<f32>,
+/// Why a run cannot be exported or its blob evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The run folder.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The data set.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The run's weights could not predict.
+    #[error(transparent)]
+    Predict(#[from] PredictError),
+    /// A pass failed on the backend.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A paper-mode run: it cannot decode bin by bin.
+    #[error(
+        "{} was trained in paper mode (attention over the whole trial, previous-bin input); a device decodes \
+         causally bin by bin: train with `--mode streaming` and export that run",
+        run.display()
+    )]
+    PaperMode {
+        /// The run folder.
+        run: PathBuf,
+    },
+    /// The blob could not be made.
+    #[error("cannot write the blob: {0}")]
+    Write(lflow_core::blob::WriteError),
+    /// A blob was refused (as `lflow-core` refuses it).
+    #[error("blob rejected: {0}")]
+    Blob(BlobError),
+    /// The blob's neurons are not the data set's.
+    #[error(
+        "the blob reads {blob_in} held-in and predicts {blob_out} neurons; the data set has {data_in} and {data_out}"
+    )]
+    Neurons {
+        /// Held-in neurons of the blob.
+        blob_in: usize,
+        /// Neurons of the blob.
+        blob_out: usize,
+        /// Held-in neurons of the data set.
+        data_in: usize,
+        /// Neurons of the data set.
+        data_out: usize,
+    },
+    /// Decoding through `lflow-core`.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// A file could not be written.
+    #[error(transparent)]
+    File(#[from] WriteError),
 }
 
-/// The blob of `params` in `storage`, with `velocity` (none: `n_beh = 0`).
-/// A paper-mode model has no window; it is written with window = 0 and cannot
-/// be decoded on a device (the blob format requires a window, so this fails).
-pub fn blob(
-    cfg: &ModelConfig,
-    params: &Params,
-    storage: StorageFormat,
-    velocity: Option<&VelocityReadout>,
-) -> Result<Vec<u8>, WriteError> {
-    let n_beh = velocity.map_or(0, |v| v.n_beh);
-    let anchor = u8::try_from(cfg.anchor_every).map_err(|_| WriteError::BadScalar { field: "anchor_every" })?;
-    let mut w = BlobWriter::new(cfg.dims(n_beh), storage, cfg.schedule(), cfg.gamma, cfg.eps)?.anchor_every(anchor);
-    for t in PARAMS {
-        w.tensor(t, params.get(t))?;
-    }
-    match velocity {
-        Some(v) => {
-            w.tensor(Tensor::VelocityWeight, &v.weight)?;
-            w.tensor(Tensor::VelocityBias, &v.bias)?;
-        }
-        None => {
-            w.tensor(Tensor::VelocityWeight, &[])?;
-            w.tensor(Tensor::VelocityBias, &[])?;
-        }
-    }
-    w.finish()
-}
-
-/// Fit the device's velocity decoder: ridge regression (alpha by 5-fold CV over
-/// `logspace(-4, 0, 9)`) from `y2` of the streaming model in mean mode to the
-/// behaviour, on the observed bins of the training trials. `None` without behaviour.
-pub fn fit_velocity<B: crate::train::backend::Backend>(
-    t: &mut crate::train::trainer::Trainer<B>,
-    data: &crate::data::Dataset,
-) -> Option<VelocityReadout> {
-    let beh = data.behavior.as_ref()?;
-    let train = data.indices(crate::data::Split::Train);
-    if data.n_beh == 0 || train.is_empty() {
-        return None;
-    }
-    let (x, y) = velocity_rows(t, data, &train, beh);
-    let d = t.model.d_model();
-    let (ridge, _) = crate::metrics::ridge_cv(&x, &y, d, data.n_beh);
-    Some(VelocityReadout::from_ridge(&ridge))
-}
-
-/// The device's velocity decoder for `t`'s model: fit on the training trials
+/// The device's velocity decoder for `p`'s model: fit on the training trials
 /// decoded one by one ([`fit_velocity`]), or for a re-anchored model (a
 /// decoder that is never reset) on the training trials decoded back to back
-/// by `lflow-core` ([`crate::deploy::stream::fit_velocity_streamed`]).
-pub fn fit_device_velocity<B: crate::train::backend::Backend>(
-    t: &mut crate::train::trainer::Trainer<B>,
-    data: &crate::data::Dataset,
-) -> Result<Option<VelocityReadout>, crate::deploy::stream::StreamError> {
-    if t.model.anchor_every == 0 {
-        return Ok(fit_velocity(t, data));
+/// by `lflow-core` ([`fit_velocity_streamed`]).
+pub fn fit_device_velocity<B: Backend>(
+    p: &mut Predictor<B>,
+    data: &Dataset,
+) -> Result<Option<VelocityReadout>, ExportError> {
+    if p.model.anchor_every == 0 {
+        return Ok(fit_velocity(p, data)?);
     }
-    let bytes =
-        blob(&t.model, &t.state.params, StorageFormat::F32, None).map_err(crate::deploy::stream::StreamError::Write)?;
-    crate::deploy::stream::fit_velocity_streamed(aligned(&bytes).bytes(), data)
+    let bytes = blob(&p.model, &p.params, StorageFormat::F32, None).map_err(ExportError::Write)?;
+    Ok(fit_velocity_streamed(aligned(&bytes).bytes(), data)?)
 }
 
-/// Rows of `y2` (observed bins) and behaviour for `trials`, as f64.
-pub fn velocity_rows<B: crate::train::backend::Backend>(
-    t: &mut crate::train::trainer::Trainer<B>,
-    data: &crate::data::Dataset,
-    trials: &[usize],
-    beh: &[f32],
-) -> (Vec<f64>, Vec<f64>) {
-    let d = t.model.d_model();
-    let (t_obs, tt, k) = (data.observed, data.bins(), data.n_beh);
-    let y2 = t.features(data, trials, crate::train::backend::Features::DecoderOutput);
-    let x = (0..trials.len())
-        .flat_map(|j| y2[j * tt * d..(j * tt + t_obs) * d].iter().map(|v| *v as f64).collect::<Vec<_>>())
-        .collect();
-    let y = trials.iter().flat_map(|&i| beh[i * t_obs * k..(i + 1) * t_obs * k].iter().map(|v| *v as f64)).collect();
-    (x, y)
+/// Mean-mode metrics of `p` on `data`, with the behaviour R² of `velocity` (the device's decoder).
+pub fn device_metrics<B: Backend>(
+    p: &mut Predictor<B>,
+    data: &Dataset,
+    velocity: Option<&VelocityReadout>,
+) -> Result<EvalReport, BackendError> {
+    let all: Vec<usize> = (0..data.trials()).collect();
+    let rates: Vec<f32> = p.log_rates(data, &all, 0, 0)?.iter().map(|lr| lr.exp()).collect();
+    let mut report = evaluate(data, &rates, 50.0);
+    if let (Some(v), Some(beh)) = (velocity, data.behavior.as_deref()) {
+        let eval = data.indices(Split::Eval);
+        if !eval.is_empty() {
+            let (x, y) = velocity_rows(p, data, &eval, beh)?;
+            report.decoder_vel_r2 = Some(r2_uniform(&y, &v.apply(&x), v.n_beh));
+        }
+    }
+    Ok(report)
 }
 
-/// A blob's weights dequantised exactly as `lflow-core` reads them (`q * scale`
-/// for int8, f16 widened), with its model configuration and velocity decoder.
+/// The metrics of a blob's weights (dequantised as `lflow-core` reads them),
+/// mean mode, on the CPU in batches of `batch_size` trials.
+pub fn blob_metrics(
+    bytes: &[u8],
+    data: &Dataset,
+    batch_size: usize,
+    threads: usize,
+) -> Result<EvalReport, ExportError> {
+    let m = read_blob(bytes).map_err(ExportError::Blob)?;
+    if m.config.n_in != data.n_in || m.config.n_out != data.n_out {
+        return Err(ExportError::Neurons {
+            blob_in: m.config.n_in,
+            blob_out: m.config.n_out,
+            data_in: data.n_in,
+            data_out: data.n_out,
+        });
+    }
+    let device = Device::Cpu;
+    let backend = AnyBackend::open(device, threads)
+        .map_err(|source| ExportError::Predict(PredictError::Open { device, source }))?;
+    let mut p = Predictor::new(m.config, m.params, backend).with_batch_size(batch_size);
+    Ok(device_metrics(&mut p, data, m.velocity.as_ref())?)
+}
+
+/// What `lflow export` made and measured.
 #[derive(Clone, Debug)]
-pub struct BlobModel {
-    /// Sizes and constants from the header (streaming mode, the blob's window).
-    pub config: ModelConfig,
-    /// Storage format of the matrices.
+pub struct ExportSummary {
+    /// The blob file.
+    pub out: PathBuf,
+    /// Its size, bytes.
+    pub bytes: usize,
+    /// Weight storage.
     pub storage: StorageFormat,
-    /// The dequantised parameters.
-    pub params: Params,
-    /// The velocity decoder (`None` when `n_beh` is 0).
-    pub velocity: Option<VelocityReadout>,
+    /// Outputs of its velocity decoder.
+    pub n_beh: usize,
+    /// The host's f32 model, mean mode.
+    pub host: EvalReport,
+    /// The host's model with the blob's weights.
+    pub blob: EvalReport,
+    /// `lflow-core` with f32 activations (int8 blobs only).
+    pub core_f32: Option<DecodedQuality>,
+    /// `lflow-core` as the device decodes (a reset per trial).
+    pub core: DecodedQuality,
 }
 
-/// Read a blob for host-side evaluation.
-pub fn read_blob(bytes: &[u8]) -> Result<BlobModel, lflow_core::BlobError> {
-    let blob = lflow_core::blob::Blob::parse(bytes, None)?;
-    let h = *blob.header();
-    let d = h.dims;
-    let config = ModelConfig {
-        n_in: d.n_in as usize,
-        n_out: d.n_out as usize,
-        hidden: d.hidden as usize,
-        ff: d.ff as usize,
-        gamma: h.gamma,
-        eps: h.eps,
-        mode: match h.schedule {
-            lflow_core::InputSchedule::CurrentBin => crate::config::Mode::Streaming,
-            lflow_core::InputSchedule::PreviousBin => crate::config::Mode::Paper,
-        },
-        window: Some(d.window as usize),
-        anchor_every: h.anchor_every as usize,
-    };
-    let dense = |t: Tensor| -> Result<Vec<f32>, lflow_core::BlobError> {
-        if t.is_matrix() {
-            let m = blob.matrix(t)?;
-            Ok((0..m.rows())
-                .flat_map(|r| (0..m.cols()).map(move |c| (r, c)))
-                .map(|(r, c)| m.get(r, c).unwrap_or(0.0))
-                .collect())
+/// Export the best weights of the streaming run in `run` as a blob in
+/// `storage` to `out`, with the velocity decoder fitted on `data` (the run's
+/// own data set when `None`); measure what it costs.
+pub fn export_run(
+    run: &Path,
+    storage: StorageFormat,
+    out: &Path,
+    data: Option<&Path>,
+    threads: usize,
+) -> Result<ExportSummary, ExportError> {
+    let (dir, record) = RunDir::open(run)?;
+    let mut p = Predictor::open_run(&dir, Device::Cpu, threads)?;
+    if p.model.mode == Mode::Paper {
+        return Err(ExportError::PaperMode { run: run.to_path_buf() });
+    }
+    let data = crate::data::load(&record.data_or(&dir.path, data)?)?;
+    let velocity = fit_device_velocity(&mut p, &data)?;
+    let bytes = blob(&p.model, &p.params, storage, velocity.as_ref()).map_err(ExportError::Write)?;
+    write_atomically(out, &bytes)?;
+    let host = device_metrics(&mut p, &data, velocity.as_ref())?;
+    let blob = blob_metrics(&bytes, &data, record.config.train.batch_size, threads)?;
+    let a = aligned(&bytes);
+    let decode = |kernel| decoded_quality(a.bytes(), &data, kernel).map_err(ExportError::Blob);
+    let core = decode(Kernel::Tuned)?;
+    let core_f32 = if storage == StorageFormat::I8 { Some(decode(Kernel::Naive)?) } else { None };
+    let n_beh = velocity.as_ref().map_or(0, |v| v.n_beh);
+    Ok(ExportSummary { out: out.to_path_buf(), bytes: bytes.len(), storage, n_beh, host, blob, core_f32, core })
+}
+
+impl std::fmt::Display for ExportSummary {
+    /// The blob's quality against the host's f32 model, and as `lflow-core`
+    /// decodes it; for int8, with f32 and with int16 activations and what the
+    /// int16 activations cost.
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (host, blob, naive, tuned) = (&self.host, &self.blob, self.core_f32, self.core);
+        let storage = self.storage;
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
+        let d = |a: Option<f64>, b: Option<f64>| a.zip(b).map_or("-".to_string(), |(a, b)| format!("{:+.1e}", a - b));
+        write!(
+            out,
+            "{}: {} bytes, {storage:?} weights, {} velocity outputs\n\
+             mean mode, eval trials; \"host model\": the host's f32 model with the blob's weights; \"lflow-core\":\n\
+             the blob decoded bin by bin as the device decodes it (a reset per trial)\n",
+            self.out.display(),
+            self.bytes,
+            self.n_beh,
+        )?;
+        // name, host f32, blob in the host model, lflow-core with f32 activations (int8 only), lflow-core
+        type Row<'a> = (&'a str, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+        let rows: [Row<'_>; 3] = [
+            ("co-bps", host.co_bps, blob.co_bps, naive.and_then(|q| q.co_bps), tuned.co_bps),
+            ("fp-bps", host.fp_bps, blob.fp_bps, naive.and_then(|q| q.fp_bps), tuned.fp_bps),
+            (
+                "behaviour R2 (device)",
+                host.decoder_vel_r2,
+                blob.decoder_vel_r2,
+                naive.and_then(|q| q.behaviour_r2),
+                tuned.behaviour_r2,
+            ),
+        ];
+        if naive.is_some() {
+            writeln!(
+                out,
+                "{:<22} {:>10} {:>14} {:>16} {:>18} {:>12}",
+                "", "host f32", "I8, host model", "lflow-core, f32", "lflow-core, int16", "int16 cost"
+            )?;
+            writeln!(out, "{:<22} {:>10} {:>14} {:>16} {:>18} {:>12}", "", "", "", "activations", "activations", "")?;
+            for (name, h, b, n, t) in rows {
+                writeln!(out, "{name:<22} {:>10} {:>14} {:>16} {:>18} {:>12}", f(h), f(b), f(n), f(t), d(t, n))?;
+            }
         } else {
-            Ok(blob.vector(t)?.to_vec())
+            let blob_col = format!("{storage:?}, host model");
+            writeln!(out, "{:<22} {:>10} {:>16} {:>12}", "", "host f32", blob_col, "lflow-core")?;
+            for (name, h, b, _, t) in rows {
+                writeln!(out, "{name:<22} {:>10} {:>16} {:>12}", f(h), f(b), f(t))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `lflow eval RUN --blob FILE`: the blob's metrics in mean mode on `data`
+/// (the run's own when `None`), written to `RUN/eval_blob.json`.
+pub fn blob_report(run: &Path, file: &Path, data: Option<&Path>, threads: usize) -> Result<EvalReport, ExportError> {
+    let (dir, record) = RunDir::open(run)?;
+    let data = crate::data::load(&record.data_or(&dir.path, data)?)?;
+    let bytes = std::fs::read(file).map_err(|source| RunError::Io { path: file.into(), source })?;
+    let report = blob_metrics(&bytes, &data, record.config.train.batch_size, threads)?;
+    dir.write(&dir.path.join("eval_blob.json"), serde_json::to_string_pretty(&report).unwrap_or_default().as_bytes())?;
+    Ok(report)
+}
+
+/// `lflow eval RUN --stream`: decode the eval trials of `data` (the run's own
+/// when `None`) without resets through `lflow-core`, with the blob `file` or
+/// the run's best weights in f32; writes `RUN/eval_stream.json`.
+pub fn stream_report(
+    run: &Path,
+    file: Option<&Path>,
+    data: Option<&Path>,
+    options: &StreamOptions,
+    threads: usize,
+) -> Result<(RunDir, StreamReport), ExportError> {
+    let (dir, record) = RunDir::open(run)?;
+    let data = crate::data::load(&record.data_or(&dir.path, data)?)?;
+    let bytes = match file {
+        Some(file) => std::fs::read(file).map_err(|source| RunError::Io { path: file.to_path_buf(), source })?,
+        None => {
+            let mut p = Predictor::open_run(&dir, Device::Cpu, threads)?;
+            if p.model.mode == Mode::Paper {
+                return Err(ExportError::PaperMode { run: run.to_path_buf() });
+            }
+            let velocity = fit_device_velocity(&mut p, &data)?;
+            blob(&p.model, &p.params, StorageFormat::F32, velocity.as_ref()).map_err(ExportError::Write)?
         }
     };
-    let mut params = Params::zeros(&config);
-    for t in PARAMS {
-        params.get_mut(t).copy_from_slice(&dense(t)?);
-    }
-    let velocity = (d.n_beh > 0)
-        .then(|| -> Result<VelocityReadout, lflow_core::BlobError> {
-            Ok(VelocityReadout {
-                n_beh: d.n_beh as usize,
-                weight: dense(Tensor::VelocityWeight)?,
-                bias: dense(Tensor::VelocityBias)?,
-            })
-        })
-        .transpose()?;
-    Ok(BlobModel { config, storage: h.storage, params, velocity })
-}
-
-impl VelocityReadout {
-    /// The decoder of a fitted ridge regression (`[outputs, features]` weights).
-    pub fn from_ridge(ridge: &crate::metrics::Ridge) -> VelocityReadout {
-        VelocityReadout {
-            n_beh: ridge.outputs,
-            weight: ridge.coef.iter().map(|w| *w as f32).collect(),
-            bias: ridge.intercept.iter().map(|b| *b as f32).collect(),
-        }
-    }
-
-    /// Decode rows of `y2` (`[rows, 3H]`) to behaviour `[rows, n_beh]`.
-    pub fn apply(&self, y2: &[f64]) -> Vec<f64> {
-        let d = self.weight.len() / self.n_beh.max(1);
-        y2.chunks(d.max(1))
-            .flat_map(|row| {
-                (0..self.n_beh).map(move |o| {
-                    self.bias[o] as f64
-                        + self.weight[o * d..(o + 1) * d].iter().zip(row).map(|(w, x)| *w as f64 * x).sum::<f64>()
-                })
-            })
-            .collect()
-    }
-}
-
-/// A blob's bytes in a 16-byte aligned buffer (as in flash), so `lflow-core`
-/// can borrow its sections in place.
-#[derive(Clone, Debug)]
-pub struct AlignedBuf {
-    words: Vec<u128>,
-    len: usize,
-}
-
-impl AlignedBuf {
-    /// Copy `bytes`.
-    pub fn new(bytes: &[u8]) -> AlignedBuf {
-        let mut words = vec![0u128; bytes.len().div_ceil(16)];
-        bytemuck::cast_slice_mut::<u128, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-        AlignedBuf { words, len: bytes.len() }
-    }
-
-    /// The bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice::<u128, u8>(&self.words)[..self.len]
-    }
-}
-
-/// Copy `bytes` into an [`AlignedBuf`].
-pub fn aligned(bytes: &[u8]) -> AlignedBuf {
-    AlignedBuf::new(bytes)
+    // The decoder borrows the blob in place: give it 16-byte alignment.
+    let report = evaluate_streams(aligned(&bytes).bytes(), &data, options)?;
+    dir.write(
+        &dir.path.join("eval_stream.json"),
+        serde_json::to_string_pretty(&report).unwrap_or_default().as_bytes(),
+    )?;
+    Ok((dir, report))
 }

@@ -4,7 +4,7 @@
 //! against the same bins decoded with a reset at every trial start.
 
 use crate::data::Dataset;
-use crate::deploy::export::VelocityReadout;
+use crate::deploy::velocity::VelocityReadout;
 use crate::metrics::{bits_per_spike, r2_uniform};
 use lflow_core::{BlobError, DynDecoder, Mean};
 use serde::Serialize;

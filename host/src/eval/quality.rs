@@ -10,7 +10,9 @@
 
 use crate::data::{Dataset, Split};
 use crate::eval::evaluate::{co_bps, evaluate, rate_r2, EvalReport};
-use crate::train::backend::{AnyBackend, Backend, Device};
+use crate::train::backend::BackendError;
+use crate::train::device::{AnyBackend, Device, OpenError};
+use crate::train::predictor::PREDICTION_SEED;
 use crate::train::run::RunConfig;
 use crate::train::trainer::Trainer;
 use serde::Serialize;
@@ -146,40 +148,69 @@ pub fn summarise(runs: &[QualityRun]) -> QualitySummary {
     }
 }
 
+/// Why a quality run cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum QualityError {
+    /// The CPU's worker threads could not start.
+    #[error("cannot start the worker threads")]
+    Open(#[source] OpenError),
+    /// The data set has no eval trials to score.
+    #[error("{name}: no eval trials to score")]
+    NoEval {
+        /// The data set's name.
+        name: String,
+    },
+    /// A pass failed on the backend.
+    #[error("{name}")]
+    Backend {
+        /// The data set's name.
+        name: String,
+        /// The backend's error.
+        #[source]
+        source: BackendError,
+    },
+}
+
 /// Rates (spikes per bin) `[B, TT, N_out]` of every trial of `data`, filled for
 /// `trials` only (zeros elsewhere): what [`evaluate`] reads of the eval trials.
-fn eval_rates(t: &mut Trainer<AnyBackend>, data: &Dataset, trials: &[usize], samples: usize) -> Vec<f32> {
+fn eval_rates(
+    t: &mut Trainer<AnyBackend>,
+    data: &Dataset,
+    trials: &[usize],
+    samples: usize,
+) -> Result<Vec<f32>, BackendError> {
     let per = data.bins() * data.n_out;
     let mut rates = vec![0.0f32; data.trials() * per];
-    let lr = t.predict(data, trials, samples, 0x5EED);
+    let lr = t.predictor().log_rates(data, trials, samples, PREDICTION_SEED)?;
     for (k, &i) in trials.iter().enumerate() {
         for (r, l) in rates[i * per..(i + 1) * per].iter_mut().zip(&lr[k * per..(k + 1) * per]) {
             *r = l.exp();
         }
     }
-    rates
+    Ok(rates)
 }
 
 /// Train `spec.config` on `data` (named `name` in the result), scoring as it
-/// goes; `progress` sees every scoring. The error says why the backend cannot run.
+/// goes; `progress` sees every scoring.
 pub fn run(
     spec: &QualitySpec,
     data: &Dataset,
     name: &str,
     mut progress: impl FnMut(&CurvePoint),
-) -> Result<QualityRun, String> {
+) -> Result<QualityRun, QualityError> {
     let model = spec.config.model_config(data);
     let train = spec.config.train.clone();
-    let backend = AnyBackend::open(Device::Cpu, spec.threads)?;
+    let backend = AnyBackend::open(Device::Cpu, spec.threads).map_err(QualityError::Open)?;
+    let failed = |source| QualityError::Backend { name: name.to_string(), source };
     let windows = data.stream_windows(train.stream_windows, train.stream_window_bins);
     let mut t = Trainer::for_data(model, train.clone(), backend, &windows);
     let eval = data.indices(Split::Eval);
     if eval.is_empty() {
-        return Err(format!("{name}: no eval trials to score"));
+        return Err(QualityError::NoEval { name: name.to_string() });
     }
-    let score = |t: &mut Trainer<AnyBackend>| {
-        let rates = eval_rates(t, data, &eval, 0);
-        (rate_r2(data, &rates, &eval, 0..data.n_out), co_bps(data, &rates, &eval))
+    let score = |t: &mut Trainer<AnyBackend>| -> Result<_, BackendError> {
+        let rates = eval_rates(t, data, &eval, 0)?;
+        Ok((rate_r2(data, &rates, &eval, 0..data.n_out), co_bps(data, &rates, &eval)))
     };
     let (mut seconds, mut scoring) = (0.0f64, 0.0f64);
     let mut curve = Vec::new();
@@ -187,18 +218,15 @@ pub fn run(
     let mut crossed: [Option<f64>; 2] = [None, None];
     while t.state.epoch < train.epochs {
         let began = std::time::Instant::now();
-        let s = t.epoch(&windows);
+        let s = t.epoch(&windows).map_err(failed)?;
         seconds += began.elapsed().as_secs_f64();
-        if let Some(e) = t.backend_mut().take_error() {
-            return Err(format!("{name}: epoch {}: {e}", s.epoch));
-        }
         if s.improved || !t.state.best_valid.is_finite() {
             best.data.copy_from_slice(&t.state.params.data);
         }
         let last = t.state.epoch == train.epochs || spec.seconds.is_some_and(|b| seconds >= b);
         if t.state.epoch % spec.eval_every.max(1) == 0 || last {
             let began = std::time::Instant::now();
-            let (rate_r2, co_bps) = score(&mut t);
+            let (rate_r2, co_bps) = score(&mut t).map_err(failed)?;
             scoring += began.elapsed().as_secs_f64();
             let p = CurvePoint { epoch: t.state.epoch, seconds, rate_r2, co_bps, valid_nll: s.valid_nll };
             for (c, th) in crossed.iter_mut().zip(THRESHOLDS) {
@@ -215,14 +243,14 @@ pub fn run(
     }
     let began = std::time::Instant::now();
     t.state.params.data.copy_from_slice(&best.data);
-    let final_report = |t: &mut Trainer<AnyBackend>, samples: usize| {
-        let rates = eval_rates(t, data, &eval, samples);
+    let final_report = |t: &mut Trainer<AnyBackend>, samples: usize| -> Result<EvalReport, BackendError> {
+        let rates = eval_rates(t, data, &eval, samples)?;
         let mut report = evaluate(data, &rates, spec.config.eval.psth_sd_ms);
         report.vel_r2 = None; // the training trials' rates were not predicted
-        report
+        Ok(report)
     };
-    let report = final_report(&mut t, spec.samples);
-    let mean_mode = if spec.samples == 0 { report.clone() } else { final_report(&mut t, 0) };
+    let report = final_report(&mut t, spec.samples).map_err(failed)?;
+    let mean_mode = if spec.samples == 0 { report.clone() } else { final_report(&mut t, 0).map_err(failed)? };
     scoring += began.elapsed().as_secs_f64();
     let co_bps_gap = report.oracle_co_bps.zip(report.co_bps).map(|(o, c)| o - c);
     Ok(QualityRun {

@@ -1,9 +1,14 @@
-//! The compute seam: the trainer drives a [`Backend`]; the CPU one splits a
-//! batch over threads with per-thread workspaces and gradient buffers. A CUDA
-//! backend implements the same trait.
+//! The compute seam: what the trainer and the predictor ask of a backend
+//! ([`Backend`], [`Resident`]) and what crosses it ([`Batch`], [`Pass`]).
+//! Every call returns a `Result`: a failed device call is a [`BackendError`]
+//! carrying the backend's own error as its source. The backends are
+//! [`crate::train::cpu`] and [`crate::train::cuda`]; [`crate::train::device`]
+//! is the one place that names them.
 
 use crate::config::ModelConfig;
-use crate::train::model::{self, Chunk, Dropout, LossScale, LossSums, Workspace};
+use crate::data::Dataset;
+use crate::train::adam::{Adam, AdamConfig};
+use crate::train::model::{Chunk, LossScale, LossSums};
 use crate::train::params::Params;
 
 /// One batch as every backend receives it (all trial-major).
@@ -28,7 +33,8 @@ pub struct Batch {
 }
 
 impl Batch {
-    fn chunk(&self, cfg: &ModelConfig, start: usize, len: usize) -> Chunk<'_> {
+    /// Trials `start .. start + len` as the model's forward pass reads them.
+    pub fn chunk(&self, cfg: &ModelConfig, start: usize, len: usize) -> Chunk<'_> {
         let (t, tt, h) = (self.observed, self.bins, cfg.hidden);
         let span = |per: usize| start * per..(start + len) * per;
         Chunk {
@@ -71,14 +77,15 @@ pub trait Backend {
     /// A short name for logs and benchmarks.
     fn name(&self) -> String;
 
-    /// Forward the batch, and what `pass` asks for; returns the loss sums.
-    fn run(&mut self, cfg: &ModelConfig, params: &Params, batch: &Batch, pass: Pass<'_>) -> LossSums;
-
-    /// The first failure since the last call (a device error in the middle of
-    /// a pass, whose results are then not to be used); the CPU never fails.
-    fn take_error(&mut self) -> Option<String> {
-        None
-    }
+    /// Forward the batch, and what `pass` asks for; returns the loss sums. On
+    /// an error nothing `pass` points at is to be used.
+    fn run(
+        &mut self,
+        cfg: &ModelConfig,
+        params: &Params,
+        batch: &Batch,
+        pass: Pass<'_>,
+    ) -> Result<LossSums, BackendError>;
 
     /// A backend that keeps the data set, parameters and optimiser on its
     /// device trains through [`Resident`]; `None` (the CPU): the trainer
@@ -88,21 +95,49 @@ pub trait Backend {
     }
 }
 
-/// One Adam step's constants (coupled weight decay, as `crate::train::adam::Adam`).
+/// A backend's failure. The CPU backend fails only to start its threads; a
+/// GPU backend on any call, its own error (cudarc's, the emulator's) kept as
+/// the source.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The CPU backend's worker threads could not start.
+    #[error("cannot start the worker threads")]
+    Threads(#[source] rayon::ThreadPoolBuildError),
+    /// A call on a GPU failed.
+    #[error("{backend} failed")]
+    Gpu {
+        /// The backend ([`Backend::name`]).
+        backend: String,
+        /// What the GPU layer said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// One Adam step's constants (coupled weight decay, as [`Adam`]).
 #[derive(Clone, Copy, Debug)]
 pub struct AdamStep {
     /// Adam's constants with this step's learning rate.
-    pub adam: crate::train::adam::AdamConfig,
+    pub adam: AdamConfig,
     /// Weight decay of this epoch (ramped).
     pub weight_decay: f32,
     /// The step's number, from 1 (bias corrections).
     pub step: u64,
 }
 
+/// The optimiser's state a [`Resident`] backend takes over for an epoch.
+#[derive(Clone, Copy, Debug)]
+pub struct OptimizerState<'a> {
+    /// The parameters being trained.
+    pub params: &'a Params,
+    /// Adam's moments.
+    pub adam: &'a Adam,
+}
+
 /// Training with everything on the device: between [`Resident::begin_epoch`]
 /// and [`Resident::end_epoch`] only the loss scalars cross to the host. The
 /// results equal the host path's (same streams, same Adam) up to rounding.
-/// Errors are kept for [`Backend::take_error`]; after one, the calls do nothing.
+/// After an error the host's state stays as it was at the epoch's start.
 pub trait Resident {
     /// Upload what the epoch needs: the data set (once per data set), the
     /// parameters and Adam's moments, the epoch's trial order and one seed per
@@ -110,11 +145,11 @@ pub trait Resident {
     fn begin_epoch(
         &mut self,
         model: &ModelConfig,
-        data: &crate::data::Dataset,
-        state: &crate::train::trainer::TrainState,
+        data: &Dataset,
+        state: OptimizerState<'_>,
         order: &[usize],
         seeds: &[u64],
-    );
+    ) -> Result<(), BackendError>;
 
     /// One batch: trials `order[start .. start + len]` assembled on the device
     /// (coordinated dropout at `cd_rate`, noise, dropout at `dropout`), forward,
@@ -127,283 +162,32 @@ pub trait Resident {
         len: usize,
         cd_rate: f32,
         dropout: f32,
-        scale: crate::train::model::LossScale,
+        scale: LossScale,
         step: AdamStep,
-    ) -> LossSums;
+    ) -> Result<LossSums, BackendError>;
 
-    /// Bring the parameters and Adam's moments back into `state`.
-    fn end_epoch(&mut self, state: &mut crate::train::trainer::TrainState);
+    /// Bring the parameters and Adam's moments back to the host.
+    fn end_epoch(&mut self, params: &mut Params, adam: &mut Adam) -> Result<(), BackendError>;
 }
 
-/// Where a model trains: `cpu`, or `cuda` / `cuda:N` (device N).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Device {
-    /// The CPU backend.
-    #[default]
-    Cpu,
-    /// The CUDA backend on device N.
-    Cuda(usize),
-}
-
-impl std::str::FromStr for Device {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Device, String> {
-        match s {
-            "cpu" => Ok(Device::Cpu),
-            "cuda" => Ok(Device::Cuda(0)),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(Device::Cuda)
-                .ok_or_else(|| format!("unknown device `{s}`: use cpu, cuda or cuda:N (e.g. cuda:1)")),
-        }
-    }
-}
-
-impl std::fmt::Display for Device {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Device::Cpu => write!(f, "cpu"),
-            Device::Cuda(n) => write!(f, "cuda:{n}"),
-        }
-    }
-}
-
-/// The backend a [`Device`] names.
-pub enum AnyBackend {
-    /// Threads on the CPU.
-    Cpu(CpuBackend),
-    /// A CUDA GPU.
-    Cuda(Box<crate::train::cuda::CudaBackend<crate::train::cuda::driver::CudaGpu>>),
-}
-
-impl AnyBackend {
-    /// Open `device` (`threads` is the CPU backend's thread count, 0: one per core).
-    pub fn open(device: Device, threads: usize) -> Result<AnyBackend, String> {
-        match device {
-            Device::Cpu => CpuBackend::new(threads)
-                .map(AnyBackend::Cpu)
-                .map_err(|e| format!("cannot start the worker threads: {e}")),
-            Device::Cuda(n) => crate::train::cuda::CudaBackend::open(n)
-                .map(|b| AnyBackend::Cuda(Box::new(b)))
-                .map_err(|e| e.to_string()),
-        }
-    }
-}
-
-impl Backend for AnyBackend {
+/// A borrowed backend is a backend (a [`crate::train::predictor::Predictor`]
+/// over a trainer's own).
+impl<B: Backend + ?Sized> Backend for &mut B {
     fn name(&self) -> String {
-        match self {
-            AnyBackend::Cpu(b) => b.name(),
-            AnyBackend::Cuda(b) => b.name(),
-        }
+        (**self).name()
     }
 
-    fn run(&mut self, cfg: &ModelConfig, params: &Params, batch: &Batch, pass: Pass<'_>) -> LossSums {
-        match self {
-            AnyBackend::Cpu(b) => b.run(cfg, params, batch, pass),
-            AnyBackend::Cuda(b) => b.run(cfg, params, batch, pass),
-        }
-    }
-
-    fn take_error(&mut self) -> Option<String> {
-        match self {
-            AnyBackend::Cpu(b) => b.take_error(),
-            AnyBackend::Cuda(b) => Backend::take_error(b.as_mut()),
-        }
+    fn run(
+        &mut self,
+        cfg: &ModelConfig,
+        params: &Params,
+        batch: &Batch,
+        pass: Pass<'_>,
+    ) -> Result<LossSums, BackendError> {
+        (**self).run(cfg, params, batch, pass)
     }
 
     fn resident(&mut self) -> Option<&mut dyn Resident> {
-        match self {
-            AnyBackend::Cpu(b) => b.resident(),
-            AnyBackend::Cuda(b) => b.resident(),
-        }
-    }
-}
-
-/// `out` (trial-major, `per` values per trial) cut at `bounds`' trial ranges, one part each.
-fn split_trials<'a>(out: Option<&'a mut [f32]>, bounds: &[(usize, usize)], per: usize) -> Vec<Option<&'a mut [f32]>> {
-    let Some(mut rest) = out else { return bounds.iter().map(|_| None).collect() };
-    let mut parts = Vec::with_capacity(bounds.len());
-    for &(_, len) in bounds {
-        let (part, tail) = std::mem::take(&mut rest).split_at_mut(len * per);
-        parts.push(Some(part));
-        rest = tail;
-    }
-    parts
-}
-
-struct Worker {
-    ws: Workspace,
-    grads: Params,
-    sums: LossSums,
-}
-
-/// Multi-threaded CPU backend (rayon): each thread trains its share of a batch.
-pub struct CpuBackend {
-    pool: rayon::ThreadPool,
-    threads: usize,
-    workers: Vec<Worker>,
-}
-
-/// Trials a worker forwards and backpropagates at once: its share of a batch
-/// runs in pieces of at most this many, each through the whole forward and
-/// backward pass. At H=64, batch 256, 2 threads this keeps `lflow bench train`
-/// at 124 MiB instead of 397 MiB and its median wall time 0.93x (README,
-/// "Training speed").
-const PIECE_TRIALS: usize = 32;
-
-impl CpuBackend {
-    /// A backend with `threads` worker threads (0: one per core).
-    pub fn new(threads: usize) -> Result<CpuBackend, rayon::ThreadPoolBuildError> {
-        let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
-        Ok(CpuBackend { pool, threads, workers: Vec::new() })
-    }
-
-    /// Worker threads.
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
-}
-
-impl Backend for CpuBackend {
-    fn name(&self) -> String {
-        format!("cpu x{}", self.threads)
-    }
-
-    fn run(&mut self, cfg: &ModelConfig, params: &Params, batch: &Batch, pass: Pass<'_>) -> LossSums {
-        use rayon::prelude::*;
-        let Pass { dropout, scale, grads, log_rates, features } = pass;
-        let parts = self.threads.min(batch.trials).max(1);
-        while self.workers.len() < parts {
-            self.workers.push(Worker { ws: Workspace::new(), grads: Params::zeros(cfg), sums: LossSums::default() });
-        }
-        let want_grads = grads.is_some();
-        let bounds: Vec<(usize, usize)> = (0..parts)
-            .map(|i| (i * batch.trials / parts, (i + 1) * batch.trials / parts - i * batch.trials / parts))
-            .collect();
-        let which = features.as_ref().map(|(w, _)| *w);
-        let rate_parts = split_trials(log_rates, &bounds, batch.bins * cfg.n_out);
-        let feature_parts = split_trials(features.map(|(_, out)| out), &bounds, batch.bins * cfg.d_model());
-        let jobs: Vec<_> = bounds.iter().copied().zip(rate_parts).zip(feature_parts).collect();
-        let workers = &mut self.workers[..parts];
-        self.pool.install(|| {
-            workers.par_iter_mut().zip(jobs).for_each(|(w, (((start, len), mut rates), mut feats))| {
-                if want_grads {
-                    if w.grads.len() != params.len() {
-                        w.grads = Params::zeros(cfg);
-                    }
-                    w.grads.clear();
-                }
-                w.sums = LossSums::default();
-                // Pieces of at most PIECE_TRIALS trials, as even as possible.
-                let pieces = len.div_ceil(PIECE_TRIALS).max(1);
-                for i in 0..pieces {
-                    let (from, to) = (i * len / pieces, (i + 1) * len / pieces);
-                    let (s, n) = (start + from, to - from);
-                    let chunk = batch.chunk(cfg, s, n);
-                    let drop = Dropout { rate: dropout, seeds: &batch.seeds[s..s + n] };
-                    let sums = model::forward(cfg, params, &chunk, Some(drop), &mut w.ws);
-                    w.sums.nll += sums.nll;
-                    w.sums.kl += sums.kl;
-                    w.sums.elements += sums.elements;
-                    if want_grads {
-                        model::backward(cfg, params, &chunk, scale, &mut w.ws, &mut w.grads);
-                    }
-                    if let Some(out) = rates.as_deref_mut() {
-                        let per = batch.bins * cfg.n_out;
-                        out[from * per..to * per].copy_from_slice(&model::log_rates(&w.ws)[..n * per]);
-                    }
-                    if let (Some(out), Some(which)) = (feats.as_deref_mut(), which) {
-                        let per = batch.bins * cfg.d_model();
-                        let src = match which {
-                            Features::Latents => model::latents(&w.ws),
-                            Features::DecoderOutput => model::decoder_output(&w.ws),
-                        };
-                        out[from * per..to * per].copy_from_slice(&src[..n * per]);
-                    }
-                }
-            })
-        });
-        let mut total = LossSums::default();
-        for w in workers.iter() {
-            total.nll += w.sums.nll;
-            total.kl += w.sums.kl;
-            total.elements += w.sums.elements;
-        }
-        if let Some(g) = grads {
-            g.clear();
-            for w in workers.iter() {
-                g.add(&w.grads);
-            }
-        }
-        total
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use lflow_core::Seeded;
-
-    fn random_batch(cfg: &ModelConfig, trials: usize, observed: usize, bins: usize) -> Batch {
-        let mut rng = Seeded::new(11);
-        let mut counts = |n: usize| -> Vec<f32> { (0..n).map(|_| (rng.next_u32() % 4) as f32).collect() };
-        let input = counts(trials * observed * cfg.n_in);
-        let targets = counts(trials * bins * cfg.n_out);
-        let grad_mask = (0..trials * observed * cfg.n_in).map(|i| (i % 3 != 0) as u32 as f32).collect();
-        let mut rng = Seeded::new(12);
-        let noise = (0..trials * (bins + 1) * cfg.hidden).map(|_| rng.next_normal()).collect();
-        let seeds = (0..trials as u64).map(|i| i * 31 + 7).collect();
-        Batch { input, targets, grad_mask, noise, seeds, trials, observed, bins }
-    }
-
-    #[test]
-    fn a_batch_in_pieces_over_threads_equals_one_chunk() {
-        let cfg = ModelConfig::paper(3, 4, 4, 8);
-        // 75 trials: 3 pieces on one thread (25 each), 2 + 2 on two (18/19 and 19/19).
-        let batch = random_batch(&cfg, 75, 5, 7);
-        let params = Params::init(&cfg, &mut Seeded::new(3));
-        let scale = LossScale { nll: 0.01, kl: 0.02 };
-        // The reference: the model on the whole batch as one chunk, without the backend.
-        let mut ws = Workspace::new();
-        let chunk = batch.chunk(&cfg, 0, batch.trials);
-        let drop = Dropout { rate: 0.3, seeds: &batch.seeds };
-        let want_sums = model::forward(&cfg, &params, &chunk, Some(drop), &mut ws);
-        let mut want_grads = Params::zeros(&cfg);
-        model::backward(&cfg, &params, &chunk, scale, &mut ws, &mut want_grads);
-        let rel = |a: &[f32], b: &[f32]| {
-            let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
-            let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
-            (num / den).sqrt()
-        };
-        for threads in [1, 2] {
-            let mut backend = CpuBackend::new(threads).unwrap();
-            let mut grads = Params::zeros(&cfg);
-            let mut rates = vec![f32::NAN; 75 * 7 * cfg.n_out];
-            let mut features = vec![f32::NAN; 75 * 7 * cfg.d_model()];
-            let pass = Pass {
-                dropout: 0.3,
-                scale,
-                grads: Some(&mut grads),
-                log_rates: Some(&mut rates),
-                features: Some((Features::DecoderOutput, &mut features)),
-            };
-            let sums = backend.run(&cfg, &params, &batch, pass);
-            assert_eq!(sums.elements, want_sums.elements);
-            assert!((sums.nll - want_sums.nll).abs() < 1e-6 * want_sums.nll.abs(), "{threads} threads: nll");
-            assert!((sums.kl - want_sums.kl).abs() < 1e-6 * want_sums.kl.abs(), "{threads} threads: kl");
-            // gemm's rounding depends on the number of rows, so not to the bit.
-            let e = rel(&rates, model::log_rates(&ws));
-            assert!(e < 1e-6, "{threads} threads: log-rates off by {e:.2e}");
-            let e = rel(&features, model::decoder_output(&ws));
-            assert!(e < 1e-6, "{threads} threads: features off by {e:.2e}");
-            for t in crate::train::params::PARAMS {
-                let e = rel(grads.get(t), want_grads.get(t));
-                assert!(e < 1e-5, "{threads} threads: gradient of {t:?} off by {e:.2e}");
-            }
-        }
+        (**self).resident()
     }
 }

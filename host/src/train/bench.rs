@@ -2,8 +2,10 @@
 
 use crate::config::{Mode, ModelConfig};
 use crate::data::{Dataset, Split};
-use crate::train::backend::{AnyBackend, Backend, Device};
-use crate::train::trainer::{TrainConfig, Trainer};
+use crate::train::backend::{Backend, BackendError};
+use crate::train::device::{AnyBackend, Device, OpenError};
+use crate::train::train_config::TrainConfig;
+use crate::train::trainer::Trainer;
 use lflow_core::Seeded;
 use serde::Serialize;
 
@@ -95,8 +97,25 @@ fn random_dataset(b: &TrainBench, seed: u64) -> Dataset {
     }
 }
 
-/// Run the benchmark; the error says why the device cannot run.
-pub fn run(b: &TrainBench) -> Result<TrainBenchResult, String> {
+/// Why the training benchmark cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The device could not be opened.
+    #[error("--device {device}: cannot train there")]
+    Open {
+        /// The device asked for.
+        device: Device,
+        /// Why.
+        #[source]
+        source: OpenError,
+    },
+    /// A pass failed on the device.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Run the benchmark.
+pub fn run(b: &TrainBench) -> Result<TrainBenchResult, BenchError> {
     let cfg = ModelConfig {
         n_in: b.n_in,
         n_out: b.n_out,
@@ -110,23 +129,22 @@ pub fn run(b: &TrainBench) -> Result<TrainBenchResult, String> {
     };
     let data = random_dataset(b, 1);
     let train = TrainConfig { batch_size: b.batch, ..TrainConfig::default() };
-    let mut trainer = Trainer::new(cfg.clone(), train, AnyBackend::open(b.device, b.threads)?);
-    trainer.epoch(&data); // warm-up: sizes every workspace (and compiles nothing: kernels are compiled at open)
+    let backend =
+        AnyBackend::open(b.device, b.threads).map_err(|source| BenchError::Open { device: b.device, source })?;
+    let mut trainer = Trainer::new(cfg.clone(), train, backend);
+    trainer.epoch(&data)?; // warm-up: sizes every workspace (and compiles nothing: kernels are compiled at open)
     crate::train::gemm::take_gemm_nanos();
     crate::train::gemm::set_profiling(true);
     let started = std::time::Instant::now();
     let mut trials = 0usize;
     let mut train_secs = 0.0f64;
     for _ in 0..b.batches.max(1) {
-        let s = trainer.epoch(&data);
+        let s = trainer.epoch(&data)?;
         trials += b.batch;
         train_secs += b.batch as f64 / s.trials_per_s;
     }
     let wall = started.elapsed().as_secs_f64();
     crate::train::gemm::set_profiling(false);
-    if let Some(e) = trainer.backend_mut().take_error() {
-        return Err(e);
-    }
     let threads = match trainer.backend() {
         AnyBackend::Cpu(c) => c.threads(),
         AnyBackend::Cuda(_) => 0,

@@ -10,7 +10,8 @@
 use crate::config::{Mode, ModelConfig};
 use crate::train::adam::Adam;
 use crate::train::params::{shape, Params, PARAMS};
-use crate::train::trainer::{TrainConfig, TrainState};
+use crate::train::state::TrainState;
+use crate::train::train_config::TrainConfig;
 use lflow_core::blob::Tensor;
 use lflow_core::Seeded;
 use safetensors::tensor::{Dtype, TensorView};

@@ -13,12 +13,26 @@
 
 pub mod adam;
 pub mod backend;
+pub mod batches;
 pub mod bench;
 pub mod checkpoint;
+pub mod cpu;
 pub mod cuda;
+pub mod device;
 pub mod gemm;
 pub mod model;
 pub mod params;
+pub mod predictor;
 pub mod run;
 pub mod schedule;
+pub mod session;
+pub mod state;
+pub mod train_config;
 pub mod trainer;
+
+pub use backend::{Backend, BackendError};
+pub use device::{AnyBackend, Device};
+pub use predictor::Predictor;
+pub use session::Session;
+pub use train_config::TrainConfig;
+pub use trainer::Trainer;

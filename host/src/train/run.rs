@@ -14,7 +14,7 @@ use crate::config::{Mode, ModelConfig};
 use crate::data::{DataError, Dataset};
 use crate::io::write_atomically;
 use crate::train::checkpoint::CheckpointError;
-use crate::train::trainer::TrainConfig;
+use crate::train::train_config::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

@@ -2,23 +2,7 @@
 //! (MODEL.md section 7, and this project's warm-up and cosine alternative),
 //! and gradient clipping.
 
-use crate::train::trainer::TrainConfig;
-use serde::{Deserialize, Serialize};
-
-/// The learning-rate schedule.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Schedule {
-    /// The paper's `ReduceLROnPlateau` on the validation NLL: after more than
-    /// `plateau_patience` epochs without a strict improvement the rate is
-    /// multiplied by `plateau_factor`, down to `min_lr` (MODEL.md section 7).
-    #[default]
-    Plateau,
-    /// Warm-up over `warmup_epochs`, then cosine decay from `lr` to `min_lr`
-    /// at the last epoch: `min_lr + (lr - min_lr) (1 + cos(pi k / K)) / 2` for
-    /// the `k`-th of the `K = epochs - warmup_epochs - 1` epochs after warm-up.
-    Cosine,
-}
+use crate::train::train_config::{Schedule, TrainConfig};
 
 impl TrainConfig {
     /// The learning rate of epoch `epoch` before any plateau reduction: the

@@ -264,3 +264,29 @@ pub fn import(spec: &ImportSpec) -> Result<Imported, NlbError> {
     };
     Ok(Imported { data, nan_counts, target_file: target_path })
 }
+
+impl std::fmt::Display for Imported {
+    /// One line on what was imported (and one on NaN counts, if any).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = &self.data;
+        if let Some(meta) = d.nlb.as_ref().map(|n| &n.meta) {
+            write!(
+                f,
+                "{} at {} ms, {} phase: {} train + {} eval trials, ",
+                meta.dataset, meta.bin_ms, meta.phase, meta.train_trials, meta.eval_trials
+            )?;
+        }
+        write!(f, "{} + {} bins, {} held-in + {} held-out neurons", d.observed, d.forward, d.n_in, d.n_out - d.n_in)?;
+        if d.behavior.is_some() {
+            write!(f, ", {} behaviour channels", d.n_beh)?;
+        }
+        if self.nan_counts > 0 {
+            write!(
+                f,
+                "\n{} NaN spike counts (bins outside a trial's data) read as 0 by the model; the metrics keep them masked",
+                self.nan_counts
+            )?;
+        }
+        Ok(())
+    }
+}

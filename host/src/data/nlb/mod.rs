@@ -3,6 +3,7 @@
 //! computes them. The metrics work on arrays in memory ([`score`]); reading
 //! and writing HDF5 needs the `nlb` feature (the system's libhdf5).
 
+pub mod array;
 #[cfg(feature = "nlb")]
 pub mod h5;
 #[cfg(feature = "nlb")]

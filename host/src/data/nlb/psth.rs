@@ -2,7 +2,7 @@
 //! `evaluation.py`): condition-averaged rates against smoothed
 //! condition-averaged spikes, each trial shifted by its jitter (dmfc_rsg).
 
-use super::score::Array;
+use super::array::Array;
 use crate::metrics::r2_per_output;
 
 /// The trial's rows shifted by `jitter` bins: positive puts NaN rows in front

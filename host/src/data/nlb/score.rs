@@ -3,52 +3,11 @@
 //! vel R2 (or tp corr for dmfc_rsg), psth R2 and fp-bps of one submission
 //! group against one target group, in f64, from arrays in memory.
 
+pub use super::array::Array;
 use super::names;
 use super::psth::eval_psth;
 pub use super::psth::psth_r2_per_neuron;
 use crate::metrics::{bits_per_spike, r2_uniform, ridge_cv};
-
-/// A row-major array: `shape` and values (NaN marks missing data, as in the files).
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct Array {
-    /// Dimensions, outermost first.
-    pub shape: Vec<usize>,
-    /// `shape.iter().product()` values.
-    pub data: Vec<f64>,
-}
-
-impl Array {
-    /// An array of `shape` from f32 values.
-    pub fn from_f32(shape: Vec<usize>, data: &[f32]) -> Array {
-        Array { shape, data: data.iter().map(|&x| x as f64).collect() }
-    }
-
-    /// Size of dimension `i` (0 past the end).
-    pub fn dim(&self, i: usize) -> usize {
-        self.shape.get(i).copied().unwrap_or(0)
-    }
-
-    /// The last dimension (the channels of a `[trials, bins, channels]` array).
-    pub fn channels(&self) -> usize {
-        self.shape.last().copied().unwrap_or(0)
-    }
-
-    /// `[a, b, x]` and `[a, b, y]` joined along the last dimension (`np.dstack`).
-    pub fn join(&self, other: &Array) -> Array {
-        let (x, y) = (self.channels(), other.channels());
-        let rows = self.data.len() / x.max(1);
-        let mut data = Vec::with_capacity(self.data.len() + other.data.len());
-        for r in 0..rows {
-            data.extend_from_slice(&self.data[r * x..(r + 1) * x]);
-            data.extend_from_slice(&other.data[r * y..(r + 1) * y]);
-        }
-        let mut shape = self.shape.clone();
-        if let Some(last) = shape.last_mut() {
-            *last = x + y;
-        }
-        Array { shape, data }
-    }
-}
 
 /// One group of an eval target file (`make_eval_target_tensors`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -532,4 +491,27 @@ mod tests {
         // A group absent from the target is skipped.
         assert!(evaluate(&[], &[("dmfc_rsg".into(), s)]).unwrap().is_empty());
     }
+}
+
+/// The metrics list as a table, or (`json`) as `nlb_tools`' JSON list.
+pub fn format_results(results: &Results, json: bool) -> String {
+    if json {
+        let list: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(name, metrics)| {
+                let inner: serde_json::Map<String, serde_json::Value> =
+                    metrics.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+                serde_json::json!({ name: inner })
+            })
+            .collect();
+        return serde_json::to_string_pretty(&list).unwrap_or_default();
+    }
+    let mut out = String::new();
+    for (name, metrics) in results {
+        out += &format!("{name}\n");
+        for (k, v) in metrics {
+            out += &format!("  {k:<20} {v:.6}\n");
+        }
+    }
+    out
 }

@@ -31,7 +31,7 @@ macro_rules! arena {
         /// Device pointers of every activation, gradient and input of a step.
         #[derive(Clone, Copy, Debug)]
         #[allow(missing_docs)]
-        pub struct Arena { pub buf: BufId, pub bytes: usize, $(pub $name: DevPtr,)* }
+        pub struct Arena { pub buf: BufId, $(pub $name: DevPtr,)* }
     };
 }
 
@@ -112,12 +112,10 @@ impl Arena {
         let o_dlv_z = region(bc * h, f);
         let o_dmu_v = region(bc * h, f);
         let o_dlv_v = region(bc * h, f);
-        let bytes = next;
-        let buf = gpu.alloc(bytes)?;
+        let buf = gpu.alloc(next)?;
         let at = |offset: usize| DevPtr { buf, offset };
         Ok(Arena {
             buf,
-            bytes,
             taps: at(o_taps),
             dtaps: at(o_dtaps),
             partials: at(o_partials),

@@ -13,7 +13,24 @@ use std::sync::Arc;
 
 fn call_err(what: impl Into<String>) -> impl FnOnce(cudarc::driver::DriverError) -> GpuError {
     let what = what.into();
-    move |e| GpuError::Call { what, detail: format!("{e:?}") }
+    move |source| GpuError::Driver { what, source }
+}
+
+/// Check that the driver, NVRTC and cuBLAS libraries load, naming the first
+/// missing one (cudarc would panic on it).
+pub fn check_libraries() -> Result<(), GpuError> {
+    // SAFETY: each call only tries to dlopen a library.
+    let (driver, blas) = unsafe { (cudarc::driver::sys::is_culib_present(), cudarc::cublas::sys::is_culib_present()) };
+    if !driver {
+        return Err(GpuError::Missing { what: "driver (libcuda)" });
+    }
+    if !kernels::nvrtc_present() {
+        return Err(GpuError::Missing { what: "NVRTC (libnvrtc)" });
+    }
+    if !blas {
+        return Err(GpuError::Missing { what: "cuBLAS (libcublas)" });
+    }
+    Ok(())
 }
 
 /// A CUDA device: its context, stream, cuBLAS handle and compiled kernels.
@@ -30,11 +47,11 @@ impl CudaGpu {
     /// libraries load (cudarc would panic on a missing one), and compile every
     /// kernel file for the device's architecture.
     pub fn new(ordinal: usize) -> Result<CudaGpu, GpuError> {
-        super::check_libraries()?;
-        let ctx = CudaContext::new(ordinal).map_err(|e| GpuError::NoDevice { ordinal, detail: format!("{e:?}") })?;
+        check_libraries()?;
+        let ctx = CudaContext::new(ordinal).map_err(|source| GpuError::NoDevice { ordinal, source })?;
         let stream = ctx.default_stream();
-        let blas = cudarc::cublas::CudaBlas::new(stream.clone())
-            .map_err(|e| GpuError::Call { what: "cuBLAS init".into(), detail: format!("{e:?}") })?;
+        let blas =
+            cudarc::cublas::CudaBlas::new(stream.clone()).map_err(|source| GpuError::Blas { what: "init", source })?;
         let (major, minor) = ctx.compute_capability().map_err(call_err("compute capability"))?;
         let arch: &'static str = Box::leak(format!("sm_{major}{minor}").into_boxed_str());
         let mut functions = HashMap::new();
@@ -46,7 +63,7 @@ impl CudaGpu {
                 ..Default::default()
             };
             let ptx = cudarc::nvrtc::compile_ptx_with_opts(file.standalone(), opts)
-                .map_err(|e| GpuError::Compile { file: file.file, log: format!("{e:?}") })?;
+                .map_err(|source| GpuError::Compile { file: file.file, source })?;
             let module = ctx.load_module(ptx).map_err(call_err(format!("load {}", file.file)))?;
             for &k in file.kernels {
                 functions.insert(k, module.load_function(k).map_err(call_err(format!("load kernel {k}")))?);
@@ -140,7 +157,7 @@ impl Gpu for CudaGpu {
         let f = self
             .functions
             .get(kernel)
-            .ok_or_else(|| GpuError::Call { what: what.clone(), detail: "no such kernel in host/cuda".into() })?;
+            .ok_or_else(|| GpuError::Refused { what: what.clone(), detail: "no such kernel in host/cuda".into() })?;
         let mut values = Vec::with_capacity(args.len());
         for a in args {
             values.push(a.word(|p| self.ptr(p, 0, &what))?);
@@ -183,6 +200,6 @@ impl Gpu for CudaGpu {
                 g.ldc as i32,
             )
         }
-        .map_err(|e| GpuError::Call { what: "cublasSgemm".into(), detail: format!("{e:?}") })
+        .map_err(|source| GpuError::Blas { what: "cublasSgemm", source })
     }
 }

@@ -107,7 +107,7 @@ impl Gpu for EmulatedGpu {
         }
         // Each argument sits in the low bytes of its own 8-byte slot (little endian).
         let mut pointers: Vec<*mut c_void> = values.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
-        let name = CString::new(kernel).map_err(|_| GpuError::Call { what: what.clone(), detail: "name".into() })?;
+        let name = CString::new(kernel).map_err(|_| GpuError::Refused { what: what.clone(), detail: "name".into() })?;
         // SAFETY: the emulator reads one argument per kernel parameter from
         // `pointers`, each pointing to 8 live bytes; every device pointer is the
         // start of a live buffer plus an in-bounds offset. Kernels index within
@@ -128,8 +128,8 @@ impl Gpu for EmulatedGpu {
         self.launches += 1;
         match code {
             0 => Ok(()),
-            -1 => Err(GpuError::Call { what, detail: "no such kernel in the emulator".into() }),
-            _ => Err(GpuError::Call { what, detail: format!("bad launch shape {dims:?}") }),
+            -1 => Err(GpuError::Refused { what, detail: "no such kernel in the emulator".into() }),
+            _ => Err(GpuError::Refused { what, detail: format!("bad launch shape {dims:?}") }),
         }
     }
 
@@ -139,7 +139,10 @@ impl Gpu for EmulatedGpu {
         let (rows_b, cols_b) = if g.trans_b { (g.n, g.k) } else { (g.k, g.n) };
         let extent = |rows: usize, cols: usize, ld: usize| if cols == 0 { 0 } else { (cols - 1) * ld + rows };
         if g.lda < rows_a.max(1) || g.ldb < rows_b.max(1) || g.ldc < g.m.max(1) {
-            return Err(GpuError::Call { what: "sgemm".into(), detail: format!("leading dimension too small: {g:?}") });
+            return Err(GpuError::Refused {
+                what: "sgemm".into(),
+                detail: format!("leading dimension too small: {g:?}"),
+            });
         }
         let a = self.f32_at(g.a, extent(rows_a, cols_a, g.lda), "sgemm A")?;
         let b = self.f32_at(g.b, extent(rows_b, cols_b, g.ldb), "sgemm B")?;

@@ -3,8 +3,6 @@
 //! through cudarc ([`super::driver::CudaGpu`]) and, for tests on machines
 //! without one, the kernels compiled for the CPU ([`super::emulator::EmulatedGpu`]).
 
-use std::fmt;
-
 /// A device allocation, owned by the [`Gpu`] that made it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BufId(pub(crate) usize);
@@ -100,69 +98,77 @@ pub struct Sgemm {
     pub ldc: usize,
 }
 
-/// What can go wrong on the GPU side.
-#[derive(Debug)]
+/// What can go wrong on the GPU side. The CUDA libraries' own errors are
+/// kept as sources.
+#[derive(Debug, thiserror::Error)]
 pub enum GpuError {
     /// A CUDA library could not be loaded.
+    #[error(
+        "the CUDA {what} library could not be loaded (no NVIDIA driver or CUDA toolkit on this machine, \
+         or not on LD_LIBRARY_PATH); train on the CPU instead with --device cpu"
+    )]
     Missing {
-        /// Which library (`driver`, `NVRTC`, `cuBLAS`).
+        /// Which library (`driver (libcuda)`, `NVRTC (libnvrtc)`, `cuBLAS (libcublas)`).
         what: &'static str,
     },
     /// The driver loaded but there is no such device.
+    #[error("no CUDA device {ordinal}; train on the CPU instead with --device cpu")]
     NoDevice {
         /// The requested ordinal.
         ordinal: usize,
-        /// The driver's words.
-        detail: String,
+        /// The driver's error.
+        #[source]
+        source: cudarc::driver::DriverError,
     },
     /// NVRTC rejected a kernel file.
+    #[error("NVRTC could not compile {file}")]
     Compile {
         /// The `.cu` file.
         file: &'static str,
-        /// NVRTC's log.
-        log: String,
+        /// NVRTC's error, with its log.
+        #[source]
+        source: cudarc::nvrtc::CompileError,
     },
-    /// A driver, launch or cuBLAS call failed.
-    Call {
-        /// What was being done (`launch attention_forward`, `sgemm`, ...).
+    /// A driver call (memory, copy, launch) failed.
+    #[error("CUDA {what} failed")]
+    Driver {
+        /// What was being done (`launch attention_forward`, `upload`, ...).
         what: String,
-        /// The library's words.
+        /// The driver's error.
+        #[source]
+        source: cudarc::driver::DriverError,
+    },
+    /// A cuBLAS call failed.
+    #[error("cuBLAS {what} failed")]
+    Blas {
+        /// What was being done.
+        what: &'static str,
+        /// cuBLAS's error.
+        #[source]
+        source: cudarc::cublas::result::CublasError,
+    },
+    /// A call the device layer refused before reaching any library: an unknown
+    /// kernel, a bad launch shape, a call out of order.
+    #[error("{what}: {detail}")]
+    Refused {
+        /// What was being done.
+        what: String,
+        /// Why.
         detail: String,
     },
     /// A model option the CUDA kernels do not compute.
+    #[error("the CUDA backend does not compute {what} (the CPU backend does: --device cpu)")]
     Unsupported {
         /// The option.
         what: &'static str,
     },
     /// A buffer access outside its allocation (a bug in the caller, caught).
+    #[error("{what}: access outside a device buffer")]
     OutOfBounds {
         /// What was being done.
         what: String,
     },
 }
-
-impl fmt::Display for GpuError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GpuError::Missing { what } => write!(
-                f,
-                "the CUDA {what} library could not be loaded (no NVIDIA driver or CUDA toolkit on this machine, \
-                 or not on LD_LIBRARY_PATH); train on the CPU instead with --device cpu"
-            ),
-            GpuError::NoDevice { ordinal, detail } => {
-                write!(f, "no CUDA device {ordinal} ({detail}); train on the CPU instead with --device cpu")
-            }
-            GpuError::Compile { file, log } => write!(f, "NVRTC could not compile {file}:\n{log}"),
-            GpuError::Call { what, detail } => write!(f, "CUDA {what} failed: {detail}"),
-            GpuError::OutOfBounds { what } => write!(f, "{what}: access outside a device buffer"),
-            GpuError::Unsupported { what } => {
-                write!(f, "the CUDA backend does not compute {what} (the CPU backend does: --device cpu)")
-            }
-        }
-    }
-}
-
-impl std::error::Error for GpuError {}
 
 /// A CUDA device as the backend uses it. Calls are ordered (one stream).
 pub trait Gpu {

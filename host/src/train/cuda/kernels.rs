@@ -2,6 +2,8 @@
 //! compilation with NVRTC. `common.cuh` is inlined, so every file compiles on
 //! its own, with no include path at run time.
 
+use super::gpu::GpuError;
+
 /// The shared header every kernel file includes.
 pub const COMMON: &str = include_str!("../../../cuda/common.cuh");
 
@@ -63,20 +65,23 @@ impl KernelFile {
     }
 }
 
-/// The file that defines `kernel`.
-pub fn file_of(kernel: &str) -> Option<&'static KernelFile> {
-    FILES.iter().find(|f| f.kernels.contains(&kernel))
+/// Whether NVRTC can be loaded.
+pub fn nvrtc_present() -> bool {
+    // SAFETY: only tries to dlopen the library.
+    unsafe { cudarc::nvrtc::sys::is_culib_present() }
 }
 
-/// NVRTC options every compile uses: exact math (the CPU backend's results are the reference).
+/// NVRTC options every compile uses. `--fmad=true` (NVRTC's default) lets
+/// multiply-adds contract to FMA: the kernels agree with the CPU backend to
+/// rounding, not to the bit (the parity tests' tolerances).
 pub fn nvrtc_options() -> Vec<String> {
     vec!["--std=c++17".into(), "--fmad=true".into()]
 }
 
 /// Compile one kernel file to PTX for a virtual architecture (`compute_80`, ...).
-pub fn compile_ptx(file: &KernelFile, arch: &'static str) -> Result<String, super::GpuError> {
-    if !super::nvrtc_present() {
-        return Err(super::GpuError::Missing { what: "NVRTC" });
+pub fn compile_ptx(file: &KernelFile, arch: &'static str) -> Result<String, GpuError> {
+    if !nvrtc_present() {
+        return Err(GpuError::Missing { what: "NVRTC (libnvrtc)" });
     }
     let opts = cudarc::nvrtc::CompileOptions {
         arch: Some(arch),
@@ -86,7 +91,7 @@ pub fn compile_ptx(file: &KernelFile, arch: &'static str) -> Result<String, supe
     };
     match cudarc::nvrtc::compile_ptx_with_opts(file.standalone(), opts) {
         Ok(ptx) => Ok(ptx.to_src()),
-        Err(e) => Err(super::GpuError::Compile { file: file.file, log: format!("{e:?}") }),
+        Err(source) => Err(GpuError::Compile { file: file.file, source }),
     }
 }
 

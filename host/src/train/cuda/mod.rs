@@ -4,8 +4,8 @@
 //! [`Backend`] the CPU backend implements.
 //!
 //! cudarc loads the CUDA libraries at run time, so this builds on machines
-//! without CUDA; [`check_libraries`] finds out first what is missing (cudarc
-//! would panic). Without a GPU the same kernels run on the CPU through the
+//! without CUDA; [`driver::check_libraries`] finds out first what is missing
+//! (cudarc would panic). Without a GPU the same kernels run on the CPU through the
 //! test-only emulator (`cuda-emu` feature, [`emulator::EmulatedGpu`]).
 
 mod arena;
@@ -17,36 +17,17 @@ pub mod kernels;
 mod step;
 
 pub use gpu::{Gpu, GpuError};
+pub use kernels::nvrtc_present;
 
-use crate::config::ModelConfig;
-use crate::train::backend::{Backend, Batch, Features, Pass, Resident};
-use crate::train::model::LossSums;
+use crate::config::{Mode, ModelConfig};
+use crate::data::Dataset;
+use crate::train::adam::{Adam, StepConstants};
+use crate::train::backend::{AdamStep, Backend, BackendError, Batch, Features, OptimizerState, Pass, Resident};
+use crate::train::model::{LossScale, LossSums};
 use crate::train::params::Params;
 use arena::{Arena, Shape, Weights};
 use gpu::Arg;
 use gpu::{download_f32, upload_f32};
-
-/// Whether NVRTC can be loaded.
-pub fn nvrtc_present() -> bool {
-    // SAFETY: only tries to dlopen the library.
-    unsafe { cudarc::nvrtc::sys::is_culib_present() }
-}
-
-/// Check that the driver, NVRTC and cuBLAS libraries load, naming the first missing one.
-pub fn check_libraries() -> Result<(), GpuError> {
-    // SAFETY: each call only tries to dlopen a library.
-    let (driver, blas) = unsafe { (cudarc::driver::sys::is_culib_present(), cudarc::cublas::sys::is_culib_present()) };
-    if !driver {
-        return Err(GpuError::Missing { what: "driver (libcuda)" });
-    }
-    if !nvrtc_present() {
-        return Err(GpuError::Missing { what: "NVRTC (libnvrtc)" });
-    }
-    if !blas {
-        return Err(GpuError::Missing { what: "cuBLAS (libcublas)" });
-    }
-    Ok(())
-}
 
 /// The model options the kernels compute.
 fn supported(cfg: &ModelConfig) -> Result<(), GpuError> {
@@ -79,7 +60,6 @@ pub struct CudaBackend<G: Gpu> {
     data: Option<ResidentData>,
     /// The flat parameters' layout (offsets only) of the model being trained.
     layout: Option<Params>,
-    error: Option<GpuError>,
     launches: usize,
 }
 
@@ -93,7 +73,7 @@ impl CudaBackend<driver::CudaGpu> {
 impl<G: Gpu> CudaBackend<G> {
     /// The backend over `gpu`.
     pub fn new(gpu: G) -> Self {
-        CudaBackend { gpu, arena: None, weights: None, data: None, layout: None, error: None, launches: 0 }
+        CudaBackend { gpu, arena: None, weights: None, data: None, layout: None, launches: 0 }
     }
 
     /// The device.
@@ -104,21 +84,6 @@ impl<G: Gpu> CudaBackend<G> {
     /// Kernel launches and GEMM calls so far (memory copies not counted).
     pub fn launches(&self) -> usize {
         self.launches
-    }
-
-    /// Bytes of device memory in use: activations of the largest batch so far,
-    /// parameters with gradients and Adam's moments, the resident data set.
-    pub fn device_bytes(&self) -> usize {
-        let arena = self.arena.as_ref().map_or(0, |(_, a)| a.bytes);
-        let weights = self.weights.map_or(0, |w| 4 * w.len * 4);
-        let data = self.data.as_ref().map_or(0, |d| d.identity.0 * 4);
-        arena + weights + data
-    }
-
-    /// The first device error since the last call, if any ([`Backend::run`]
-    /// cannot return one; the trainer asks after each epoch).
-    pub fn take_gpu_error(&mut self) -> Option<GpuError> {
-        self.error.take()
     }
 
     fn arena(&mut self, cfg: &ModelConfig, shape: Shape) -> Result<Arena, GpuError> {
@@ -161,7 +126,7 @@ impl<G: Gpu> CudaBackend<G> {
         a: Arena,
         wts: Weights,
         dropout: f32,
-        scale: Option<crate::train::model::LossScale>,
+        scale: Option<LossScale>,
         grads: Option<&mut Params>,
         log_rates: Option<&mut [f32]>,
         features: Option<(Features, &mut [f32])>,
@@ -200,8 +165,7 @@ impl<G: Gpu> CudaBackend<G> {
         Ok(sums)
     }
 
-    /// [`Backend::run`] with its errors.
-    pub fn try_run(
+    fn try_run(
         &mut self,
         cfg: &ModelConfig,
         params: &Params,
@@ -232,11 +196,12 @@ impl<G: Gpu> CudaBackend<G> {
     fn try_begin_epoch(
         &mut self,
         model: &ModelConfig,
-        data: &crate::data::Dataset,
-        state: &crate::train::trainer::TrainState,
+        data: &Dataset,
+        state: OptimizerState<'_>,
         order: &[usize],
         seeds: &[u64],
     ) -> Result<(), GpuError> {
+        supported(model)?;
         let hash = data
             .spikes
             .iter()
@@ -303,15 +268,15 @@ impl<G: Gpu> CudaBackend<G> {
         len: usize,
         cd_rate: f32,
         dropout: f32,
-        scale: crate::train::model::LossScale,
-        adam: crate::train::backend::AdamStep,
+        scale: LossScale,
+        adam: AdamStep,
     ) -> Result<LossSums, GpuError> {
         let (spikes, order, seeds, observed, bins) = match &self.data {
             Some(d) => (d.spikes, d.order, d.seeds, d.observed, d.bins),
-            None => return Err(GpuError::Call { what: "train_batch".into(), detail: "no epoch begun".into() }),
+            None => return Err(GpuError::Refused { what: "train_batch".into(), detail: "no epoch begun".into() }),
         };
         let Some(wts) = self.weights else {
-            return Err(GpuError::Call { what: "train_batch".into(), detail: "no parameters".into() });
+            return Err(GpuError::Refused { what: "train_batch".into(), detail: "no parameters".into() });
         };
         let shape = Shape { trials: len, observed, bins };
         let a = self.arena(model, shape)?;
@@ -333,14 +298,14 @@ impl<G: Gpu> CudaBackend<G> {
             Arg::I32(model.hidden as i32),
             Arg::F32(cd_rate),
             Arg::I32(use_cd as i32),
-            Arg::I32((model.mode == crate::config::Mode::Paper) as i32),
+            Arg::I32((model.mode == Mode::Paper) as i32),
             Arg::I32(1),
         ];
         let dims = gpu::LaunchDims { grid: (len.div_ceil(32) as u32, 1), block: 32, smem: 0 };
         self.gpu.launch("assemble_batch", dims, &args)?;
         // Offsets of each tensor in the flat buffer: the layout only, no values.
         let Some(layout) = self.layout.take() else {
-            return Err(GpuError::Call { what: "train_batch".into(), detail: "no epoch begun".into() });
+            return Err(GpuError::Refused { what: "train_batch".into(), detail: "no epoch begun".into() });
         };
         let sums = self.pass(model, &layout, shape, use_cd, a, wts, dropout, Some(scale), None, None, None);
         self.layout = Some(layout);
@@ -354,36 +319,36 @@ impl<G: Gpu> CudaBackend<G> {
         Ok(sums)
     }
 
-    /// Run `f` unless an error is pending; keep its error for [`Backend::take_error`].
-    fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, GpuError>) -> Option<T> {
-        if self.error.is_some() {
-            return None;
-        }
-        f(self).map_err(|e| self.error = Some(e)).ok()
+    fn try_end_epoch(&mut self, params: &mut Params, adam: &mut Adam) -> Result<(), GpuError> {
+        let Some(wts) = self.weights else { return Ok(()) };
+        // Into copies first: after an error the host's state stays as it was.
+        let (mut p, mut m, mut v) = (params.data.clone(), adam.m.data.clone(), adam.v.data.clone());
+        download_f32(&mut self.gpu, wts.params, &mut p)?;
+        download_f32(&mut self.gpu, wts.m, &mut m)?;
+        download_f32(&mut self.gpu, wts.v, &mut v)?;
+        (params.data, adam.m.data, adam.v.data) = (p, m, v);
+        Ok(())
     }
 
-    fn try_end_epoch(&mut self, state: &mut crate::train::trainer::TrainState) -> Result<(), GpuError> {
-        let Some(wts) = self.weights else { return Ok(()) };
-        download_f32(&mut self.gpu, wts.params, &mut state.params.data)?;
-        download_f32(&mut self.gpu, wts.m, &mut state.adam.m.data)?;
-        download_f32(&mut self.gpu, wts.v, &mut state.adam.v.data)
+    /// A GPU error as the backend seam reports it.
+    fn failed(&self, e: GpuError) -> BackendError {
+        BackendError::Gpu { backend: self.name(), source: Box::new(e) }
     }
 }
-
-/// What a failed pass reports (the error itself waits in the backend).
-const FAILED: LossSums = LossSums { nll: f64::NAN, kl: f64::NAN, elements: 0 };
 
 impl<G: Gpu> Backend for CudaBackend<G> {
     fn name(&self) -> String {
         format!("cuda: {}", self.gpu.name())
     }
 
-    fn run(&mut self, cfg: &ModelConfig, params: &Params, batch: &Batch, pass: Pass<'_>) -> LossSums {
-        self.guarded(|b| b.try_run(cfg, params, batch, pass)).unwrap_or(FAILED)
-    }
-
-    fn take_error(&mut self) -> Option<String> {
-        self.take_gpu_error().map(|e| e.to_string())
+    fn run(
+        &mut self,
+        cfg: &ModelConfig,
+        params: &Params,
+        batch: &Batch,
+        pass: Pass<'_>,
+    ) -> Result<LossSums, BackendError> {
+        self.try_run(cfg, params, batch, pass).map_err(|e| self.failed(e))
     }
 
     fn resident(&mut self) -> Option<&mut dyn Resident> {
@@ -395,15 +360,12 @@ impl<G: Gpu> Resident for CudaBackend<G> {
     fn begin_epoch(
         &mut self,
         model: &ModelConfig,
-        data: &crate::data::Dataset,
-        state: &crate::train::trainer::TrainState,
+        data: &Dataset,
+        state: OptimizerState<'_>,
         order: &[usize],
         seeds: &[u64],
-    ) {
-        self.guarded(|b| {
-            supported(model)?;
-            b.try_begin_epoch(model, data, state, order, seeds)
-        });
+    ) -> Result<(), BackendError> {
+        self.try_begin_epoch(model, data, state, order, seeds).map_err(|e| self.failed(e))
     }
 
     fn train_batch(
@@ -413,15 +375,14 @@ impl<G: Gpu> Resident for CudaBackend<G> {
         len: usize,
         cd_rate: f32,
         dropout: f32,
-        scale: crate::train::model::LossScale,
-        step: crate::train::backend::AdamStep,
-    ) -> LossSums {
-        self.guarded(|b| b.try_train_batch(model, start, len, cd_rate, dropout, scale, step)).unwrap_or(FAILED)
+        scale: LossScale,
+        step: AdamStep,
+    ) -> Result<LossSums, BackendError> {
+        self.try_train_batch(model, start, len, cd_rate, dropout, scale, step).map_err(|e| self.failed(e))
     }
 
-    fn end_epoch(&mut self, state: &mut crate::train::trainer::TrainState) {
-        // After an error the host's state stays as it was at the epoch's start.
-        self.guarded(|b| b.try_end_epoch(state));
+    fn end_epoch(&mut self, params: &mut Params, adam: &mut Adam) -> Result<(), BackendError> {
+        self.try_end_epoch(params, adam).map_err(|e| self.failed(e))
     }
 }
 
@@ -430,7 +391,7 @@ impl<G: Gpu> Resident for CudaBackend<G> {
 pub fn adam_step_args(
     [params, grads, m, v]: [gpu::DevPtr; 4],
     n: usize,
-    k: crate::train::adam::StepConstants,
+    k: StepConstants,
     weight_decay: f32,
 ) -> [Arg; 13] {
     [
