@@ -473,3 +473,18 @@ fn a_run_finds_its_data_from_any_folder_and_notices_a_changed_file() {
     let eval = in_dir(&elsewhere, &["eval", s(&run), "--samples", "0", "--data", s(&data)]);
     assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
 }
+
+#[test]
+fn the_firmware_is_found_through_lflow_firmware_and_its_absence_is_named() {
+    let d = dir("firmware");
+    let data = d.join("lorenz.safetensors");
+    generate(&data, &["--trials", "20", "--eval-trials", "4"]);
+    let missing = d.join("no-checkout/firmware");
+    let out = Command::new(env!("CARGO_BIN_EXE_lflow"))
+        .args(["closed-loop", "--blob", s(&data), "--data", s(&data), "--twin-only"])
+        .env("LFLOW_FIRMWARE", &missing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(s(&missing)) && err.contains("LFLOW_FIRMWARE"), "{err}");
+}

@@ -59,14 +59,14 @@ fn loss(s: &Setup, p: &Params, ws: &mut Workspace, grads: Option<&mut Params>) -
     if let Some(g) = grads {
         backward(&s.cfg, p, &chunk, scale, ws, g);
     }
-    let (lr, nin, nout) = (lflow_host::train::model::log_rates(ws), s.cfg.n_in, s.cfg.n_out);
+    let (log_rates, nin, nout) = (lflow_host::train::model::log_rates(ws), s.cfg.n_in, s.cfg.n_out);
     let mut nll = 0.0f64;
     for b in 0..s.b {
         for t in 0..s.tt {
             for n in 0..nout {
                 let i = (b * s.tt + t) * nout + n;
                 let m = if t < s.t && n < nin { s.mask[(b * s.t + t) * nin + n] as f64 } else { 1.0 };
-                let x = lr[i] as f64;
+                let x = log_rates[i] as f64;
                 nll += m * (x.exp() - s.targets[i] as f64 * x);
             }
         }
@@ -168,7 +168,7 @@ fn gradient_mask_blocks_exactly_the_masked_elements() {
     let mut ws = Workspace::new();
     let (mut g_masked, mut g_full) = (Params::zeros(&s.cfg), Params::zeros(&s.cfg));
     loss(&s, &p, &mut ws, Some(&mut g_masked));
-    let lr = lflow_host::train::model::log_rates(&ws).to_vec();
+    let log_rates = lflow_host::train::model::log_rates(&ws).to_vec();
     let all = Setup { mask: vec![1.0; s.mask.len()], ..setup(9, Mode::Streaming, Some(2)) };
     loss(&all, &p, &mut ws, Some(&mut g_full));
     let (nout, nin) = (s.cfg.n_out, s.cfg.n_in);
@@ -179,7 +179,7 @@ fn gradient_mask_blocks_exactly_the_masked_elements() {
             for (n, w) in want.iter_mut().enumerate() {
                 let i = (b * s.tt + t) * nout + n;
                 let m = if t < s.t && n < nin { s.mask[(b * s.t + t) * nin + n] as f64 } else { 1.0 };
-                *w += m * ((lr[i] as f64).exp() - s.targets[i] as f64) * norm;
+                *w += m * ((log_rates[i] as f64).exp() - s.targets[i] as f64) * norm;
             }
         }
     }

@@ -64,8 +64,8 @@ fn nll_with(data: &Dataset, rate: impl Fn(usize, usize) -> f64) -> f64 {
 
 /// The model in mean mode on the held-out elements.
 fn eval_nll(t: &mut Trainer<CpuBackend>, data: &Dataset) -> f64 {
-    let lr = t.predictor().log_rates(data, &data.indices(Split::Eval), 0, 0).unwrap();
-    nll_with(data, |k, _| (lr[k] as f64).exp())
+    let log_rates = t.predictor().log_rates(data, &data.indices(Split::Eval), 0, 0).unwrap();
+    nll_with(data, |k, _| (log_rates[k] as f64).exp())
 }
 
 /// The null model: each neuron's mean count over the training trials' observed bins.

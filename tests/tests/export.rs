@@ -63,7 +63,7 @@ fn decoded_quality_matches_the_host_and_int16_activations_cost_little() {
     let (data, mut t) = trained_streaming(60, 6, 4);
     let velocity = fit_velocity(&mut t.predictor(), &data).unwrap().expect("behaviour is present");
     let all: Vec<usize> = (0..data.trials()).collect();
-    let rates: Vec<f32> = t.predictor().log_rates(&data, &all, 0, 0).unwrap().iter().map(|lr| lr.exp()).collect();
+    let rates: Vec<f32> = t.predictor().log_rates(&data, &all, 0, 0).unwrap().iter().map(|l| l.exp()).collect();
     let host = lflow_host::eval::evaluate::evaluate(&data, &rates, 50.0);
 
     let f32_blob = AlignedBytes::new(&blob(&t.model, &t.state.params, StorageFormat::F32, Some(&velocity)).unwrap());

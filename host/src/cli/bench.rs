@@ -5,7 +5,7 @@ use super::CliError;
 use clap::{Args, ValueEnum};
 use lflow_host::deploy::link::Core;
 use lflow_host::train::bench::{self, TrainBench};
-use lflow_host::train::gemm::{set_impl, GemmImpl};
+use lflow_host::train::gemm::GemmImpl;
 use lflow_host::train::Device;
 
 /// `--gemm`.
@@ -75,10 +75,6 @@ pub fn train(a: &TrainBenchArgs) -> Result<String, CliError> {
     if a.n_in == 0 || a.n_out < a.n_in || a.batch == 0 || a.bins == 0 || a.ff == 0 {
         return Err(CliError::Usage("need --batch, --bins, --ff > 0 and 0 < --n-in <= --n-out".into()));
     }
-    set_impl(match a.gemm {
-        GemmArg::Gemm => GemmImpl::Gemm,
-        GemmArg::Matrixmultiply => GemmImpl::MatrixMultiply,
-    });
     let spec = TrainBench {
         hidden: a.hidden,
         batch: a.batch,
@@ -92,6 +88,10 @@ pub fn train(a: &TrainBenchArgs) -> Result<String, CliError> {
         ff: a.ff,
         window: a.window,
         batches: a.batches,
+        gemm: match a.gemm {
+            GemmArg::Gemm => GemmImpl::Gemm,
+            GemmArg::Matrixmultiply => GemmImpl::MatrixMultiply,
+        },
     };
     let r = bench::run(&spec)?;
     Ok(if a.json {

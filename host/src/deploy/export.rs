@@ -94,7 +94,7 @@ pub fn device_metrics<B: Backend>(
     velocity: Option<&VelocityReadout>,
 ) -> Result<EvalReport, BackendError> {
     let all: Vec<usize> = (0..data.trials()).collect();
-    let rates: Vec<f32> = p.log_rates(data, &all, 0, 0)?.iter().map(|lr| lr.exp()).collect();
+    let rates: Vec<f32> = p.log_rates(data, &all, 0, 0)?.iter().map(|l| l.exp()).collect();
     let mut report = evaluate(data, &rates, 50.0);
     if let (Some(v), Some(beh)) = (velocity, data.behavior.as_deref()) {
         let eval = data.indices(Split::Eval);

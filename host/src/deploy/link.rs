@@ -33,6 +33,16 @@ pub enum LinkError {
     /// The device closed the link.
     #[error("the device closed the serial link")]
     Closed,
+    /// No firmware sources to build.
+    #[error(
+        "{}: no firmware sources here (a langevin-bci checkout's firmware/ beside its core/): set LFLOW_FIRMWARE \
+         to that folder",
+        dir.display()
+    )]
+    NoFirmware {
+        /// The folder looked in.
+        dir: PathBuf,
+    },
 }
 
 /// A Cortex-M core the firmware is built for (its `target-cpu`) and QEMU emulates.
@@ -87,7 +97,7 @@ impl Core {
     pub fn target_dir(self) -> PathBuf {
         match self {
             Core::M7 => firmware_target_dir(),
-            Core::M4 => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/firmware-m4"),
+            Core::M4 => firmware_dir().join("../target/firmware-m4"),
         }
     }
 }
@@ -238,10 +248,24 @@ impl Drop for QemuDevice {
     }
 }
 
-/// The target folder firmware builds share (`target/firmware` of this checkout),
-/// so the firmware's dependencies compile once.
+/// The environment variable that names the firmware's sources.
+pub const FIRMWARE_ENV: &str = "LFLOW_FIRMWARE";
+
+/// The firmware's sources: `$LFLOW_FIRMWARE` (the `firmware/` folder of a
+/// langevin-bci checkout, beside its `core/`), else the checkout this `lflow`
+/// was built from. An `lflow` installed elsewhere builds firmware from any
+/// checkout this way.
+pub fn firmware_dir() -> PathBuf {
+    match std::env::var_os(FIRMWARE_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware"),
+    }
+}
+
+/// The target folder firmware builds share (`target/firmware` beside the
+/// firmware's sources), so the firmware's dependencies compile once.
 pub fn firmware_target_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/firmware")
+    firmware_dir().join("../target/firmware")
 }
 
 /// Build the firmware (Cortex-M7 QEMU ELF) and its host twin with `blob`
@@ -259,7 +283,10 @@ pub fn build_firmware_for(
     target_dir: &Path,
     opts: FirmwareBuild<'_>,
 ) -> Result<(PathBuf, PathBuf), LinkError> {
-    let firmware = Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware");
+    let firmware = firmware_dir();
+    if !firmware.join("Cargo.toml").is_file() || !firmware.join("../core/Cargo.toml").is_file() {
+        return Err(LinkError::NoFirmware { dir: firmware });
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let blob = std::fs::canonicalize(blob)?;
     let host = host_triple();
@@ -302,7 +329,7 @@ pub fn build_firmware_for(
 /// The firmware's target triple (Cortex-M4F and M7 alike).
 pub const DEVICE_TARGET: &str = "thumbv7em-none-eabihf";
 
+/// The triple this program was built for: the twin runs where it runs.
 fn host_triple() -> String {
-    // The twin runs where this program runs.
-    format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
+    env!("LFLOW_HOST_TARGET").to_string()
 }

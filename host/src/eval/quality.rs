@@ -181,9 +181,9 @@ fn eval_rates(
 ) -> Result<Vec<f32>, BackendError> {
     let per = data.bins() * data.n_out;
     let mut rates = vec![0.0f32; data.trials() * per];
-    let lr = t.predictor().log_rates(data, trials, samples, PREDICTION_SEED)?;
+    let log_rates = t.predictor().log_rates(data, trials, samples, PREDICTION_SEED)?;
     for (k, &i) in trials.iter().enumerate() {
-        for (r, l) in rates[i * per..(i + 1) * per].iter_mut().zip(&lr[k * per..(k + 1) * per]) {
+        for (r, l) in rates[i * per..(i + 1) * per].iter_mut().zip(&log_rates[k * per..(k + 1) * per]) {
             *r = l.exp();
         }
     }

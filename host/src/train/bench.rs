@@ -4,6 +4,7 @@ use crate::config::{Mode, ModelConfig};
 use crate::data::{Dataset, Split};
 use crate::train::backend::{Backend, BackendError};
 use crate::train::device::{AnyBackend, Device, OpenError};
+use crate::train::gemm::GemmImpl;
 use crate::train::train_config::TrainConfig;
 use crate::train::trainer::Trainer;
 use lflow_core::Seeded;
@@ -36,6 +37,8 @@ pub struct TrainBench {
     pub window: usize,
     /// Timed batches (after one warm-up batch).
     pub batches: usize,
+    /// The CPU backend's matrix products.
+    pub gemm: GemmImpl,
 }
 
 /// The figures, as `--json` prints them.

@@ -5,6 +5,7 @@
 
 use crate::config::ModelConfig;
 use crate::train::backend::{Backend, BackendError, Batch, Features, Pass};
+use crate::train::gemm::{with_impl, GemmImpl};
 use crate::train::model::{self, Dropout, LossSums, Workspace};
 use crate::train::params::Params;
 
@@ -31,6 +32,7 @@ pub struct CpuBackend {
     pool: rayon::ThreadPool,
     threads: usize,
     workers: Vec<Worker>,
+    gemm: GemmImpl,
 }
 
 /// Trials a worker forwards and backpropagates at once: its share of a batch
@@ -45,7 +47,13 @@ impl CpuBackend {
     pub fn new(threads: usize) -> Result<CpuBackend, rayon::ThreadPoolBuildError> {
         let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
-        Ok(CpuBackend { pool, threads, workers: Vec::new() })
+        Ok(CpuBackend { pool, threads, workers: Vec::new(), gemm: GemmImpl::default() })
+    }
+
+    /// The same backend with its matrix products through `gemm`.
+    pub fn with_gemm(mut self, gemm: GemmImpl) -> CpuBackend {
+        self.gemm = gemm;
+        self
     }
 
     /// Worker threads.
@@ -81,42 +89,45 @@ impl Backend for CpuBackend {
         let feature_parts = split_trials(features.map(|(_, out)| out), &bounds, batch.bins * cfg.d_model());
         let jobs: Vec<_> = bounds.iter().copied().zip(rate_parts).zip(feature_parts).collect();
         let workers = &mut self.workers[..parts];
+        let gemm = self.gemm;
         self.pool.install(|| {
             workers.par_iter_mut().zip(jobs).for_each(|(w, (((start, len), mut rates), mut feats))| {
-                if want_grads {
-                    if w.grads.len() != params.len() {
-                        w.grads = Params::zeros(cfg);
-                    }
-                    w.grads.clear();
-                }
-                w.sums = LossSums::default();
-                // Pieces of at most PIECE_TRIALS trials, as even as possible.
-                let pieces = len.div_ceil(PIECE_TRIALS).max(1);
-                for i in 0..pieces {
-                    let (from, to) = (i * len / pieces, (i + 1) * len / pieces);
-                    let (s, n) = (start + from, to - from);
-                    let chunk = batch.chunk(cfg, s, n);
-                    let drop = Dropout { rate: dropout, seeds: &batch.seeds[s..s + n] };
-                    let sums = model::forward(cfg, params, &chunk, Some(drop), &mut w.ws);
-                    w.sums.nll += sums.nll;
-                    w.sums.kl += sums.kl;
-                    w.sums.elements += sums.elements;
+                with_impl(gemm, || {
                     if want_grads {
-                        model::backward(cfg, params, &chunk, scale, &mut w.ws, &mut w.grads);
+                        if w.grads.len() != params.len() {
+                            w.grads = Params::zeros(cfg);
+                        }
+                        w.grads.clear();
                     }
-                    if let Some(out) = rates.as_deref_mut() {
-                        let per = batch.bins * cfg.n_out;
-                        out[from * per..to * per].copy_from_slice(&model::log_rates(&w.ws)[..n * per]);
+                    w.sums = LossSums::default();
+                    // Pieces of at most PIECE_TRIALS trials, as even as possible.
+                    let pieces = len.div_ceil(PIECE_TRIALS).max(1);
+                    for i in 0..pieces {
+                        let (from, to) = (i * len / pieces, (i + 1) * len / pieces);
+                        let (s, n) = (start + from, to - from);
+                        let chunk = batch.chunk(cfg, s, n);
+                        let drop = Dropout { rate: dropout, seeds: &batch.seeds[s..s + n] };
+                        let sums = model::forward(cfg, params, &chunk, Some(drop), &mut w.ws);
+                        w.sums.nll += sums.nll;
+                        w.sums.kl += sums.kl;
+                        w.sums.elements += sums.elements;
+                        if want_grads {
+                            model::backward(cfg, params, &chunk, scale, &mut w.ws, &mut w.grads);
+                        }
+                        if let Some(out) = rates.as_deref_mut() {
+                            let per = batch.bins * cfg.n_out;
+                            out[from * per..to * per].copy_from_slice(&model::log_rates(&w.ws)[..n * per]);
+                        }
+                        if let (Some(out), Some(which)) = (feats.as_deref_mut(), which) {
+                            let per = batch.bins * cfg.d_model();
+                            let src = match which {
+                                Features::Latents => model::latents(&w.ws),
+                                Features::DecoderOutput => model::decoder_output(&w.ws),
+                            };
+                            out[from * per..to * per].copy_from_slice(&src[..n * per]);
+                        }
                     }
-                    if let (Some(out), Some(which)) = (feats.as_deref_mut(), which) {
-                        let per = batch.bins * cfg.d_model();
-                        let src = match which {
-                            Features::Latents => model::latents(&w.ws),
-                            Features::DecoderOutput => model::decoder_output(&w.ws),
-                        };
-                        out[from * per..to * per].copy_from_slice(&src[..n * per]);
-                    }
-                }
+                })
             })
         });
         let mut total = LossSums::default();

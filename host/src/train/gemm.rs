@@ -3,31 +3,35 @@
 //! `gemm` (faer's; the default: it packs into per-thread buffers and is
 //! faster on this model's small, skinny products, see README) or `matrixmultiply`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Which gemm implementation [`matmul_strided`] calls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GemmImpl {
     /// The `gemm` crate.
+    #[default]
     Gemm,
     /// The `matrixmultiply` crate.
     MatrixMultiply,
 }
 
-static IMPL: AtomicU8 = AtomicU8::new(0);
-
-/// Choose the gemm implementation for the whole process.
-pub fn set_impl(which: GemmImpl) {
-    IMPL.store(which as u8, Ordering::Relaxed);
+thread_local! {
+    static IMPL: Cell<GemmImpl> = const { Cell::new(GemmImpl::Gemm) };
 }
 
-/// The gemm implementation in use.
+/// Run `f` with [`matmul`] on this thread calling `which` (the CPU backend's
+/// choice, set on each of its worker threads for the length of a pass).
+pub fn with_impl<T>(which: GemmImpl, f: impl FnOnce() -> T) -> T {
+    let before = IMPL.with(|c| c.replace(which));
+    let out = f();
+    IMPL.with(|c| c.set(before));
+    out
+}
+
+/// The gemm implementation [`matmul`] calls on this thread.
 pub fn current_impl() -> GemmImpl {
-    if IMPL.load(Ordering::Relaxed) == GemmImpl::MatrixMultiply as u8 {
-        GemmImpl::MatrixMultiply
-    } else {
-        GemmImpl::Gemm
-    }
+    IMPL.with(|c| c.get())
 }
 
 static PROFILE: AtomicBool = AtomicBool::new(false);
@@ -214,9 +218,12 @@ mod tests {
             let c0: Vec<f32> = (0..m * n).map(|i| i as f32 * 0.1).collect();
             let at = |i: usize, l: usize| if ta { a[l * m + i] } else { a[i * k + l] };
             let bt = |l: usize, j: usize| if tb { b[j * k + l] } else { b[l * n + j] };
-            set_impl(imp);
             let mut c = c0.clone();
-            matmul(&mut c, &a, if ta { Op::T } else { Op::N }, &b, if tb { Op::T } else { Op::N }, m, k, n, acc);
+            with_impl(imp, || {
+                assert_eq!(current_impl(), imp);
+                matmul(&mut c, &a, if ta { Op::T } else { Op::N }, &b, if tb { Op::T } else { Op::N }, m, k, n, acc)
+            });
+            prop_assert_eq!(current_impl(), GemmImpl::Gemm);
             for i in 0..m {
                 for j in 0..n {
                     let want: f64 = (0..k).map(|l| at(i, l) as f64 * bt(l, j) as f64).sum::<f64>()

@@ -111,7 +111,7 @@ impl<B: Backend> Predictor<B> {
     pub fn rates(&mut self, data: &Dataset, samples: usize) -> Result<Vec<f32>, PredictError> {
         self.check(data)?;
         let all: Vec<usize> = (0..data.trials()).collect();
-        Ok(self.log_rates(data, &all, samples, PREDICTION_SEED)?.iter().map(|lr| lr.exp()).collect())
+        Ok(self.log_rates(data, &all, samples, PREDICTION_SEED)?.iter().map(|l| l.exp()).collect())
     }
 
     /// Log-rates `[n, T + F, N_out]` of `trials` averaged over `samples` noisy

@@ -39,7 +39,8 @@ arena!(
     taps, dtaps, partials, input, targets, grad_mask, noise, seeds, // inputs and sums
     xg, gi, gh, r, u, n, ghn, h, h_mask, // encoder [TT, Bc, .]
     mu_z, lv_z, mu_v, lv_v, z, v, // latent
-    l, qkv, probs, ctx, attn_mask, y, xhat1, rstd1, f1, f1_mask, f2_mask, xhat2, rstd2, y2, lr, branch, // decoder
+    l, qkv, probs, ctx, attn_mask, y, xhat1, rstd1, f1, f1_mask, f2_mask, xhat2, rstd2, y2, log_rates,
+    branch, // decoder
     d_lr, d_rows, d_rows2, d_ff, d_qkv, ds, dz, dv, dh, dgi, dgh, h_prev, dmu_z, dlv_z, dmu_v, dlv_v, // backward
 );
 
@@ -94,7 +95,7 @@ impl Arena {
         let o_xhat2 = region(rows * d, f);
         let o_rstd2 = region(rows, f);
         let o_y2 = region(rows * d, f);
-        let o_lr = region(rows * nout, f);
+        let o_log_rates = region(rows * nout, f);
         let o_branch = region(rows * d, f);
         let o_d_lr = region(rows * nout, f);
         let o_d_rows = region(rows * d, f);
@@ -153,7 +154,7 @@ impl Arena {
             xhat2: at(o_xhat2),
             rstd2: at(o_rstd2),
             y2: at(o_y2),
-            lr: at(o_lr),
+            log_rates: at(o_log_rates),
             branch: at(o_branch),
             d_lr: at(o_d_lr),
             d_rows: at(o_d_rows),

@@ -152,7 +152,7 @@ impl<G: Gpu> CudaBackend<G> {
         }
         let rows = shape.trials * shape.bins;
         if let Some(out) = log_rates {
-            download_f32(step.gpu, a.lr, &mut out[..rows * cfg.n_out])?;
+            download_f32(step.gpu, a.log_rates, &mut out[..rows * cfg.n_out])?;
         }
         if let Some((which, out)) = features {
             let src = match which {

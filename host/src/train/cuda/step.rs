@@ -7,13 +7,11 @@ use super::arena::{Arena, Weights, LOSS_BLOCKS};
 use super::gpu::{Arg, DevPtr, Gpu, GpuError, LaunchDims, Sgemm};
 use crate::config::ModelConfig;
 use crate::train::gemm::Op;
-use crate::train::model::{LossScale, LossSums};
+use crate::train::model::{LossScale, LossSums, POSTERIOR_HEADS, V_PRIOR_VAR};
 use crate::train::params::Params;
 use lflow_core::blob::Tensor;
 use lflow_core::layer_norm::LAYER_NORM_EPS;
 
-/// Prior variance of the velocity KL (as `crate::train::model`).
-pub(crate) const V_PRIOR_VAR: f32 = 0.1;
 /// Threads per block of the element-wise kernels.
 const THREADS: u32 = 128;
 /// Threads per block of the attention kernels (one query or key row each).
@@ -207,8 +205,7 @@ impl Step<'_> {
             self.elementwise("gru_gates_forward", step, &args)?;
         }
         // Posterior at bin 0, then the Langevin steps.
-        let heads = HEADS.map(|(w, b)| (w, b));
-        for ((w, b), out) in heads.into_iter().zip([a.mu_z, a.lv_z, a.mu_v, a.lv_v]) {
+        for ((w, b), out) in POSTERIOR_HEADS.into_iter().zip([a.mu_z, a.lv_z, a.mu_v, a.lv_v]) {
             self.linear(out, a.h, w, b, bc)?;
         }
         let sample = [Ptr(a.mu_z), Ptr(a.lv_z), Ptr(a.mu_v), Ptr(a.lv_v), Ptr(a.noise), Ptr(a.z), Ptr(a.v)];
@@ -262,11 +259,11 @@ impl Step<'_> {
         self.linear(a.branch, a.f1, Tensor::Linear2Weight, Tensor::Linear2Bias, rows)?;
         self.elementwise("residual_dropout", rows * d, &[Ptr(a.y2), Ptr(a.y), Ptr(a.branch), Ptr(a.f2_mask), I64(n)])?;
         self.layer_norm(a.y2, Tensor::Norm2Weight, Tensor::Norm2Bias, a.xhat2, a.rstd2, rows)?;
-        self.linear(a.lr, a.y2, Tensor::ReadoutWeight, Tensor::ReadoutBias, rows)?;
+        self.linear(a.log_rates, a.y2, Tensor::ReadoutWeight, Tensor::ReadoutBias, rows)?;
         // The loss, fused; the few per-block partial sums come back to the host.
         let mask = if self.has_grad_mask { Ptr(a.grad_mask) } else { Null };
         let args = [
-            Ptr(a.lr),
+            Ptr(a.log_rates),
             Ptr(a.targets),
             mask,
             Ptr(a.d_lr),
@@ -428,7 +425,7 @@ impl Step<'_> {
             F32(scale.kl),
         ];
         self.elementwise("posterior_backward", step, &args)?;
-        for ((w, b), dout) in HEADS.into_iter().zip([a.dmu_z, a.dlv_z, a.dmu_v, a.dlv_v]) {
+        for ((w, b), dout) in POSTERIOR_HEADS.into_iter().zip([a.dmu_z, a.dlv_z, a.dmu_v, a.dlv_v]) {
             self.linear_backward(dout, a.h, w, b, bc, Some((a.dh, true)))?;
         }
         // GRU backpropagation through time.
@@ -464,10 +461,3 @@ impl Step<'_> {
         self.column_sums(a.dgh, self.g(Tensor::EncoderBiasHh), enc, 3 * h)
     }
 }
-
-const HEADS: [(Tensor, Tensor); 4] = [
-    (Tensor::ZMeansWeight, Tensor::ZMeansBias),
-    (Tensor::ZLogvarWeight, Tensor::ZLogvarBias),
-    (Tensor::VMeansWeight, Tensor::VMeansBias),
-    (Tensor::VLogvarWeight, Tensor::VLogvarBias),
-];

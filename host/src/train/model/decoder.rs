@@ -125,14 +125,14 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, dropout: Opt
         *y2 = y + f * m;
     }
     layer_norm(&mut ws.y2, p.get(Tensor::Norm2Weight), p.get(Tensor::Norm2Bias), &mut ws.xhat2, &mut ws.rstd2);
-    matmul(&mut ws.lr, &ws.y2, Op::N, p.get(Tensor::ReadoutWeight), Op::T, rows, d, nout, false);
-    add_bias(&mut ws.lr, p.get(Tensor::ReadoutBias));
+    matmul(&mut ws.log_rates, &ws.y2, Op::N, p.get(Tensor::ReadoutWeight), Op::T, rows, d, nout, false);
+    add_bias(&mut ws.log_rates, p.get(Tensor::ReadoutBias));
 }
 
-/// Sum of `exp(lr) - y * lr` over the chunk.
+/// Sum of `exp(log_rate) - y * log_rate` over the chunk.
 pub(super) fn poisson_nll(cfg: &ModelConfig, c: &Chunk<'_>, ws: &Workspace) -> f64 {
     let n = c.trials * c.bins * cfg.n_out;
-    ws.lr[..n].iter().zip(c.targets).map(|(lr, y)| (lr.exp() as f64) - (*y as f64) * (*lr as f64)).sum()
+    ws.log_rates[..n].iter().zip(c.targets).map(|(r, y)| (r.exp() as f64) - (*y as f64) * (*r as f64)).sum()
 }
 
 pub(super) fn backward(
@@ -154,7 +154,7 @@ pub(super) fn backward(
             let r = b * tt + t;
             for n in 0..nout {
                 let i = r * nout + n;
-                let mut grad = (ws.lr[i].exp() - c.targets[i]) * scale.nll;
+                let mut grad = (ws.log_rates[i].exp() - c.targets[i]) * scale.nll;
                 if let (Some(mask), true, true) = (c.grad_mask, t < t_obs, n < nin) {
                     grad *= mask[(b * t_obs + t) * nin + n];
                 }

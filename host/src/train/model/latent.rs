@@ -10,13 +10,15 @@ use lflow_core::langevin::LangevinStep;
 use lflow_core::potential::Potential;
 
 /// Prior variance of the velocity KL (`kl(v_t, 2 gamma; 0, 0.1)`).
-const V_PRIOR_VAR: f32 = 0.1;
+pub const V_PRIOR_VAR: f32 = 0.1;
 
 fn potential(p: &Params) -> Potential {
     Potential::from_flat_kernel(p.get(Tensor::PotentialKernel)).unwrap_or_default()
 }
 
-const HEADS: [(Tensor, Tensor); 4] = [
+/// The posterior's four heads on `h_0`, in order `mu_z`, `logvar_z`, `mu_v`,
+/// `logvar_v`: (weight, bias) of each.
+pub const POSTERIOR_HEADS: [(Tensor, Tensor); 4] = [
     (Tensor::ZMeansWeight, Tensor::ZMeansBias),
     (Tensor::ZLogvarWeight, Tensor::ZLogvarBias),
     (Tensor::VMeansWeight, Tensor::VMeansBias),
@@ -27,7 +29,7 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, ws: &mut Wor
     let (bc, tt, h, d) = (c.trials, c.bins, cfg.hidden, cfg.d_model());
     let ne = tt + 1;
     let h0 = &ws.h[..bc * h];
-    for ((w, bias), out) in HEADS.iter().zip([&mut ws.mu_z, &mut ws.lv_z, &mut ws.mu_v, &mut ws.lv_v]) {
+    for ((w, bias), out) in POSTERIOR_HEADS.iter().zip([&mut ws.mu_z, &mut ws.lv_z, &mut ws.mu_v, &mut ws.lv_v]) {
         matmul(out, h0, Op::N, p.get(*w), Op::T, bc, h, h, false);
         add_bias(out, p.get(*bias));
     }
@@ -47,7 +49,7 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, ws: &mut Wor
         if cfg.anchors_at(t) {
             // Re-anchor (core/CONTINUOUS.md): the posterior means on h_t, no noise.
             let h_t = &ws.h[t * step..(t + 1) * step];
-            for ((w, bias), out) in [HEADS[0], HEADS[2]].iter().zip([&mut ws.z, &mut ws.v]) {
+            for ((w, bias), out) in [POSTERIOR_HEADS[0], POSTERIOR_HEADS[2]].iter().zip([&mut ws.z, &mut ws.v]) {
                 let out = &mut out[t * step..(t + 1) * step];
                 matmul(out, h_t, Op::N, p.get(*w), Op::T, bc, h, h, false);
                 add_bias(out, p.get(*bias));
@@ -155,7 +157,9 @@ pub(super) fn backward(
         if cfg.anchors_at(t) {
             // z_t, v_t = mu(h_t): into the mean heads and h_t; nothing reaches bin t - 1.
             let span = t * step..(t + 1) * step;
-            for ((w, bias), dout) in [HEADS[0], HEADS[2]].iter().zip([&ws.dz[span.clone()], &ws.dv[span.clone()]]) {
+            for ((w, bias), dout) in
+                [POSTERIOR_HEADS[0], POSTERIOR_HEADS[2]].iter().zip([&ws.dz[span.clone()], &ws.dv[span.clone()]])
+            {
                 matmul(g.get_mut(*w), dout, Op::T, &ws.h[span.clone()], Op::N, h, bc, h, true);
                 add_column_sums(g.get_mut(*bias), dout);
                 matmul(&mut ws.dh[span.clone()], dout, Op::N, p.get(*w), Op::N, bc, h, h, true);
@@ -197,7 +201,7 @@ pub(super) fn backward(
         }
     }
     let h0 = &ws.h[..step];
-    for ((w, bias), dout) in HEADS.iter().zip([&*dmu_z, &*dlv_z, &*dmu_v, &*dlv_v]) {
+    for ((w, bias), dout) in POSTERIOR_HEADS.iter().zip([&*dmu_z, &*dlv_z, &*dmu_v, &*dlv_v]) {
         matmul(g.get_mut(*w), dout, Op::T, h0, Op::N, h, bc, h, true);
         add_column_sums(g.get_mut(*bias), dout);
         matmul(&mut ws.dh[..step], dout, Op::N, p.get(*w), Op::N, bc, h, h, true);

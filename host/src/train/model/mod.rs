@@ -12,6 +12,8 @@ mod fast_math;
 mod latent;
 mod workspace;
 
+pub use latent::{POSTERIOR_HEADS, V_PRIOR_VAR};
+
 pub use latent::{potential_taps_vjp, taps_to_kernel_grad};
 pub use workspace::Workspace;
 
@@ -50,7 +52,7 @@ pub struct Dropout<'a> {
 /// Loss terms of a chunk, as sums (the trainer normalises over the batch).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LossSums {
-    /// Sum of `exp(lr) - y * lr` over every element.
+    /// Sum of `exp(log_rate) - y * log_rate` over every element.
     pub nll: f64,
     /// Sum over trials of `KL0 + sum_t KL_t`.
     pub kl: f64,
@@ -100,7 +102,7 @@ pub fn backward(
 
 /// Log-rates `[Bc, TT, N_out]` of the last forward pass.
 pub fn log_rates(ws: &Workspace) -> &[f32] {
-    &ws.lr
+    &ws.log_rates
 }
 
 /// Decoder output `y2 [Bc, TT, 3H]` of the last forward pass.

@@ -40,7 +40,7 @@ pub struct Workspace {
     pub(crate) xhat2: Vec<f32>,
     pub(crate) rstd2: Vec<f32>,
     pub(crate) y2: Vec<f32>,
-    pub(crate) lr: Vec<f32>,
+    pub(crate) log_rates: Vec<f32>,
     // Backward.
     pub(crate) d_rows: Vec<f32>,
     pub(crate) d_rows2: Vec<f32>,
@@ -105,7 +105,7 @@ impl Workspace {
         fit(&mut self.f1, rows * ff);
         fit(&mut self.f1_mask, rows * ff);
         fit(&mut self.d_ff, rows * ff);
-        fit(&mut self.lr, rows * cfg.n_out);
+        fit(&mut self.log_rates, rows * cfg.n_out);
         fit(&mut self.d_lr, rows * cfg.n_out);
         fit(&mut self.dgi, enc * 3 * h);
         fit(&mut self.dgh, enc * 3 * h);
