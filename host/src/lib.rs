@@ -26,5 +26,5 @@ pub mod io;
 pub mod metrics;
 pub mod train;
 
-pub use config::{Mode, ModelConfig};
+pub use config::{Mode, ModeName, ModelConfig};
 pub use train::params::Params;

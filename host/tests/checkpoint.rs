@@ -36,8 +36,7 @@ fn setup() -> (lflow_host::data::Dataset, ModelConfig, TrainConfig) {
         ff: 16,
         gamma: 0.55,
         eps: 0.01,
-        mode: Mode::Streaming,
-        window: Some(4),
+        mode: Mode::Streaming { window: 4 },
         anchor_every: 0,
     };
     let train = TrainConfig { batch_size: 16, plateau_patience: 0, ramp_epochs: 3, seed: 9, ..TrainConfig::default() };

@@ -176,7 +176,7 @@ fn awkward_shapes_match_the_cpu_backend_on_a_real_gpu() {
 fn awkward_shapes<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
     // H not a multiple of 32, dropout and coordinated dropout on, both modes;
     // the streaming case has more bins than an attention block has threads.
-    let model = |hidden: usize, mode: Mode, window: Option<usize>| ModelConfig {
+    let model = |hidden: usize, mode: Mode| ModelConfig {
         n_in: 7,
         n_out: 9,
         hidden,
@@ -184,12 +184,11 @@ fn awkward_shapes<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
         gamma: 0.55,
         eps: 0.01,
         mode,
-        window,
         anchor_every: 0,
     };
-    let paper = model(12, Mode::Paper, None);
+    let paper = model(12, Mode::PAPER);
     compare("paper H=12 T=9+3", &paper, &random_batch(&paper, 3, 9, 12, 1), make());
-    let streaming = model(20, Mode::Streaming, Some(6));
+    let streaming = model(20, Mode::Streaming { window: 6 });
     compare("streaming H=20 W=6 T=60+10", &streaming, &random_batch(&streaming, 2, 60, 70, 2), make());
 }
 
@@ -262,8 +261,7 @@ fn training_follows_the_cpu<B: Backend>(backend: B, trials: usize, hidden: usize
         ff: 2 * hidden,
         gamma: 0.55,
         eps: 0.01,
-        mode: Mode::Paper,
-        window: None,
+        mode: Mode::PAPER,
         anchor_every: 0,
     };
     let train = TrainConfig { epochs, batch_size: 16, lr: 0.01, ramp_epochs: 2, ..TrainConfig::default() };
@@ -326,7 +324,8 @@ fn a_training_step_takes_4_bins_plus_78_launches() {
     use lflow_host::train::backend::{AdamStep, Backend};
     use lflow_host::train::train_config::TrainConfig;
     use lflow_host::train::trainer::Trainer;
-    for (observed, forward, mode) in [(5, 3, Mode::Paper), (13, 4, Mode::Streaming), (7, 0, Mode::Paper)] {
+    for (observed, forward, mode) in [(5, 3, Mode::PAPER), (13, 4, Mode::Streaming { window: 8 }), (7, 0, Mode::PAPER)]
+    {
         let data = generate(&LorenzConfig {
             trials: 20,
             eval_trials: 4,
@@ -337,9 +336,7 @@ fn a_training_step_takes_4_bins_plus_78_launches() {
             seed: 2,
             ..LorenzConfig::default()
         });
-        let window = (mode == Mode::Streaming).then_some(8);
-        let model =
-            ModelConfig { n_in: 6, n_out: 8, hidden: 4, ff: 8, gamma: 0.55, eps: 0.01, mode, window, anchor_every: 0 };
+        let model = ModelConfig { n_in: 6, n_out: 8, hidden: 4, ff: 8, gamma: 0.55, eps: 0.01, mode, anchor_every: 0 };
         let state = Trainer::new(model.clone(), TrainConfig::default(), CpuBackend::new(1).unwrap()).state;
         let mut gpu = CudaBackend::new(EmulatedGpu::new());
         let order: Vec<usize> = data.indices(lflow_host::data::Split::Train);

@@ -20,15 +20,15 @@ struct Setup {
     tt: usize,
 }
 
-fn setup(seed: u64, mode: Mode, window: Option<usize>) -> Setup {
-    setup_anchored(seed, mode, window, 0)
+fn setup(seed: u64, mode: Mode) -> Setup {
+    setup_anchored(seed, mode, 0)
 }
 
-fn setup_anchored(seed: u64, mode: Mode, window: Option<usize>, anchor_every: usize) -> Setup {
+fn setup_anchored(seed: u64, mode: Mode, anchor_every: usize) -> Setup {
     let mut rng = Seeded::new(seed);
     let (b, t, f) = (3, 5, 2);
     let tt = t + f;
-    let cfg = ModelConfig { n_in: 3, n_out: 5, hidden: 8, ff: 6, gamma: 0.55, eps: 0.05, mode, window, anchor_every };
+    let cfg = ModelConfig { n_in: 3, n_out: 5, hidden: 8, ff: 6, gamma: 0.55, eps: 0.05, mode, anchor_every };
     let count = |rng: &mut Seeded| (rng.next_u32() % 4) as f32;
     let input = (0..b * t * cfg.n_in).map(|_| count(&mut rng)).collect();
     let targets = (0..b * tt * cfg.n_out).map(|_| count(&mut rng)).collect();
@@ -74,14 +74,14 @@ fn loss(s: &Setup, p: &Params, ws: &mut Workspace, grads: Option<&mut Params>) -
     scale.nll as f64 * nll + scale.kl as f64 * sums.kl
 }
 
-fn check(seed: u64, mode: Mode, window: Option<usize>) {
-    check_anchored(seed, mode, window, 0, &[]);
+fn check(seed: u64, mode: Mode) {
+    check_anchored(seed, mode, 0, &[]);
 }
 
 /// Finite differences of every element of a tensor of at most 24, of 12 of a
 /// larger one, and of every element of `whole`, with a random coordinated-dropout mask.
-fn check_anchored(seed: u64, mode: Mode, window: Option<usize>, anchor_every: usize, whole: &[Tensor]) {
-    let s = setup_anchored(seed, mode, window, anchor_every);
+fn check_anchored(seed: u64, mode: Mode, anchor_every: usize, whole: &[Tensor]) {
+    let s = setup_anchored(seed, mode, anchor_every);
     let mut rng = Seeded::new(seed + 7);
     let mut p = Params::init(&s.cfg, &mut rng);
     // A non-zero potential kernel and non-trivial norms exercise every path.
@@ -135,14 +135,14 @@ fn check_anchored(seed: u64, mode: Mode, window: Option<usize>, anchor_every: us
 #[test]
 fn paper_mode_gradients_match_finite_differences() {
     for seed in 1..4 {
-        check(seed, Mode::Paper, None);
+        check(seed, Mode::PAPER);
     }
 }
 
 #[test]
 fn streaming_mode_gradients_match_finite_differences() {
     for seed in 4..7 {
-        check(seed, Mode::Streaming, Some(3));
+        check(seed, Mode::Streaming { window: 3 });
     }
 }
 
@@ -153,23 +153,23 @@ fn re_anchored_gradients_match_finite_differences() {
     let whole =
         [Tensor::ZMeansWeight, Tensor::VMeansWeight, Tensor::ZMeansBias, Tensor::VMeansBias, Tensor::PotentialKernel];
     for seed in 10..13 {
-        check_anchored(seed, Mode::Streaming, Some(3), 2, &whole);
+        check_anchored(seed, Mode::Streaming { window: 3 }, 2, &whole);
     }
-    check_anchored(13, Mode::Paper, None, 3, &whole);
+    check_anchored(13, Mode::PAPER, 3, &whole);
 }
 
 #[test]
 fn gradient_mask_blocks_exactly_the_masked_elements() {
     // The readout bias gradient is the sum of d loss / d log-rate over rows:
     // recompute it in f64 with the mask applied by hand.
-    let s = setup(9, Mode::Streaming, Some(2));
+    let s = setup(9, Mode::Streaming { window: 2 });
     let mut rng = Seeded::new(3);
     let p = Params::init(&s.cfg, &mut rng);
     let mut ws = Workspace::new();
     let (mut g_masked, mut g_full) = (Params::zeros(&s.cfg), Params::zeros(&s.cfg));
     loss(&s, &p, &mut ws, Some(&mut g_masked));
     let log_rates = lflow_host::train::model::log_rates(&ws).to_vec();
-    let all = Setup { mask: vec![1.0; s.mask.len()], ..setup(9, Mode::Streaming, Some(2)) };
+    let all = Setup { mask: vec![1.0; s.mask.len()], ..setup(9, Mode::Streaming { window: 2 }) };
     loss(&all, &p, &mut ws, Some(&mut g_full));
     let (nout, nin) = (s.cfg.n_out, s.cfg.n_in);
     let norm = 1.0 / (s.b * s.tt * nout) as f64;

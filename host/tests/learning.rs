@@ -24,17 +24,7 @@ fn small_lorenz() -> Dataset {
 }
 
 fn model(mode: Mode) -> ModelConfig {
-    ModelConfig {
-        n_in: 16,
-        n_out: 20,
-        hidden: 12,
-        ff: 32,
-        gamma: 0.55,
-        eps: 0.01,
-        mode,
-        window: (mode == Mode::Streaming).then_some(8),
-        anchor_every: 0,
-    }
+    ModelConfig { n_in: 16, n_out: 20, hidden: 12, ff: 32, gamma: 0.55, eps: 0.01, mode, anchor_every: 0 }
 }
 
 fn config(epochs: usize) -> TrainConfig {
@@ -87,7 +77,7 @@ fn training_lowers_held_out_nll() {
     let null = null_nll(&data);
     let truth = data.true_rates.clone().unwrap();
     let oracle = nll_with(&data, |_, i| truth[i] as f64);
-    for mode in [Mode::Streaming, Mode::Paper] {
+    for mode in [Mode::Streaming { window: 8 }, Mode::PAPER] {
         let mut t = Trainer::new(model(mode), config(25), CpuBackend::new(2).unwrap());
         let before = eval_nll(&mut t, &data);
         let first = t.epoch(&data).unwrap();
@@ -114,7 +104,7 @@ const LEARN_MARGIN: f64 = 0.03;
 fn same_seed_and_threads_give_the_same_parameters() {
     let data = small_lorenz();
     let run = |threads| {
-        let mut t = Trainer::new(model(Mode::Streaming), config(2), CpuBackend::new(threads).unwrap());
+        let mut t = Trainer::new(model(Mode::Streaming { window: 8 }), config(2), CpuBackend::new(threads).unwrap());
         t.epoch(&data).unwrap();
         t.epoch(&data).unwrap();
         t.state.params

@@ -325,7 +325,7 @@ fn every_dataset_config_loads() {
             let c =
                 lflow_host::train::run::RunConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(c.model.hidden, 280, "{}", path.display());
-            assert_eq!(c.model.mode == lflow_host::Mode::Streaming, variant == "_streaming");
+            assert_eq!(c.model.mode == lflow_host::ModeName::Streaming, variant == "_streaming");
         }
     }
 }

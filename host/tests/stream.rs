@@ -19,8 +19,7 @@ fn model(anchor_every: usize) -> ModelConfig {
         ff: 12,
         gamma: 0.55,
         eps: 0.01,
-        mode: Mode::Streaming,
-        window: Some(6),
+        mode: Mode::Streaming { window: 6 },
         anchor_every,
     }
 }

@@ -37,8 +37,7 @@ pub fn trained_streaming(trials: usize, seed: u64, epochs: usize) -> (Dataset, T
         ff: FF,
         gamma: 0.55,
         eps: 0.01,
-        mode: Mode::Streaming,
-        window: Some(W),
+        mode: Mode::Streaming { window: W },
         anchor_every: 0,
     };
     let train = TrainConfig { batch_size: 16, seed: seed + 2, ..TrainConfig::default() };

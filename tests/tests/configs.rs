@@ -4,7 +4,7 @@
 
 use lflow_host::train::run::RunConfig;
 use lflow_host::train::train_config::Schedule;
-use lflow_host::Mode;
+use lflow_host::ModeName;
 use std::path::Path;
 
 /// MODEL.md section 7, per data set: batch, lr, weight decay, gamma, cd rate, epochs.
@@ -48,7 +48,7 @@ fn every_published_configuration_holds_model_md_section_7() {
         // The Lorenz reference runs the published recipe at H=64 (the side-by-side).
         let hidden = if stem == "lorenz_published" { 64 } else { 280 };
         assert_eq!((m.hidden, m.ff, m.gamma, m.eps), (hidden, 512, p.gamma, 0.01), "{stem}: model");
-        let mode = if stem.ends_with("_streaming") { Mode::Streaming } else { Mode::Paper };
+        let mode = if stem.ends_with("_streaming") { ModeName::Streaming } else { ModeName::Paper };
         assert_eq!((m.mode, m.window, m.anchor_every), (mode, 32, 0), "{stem}: mode");
         assert_eq!((t.epochs, t.batch_size, t.lr), (p.epochs, p.batch, p.lr), "{stem}: epochs, batch, lr");
         assert_eq!((t.weight_decay, t.kl_weight, t.ramp_epochs), (p.weight_decay, 0.1, 500), "{stem}: ramps");
@@ -67,7 +67,7 @@ fn every_published_configuration_holds_model_md_section_7() {
 #[test]
 fn the_defaults_are_the_published_mc_maze_settings() {
     let c = RunConfig::default();
-    assert_eq!((c.model.hidden, c.model.ff, c.model.mode), (280, 512, Mode::Paper));
+    assert_eq!((c.model.hidden, c.model.ff, c.model.mode), (280, 512, ModeName::Paper));
     let t = &c.train;
     assert_eq!((t.epochs, t.batch_size, t.lr, t.weight_decay), (2000, 256, 3e-3, 2e-5));
     assert_eq!((t.schedule, t.warmup_epochs, t.grad_clip), (Schedule::Plateau, 0, 0.0));

@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use lflow_host::train::run::{RunConfig, RunDir};
 use lflow_host::train::session::{stop_on_ctrl_c, Progress, Session};
 use lflow_host::train::Device;
-use lflow_host::Mode;
+use lflow_host::ModeName;
 use std::path::{Path, PathBuf};
 
 /// `--mode`.
@@ -17,11 +17,11 @@ pub enum ModeArg {
     Streaming,
 }
 
-impl From<ModeArg> for Mode {
-    fn from(m: ModeArg) -> Mode {
+impl From<ModeArg> for ModeName {
+    fn from(m: ModeArg) -> ModeName {
         match m {
-            ModeArg::Paper => Mode::Paper,
-            ModeArg::Streaming => Mode::Streaming,
+            ModeArg::Paper => ModeName::Paper,
+            ModeArg::Streaming => ModeName::Streaming,
         }
     }
 }

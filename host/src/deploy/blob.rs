@@ -62,10 +62,11 @@ pub fn read_blob(bytes: &[u8]) -> Result<BlobModel, lflow_core::BlobError> {
         gamma: h.gamma,
         eps: h.eps,
         mode: match h.schedule {
-            lflow_core::InputSchedule::CurrentBin => Mode::Streaming,
-            lflow_core::InputSchedule::PreviousBin => Mode::Paper,
+            lflow_core::InputSchedule::CurrentBin => Mode::Streaming { window: d.window as usize },
+            lflow_core::InputSchedule::PreviousBin => {
+                Mode::Paper { causal_window: (d.window > 0).then_some(d.window as usize) }
+            }
         },
-        window: Some(d.window as usize),
         anchor_every: h.anchor_every as usize,
     };
     let dense = |t: Tensor| -> Result<Vec<f32>, lflow_core::BlobError> {

@@ -15,7 +15,6 @@ use crate::train::backend::{Backend, BackendError};
 use crate::train::device::{AnyBackend, Device};
 use crate::train::predictor::{PredictError, Predictor};
 use crate::train::run::{RunDir, RunError};
-use crate::Mode;
 use lflow_core::{BlobError, Kernel, StorageFormat};
 use std::path::{Path, PathBuf};
 
@@ -163,7 +162,7 @@ pub fn export_run(
 ) -> Result<ExportSummary, ExportError> {
     let (dir, record) = RunDir::open(run)?;
     let mut p = Predictor::open_run(&dir, Device::Cpu, threads)?;
-    if p.model.mode == Mode::Paper {
+    if !p.model.mode.is_streaming() {
         return Err(ExportError::PaperMode { run: run.to_path_buf() });
     }
     let data = crate::data::load(&record.data_or(&dir.path, data)?)?;
@@ -259,7 +258,7 @@ pub fn stream_report(
         Some(file) => std::fs::read(file).map_err(|source| RunError::Io { path: file.to_path_buf(), source })?,
         None => {
             let mut p = Predictor::open_run(&dir, Device::Cpu, threads)?;
-            if p.model.mode == Mode::Paper {
+            if !p.model.mode.is_streaming() {
                 return Err(ExportError::PaperMode { run: run.to_path_buf() });
             }
             let velocity = fit_device_velocity(&mut p, &data)?;

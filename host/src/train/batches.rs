@@ -73,8 +73,8 @@ pub fn fill(
                 let pass = uniform(&mut rng) < 1.0 - cd;
                 *x = if kept { *x / cd } else { 0.0 };
                 let grad = match model.mode {
-                    Mode::Paper => !kept || pass,
-                    Mode::Streaming => !kept,
+                    Mode::Paper { .. } => !kept || pass,
+                    Mode::Streaming { .. } => !kept,
                 };
                 b.grad_mask.push(if grad { 1.0 } else { 0.0 });
             }
@@ -112,12 +112,8 @@ mod tests {
         let elements = (trials * observed * n_in) as f64;
         // Binomial fractions over 8000 elements: 4 standard deviations is about 0.02.
         let near = |got: f64, want: f64, what: &str| assert!((got - want).abs() < 0.02, "{what}: {got:.4} vs {want}");
-        for mode in [Mode::Paper, Mode::Streaming] {
-            let model = ModelConfig {
-                mode,
-                window: (mode == Mode::Streaming).then_some(4),
-                ..ModelConfig::paper(n_in, 25, 4, 8)
-            };
+        for mode in [Mode::PAPER, Mode::Streaming { window: 4 }] {
+            let model = ModelConfig { mode, ..ModelConfig::paper(n_in, 25, 4, 8) };
             let mut b = Batch::default();
             fill(&mut b, &model, &data, &picked, &seeds, Some(cd), false);
             assert_eq!((b.input.len(), b.grad_mask.len()), (trials * observed * n_in, trials * observed * n_in));
@@ -138,9 +134,11 @@ mod tests {
             assert_eq!(dropped_with_grad, dropped, "{mode:?}: a dropped input's loss element without gradient");
             match mode {
                 // Paper: `!m || q`, q ~ Bernoulli(1 - cd): kept elements pass with probability 1 - cd.
-                Mode::Paper => near(kept_with_grad as f64 / kept as f64, 1.0 - cd as f64, "paper: q among kept"),
+                Mode::Paper { .. } => near(kept_with_grad as f64 / kept as f64, 1.0 - cd as f64, "paper: q among kept"),
                 // Streaming (MODEL.md section 9): `!m` only.
-                Mode::Streaming => assert_eq!(kept_with_grad, 0, "streaming: a kept input's loss element has gradient"),
+                Mode::Streaming { .. } => {
+                    assert_eq!(kept_with_grad, 0, "streaming: a kept input's loss element has gradient")
+                }
             }
             // Evaluation (no `cd_rate`): no coordinated dropout at all.
             fill(&mut b, &model, &data, &picked, &seeds, None, false);

@@ -1,6 +1,6 @@
 //! `lflow bench train`: training throughput for one configuration.
 
-use crate::config::{Mode, ModelConfig};
+use crate::config::{Mode, ModeName, ModelConfig};
 use crate::data::{Dataset, Split};
 use crate::train::backend::{Backend, BackendError};
 use crate::train::device::{AnyBackend, Device, OpenError};
@@ -22,7 +22,7 @@ pub struct TrainBench {
     /// Where to train.
     pub device: Device,
     /// Paper or streaming.
-    pub mode: Mode,
+    pub mode: ModeName,
     /// Observed bins.
     pub observed: usize,
     /// Forward bins.
@@ -55,7 +55,7 @@ pub struct TrainBenchResult {
     /// The backend that ran (`cpu x2`, `cuda: <device name>`).
     pub device: String,
     /// `paper` or `streaming`.
-    pub mode: Mode,
+    pub mode: ModeName,
     /// Floating-point operations per trial, forward + backward (counted, see [`flops_per_trial`]).
     pub flops_per_trial: f64,
     /// Achieved rate.
@@ -126,8 +126,7 @@ pub fn run(b: &TrainBench) -> Result<TrainBenchResult, BenchError> {
         ff: b.ff,
         gamma: 0.55,
         eps: 0.01,
-        mode: b.mode,
-        window: (b.mode == Mode::Streaming).then_some(b.window),
+        mode: Mode::new(b.mode, b.window),
         anchor_every: 0,
     };
     let data = random_dataset(b, 1);

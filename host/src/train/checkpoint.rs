@@ -260,8 +260,7 @@ pub fn load_params(path: &Path) -> Result<(ModelConfig, Params), CheckpointError
             ff: dim(Tensor::Linear1Weight.pytorch_name(), 0)?,
             gamma: 0.55,
             eps: 0.01,
-            mode: Mode::Paper,
-            window: None,
+            mode: Mode::PAPER,
             anchor_every: 0,
         }
     };

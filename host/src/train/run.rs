@@ -10,7 +10,7 @@
 //! RUN/plots/*.png         `lflow plot`
 //! ```
 
-use crate::config::{Mode, ModelConfig};
+use crate::config::{Mode, ModeName, ModelConfig};
 use crate::data::{DataError, Dataset};
 use crate::io::write_atomically;
 use crate::train::checkpoint::CheckpointError;
@@ -31,7 +31,7 @@ pub struct ModelSection {
     /// Langevin step.
     pub eps: f32,
     /// `paper` or `streaming`.
-    pub mode: Mode,
+    pub mode: ModeName,
     /// Causal window in bins (streaming mode).
     pub window: usize,
     /// Re-anchor the latent state on the posterior means every this many bins
@@ -42,7 +42,15 @@ pub struct ModelSection {
 
 impl Default for ModelSection {
     fn default() -> Self {
-        ModelSection { hidden: 280, ff: 512, gamma: 0.55, eps: 0.01, mode: Mode::Paper, window: 32, anchor_every: 0 }
+        ModelSection {
+            hidden: 280,
+            ff: 512,
+            gamma: 0.55,
+            eps: 0.01,
+            mode: ModeName::Paper,
+            window: 32,
+            anchor_every: 0,
+        }
     }
 }
 
@@ -258,7 +266,7 @@ impl RunConfig {
             (
                 "model.window",
                 m.window.to_string(),
-                m.mode == Mode::Paper || m.window > 0,
+                m.mode == ModeName::Paper || m.window > 0,
                 "at least 1 bin in streaming mode",
             ),
             (
@@ -301,7 +309,7 @@ impl RunConfig {
         if let Some((key, value, _, allowed)) = rules.into_iter().find(|r| !r.2) {
             return Err(RunError::OutOfRange { path: path.into(), key, value, allowed });
         }
-        if m.anchor_every > 0 && m.mode == Mode::Paper {
+        if m.anchor_every > 0 && m.mode == ModeName::Paper {
             let reason = "model.anchor_every is for decoding without resets: it needs mode = \"streaming\"";
             return Err(RunError::Config { path: path.into(), reason: reason.into() });
         }
@@ -322,8 +330,7 @@ impl RunConfig {
             ff: self.model.ff,
             gamma: self.model.gamma,
             eps: self.model.eps,
-            mode: self.model.mode,
-            window: (self.model.mode == Mode::Streaming).then_some(self.model.window),
+            mode: Mode::new(self.model.mode, self.model.window),
             anchor_every: self.model.anchor_every,
         }
     }

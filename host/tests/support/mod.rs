@@ -36,8 +36,7 @@ pub fn load(name: &str) -> Case {
         ff: meta["ff"].as_u64().unwrap() as usize,
         gamma: meta["gamma"].as_f64().unwrap() as f32,
         eps: meta["step"].as_f64().unwrap() as f32,
-        mode: Mode::Paper,
-        window,
+        mode: Mode::Paper { causal_window: window },
         anchor_every: 0,
     };
     let mut params = Params::zeros(&cfg);

@@ -19,7 +19,7 @@ mod step;
 pub use gpu::{Gpu, GpuError};
 pub use kernels::nvrtc_present;
 
-use crate::config::{Mode, ModelConfig};
+use crate::config::ModelConfig;
 use crate::data::Dataset;
 use crate::train::adam::{Adam, StepConstants};
 use crate::train::backend::{AdamStep, Backend, BackendError, Batch, Features, OptimizerState, Pass, Resident};
@@ -298,7 +298,7 @@ impl<G: Gpu> CudaBackend<G> {
             Arg::I32(model.hidden as i32),
             Arg::F32(cd_rate),
             Arg::I32(use_cd as i32),
-            Arg::I32((model.mode == Mode::Paper) as i32),
+            Arg::I32(!model.mode.is_streaming() as i32),
             Arg::I32(1),
         ];
         let dims = gpu::LaunchDims { grid: (len.div_ceil(32) as u32, 1), block: 32, smem: 0 };

@@ -235,7 +235,7 @@ impl Step<'_> {
         // Decoder: attention, residual, LayerNorm, feed-forward, residual, LayerNorm, readout.
         self.linear(a.qkv, a.l, Tensor::AttnInProjWeight, Tensor::AttnInProjBias, rows)?;
         let (dims, kt, att_scale) = self.attention_launch();
-        let window = cfg.window.map_or(-1, |w| w as i32);
+        let window = cfg.mode.window().map_or(-1, |w| w as i32);
         let args = [
             Ptr(a.qkv),
             Ptr(a.probs),
