@@ -6,8 +6,8 @@
 //! `q_h . k_h / sqrt(D / 2)` per head, softmax over the ring.
 
 use crate::kernels;
+use crate::linear::Linear;
 use crate::math::{exp, sqrt};
-use crate::matrix::Linear;
 use heapless::Deque;
 
 /// Attention heads (PyTorch `nhead`).

@@ -10,8 +10,8 @@
 //! h' = (1 - u) * n + u * h
 //! ```
 
+use crate::linear::Linear;
 use crate::math::{sigmoid, tanh};
-use crate::matrix::Linear;
 
 /// The encoder's weights, borrowed from a blob.
 #[derive(Clone, Copy, Debug)]

@@ -30,6 +30,7 @@ pub mod gru;
 pub mod kernels;
 pub mod langevin;
 pub mod layer_norm;
+pub mod linear;
 pub mod math;
 pub mod matrix;
 pub mod noise;

@@ -3,8 +3,8 @@
 //! Four linear heads on `h_0`, each `[H, H]`:
 //! `z_0 = mu_z + exp(logvar_z / 2) * e_z`, `v_0 = mu_v + exp(logvar_v / 2) * e_v`.
 
+use crate::linear::Linear;
 use crate::math::exp;
-use crate::matrix::Linear;
 
 /// The heads `linear_{z,v}_{means,logvar}`.
 #[derive(Clone, Copy, Debug)]

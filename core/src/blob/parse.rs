@@ -2,7 +2,8 @@
 
 use super::{crc32, ENTRY_LEN, HEADER_LEN, HEADS, MAGIC, MAX_SECTIONS, SECTION_ALIGN, VERSION, VERSION_1};
 use super::{dtype, BlobError, Dims, Header, SectionId, Tensor, TENSOR_COUNT};
-use crate::matrix::{Linear, Matrix, MatrixData, StorageFormat};
+use crate::linear::Linear;
+use crate::matrix::{Matrix, MatrixData, StorageFormat};
 use crate::schedule::InputSchedule;
 use half::f16;
 

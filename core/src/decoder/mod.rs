@@ -214,7 +214,7 @@ impl<
 
     /// Every weight matrix of the model with its bias, in data-flow order
     /// (encoder, posterior, attention, feed-forward, readout, velocity).
-    pub fn linears(&self) -> [crate::matrix::Linear<'a>; 12] {
+    pub fn linears(&self) -> [crate::linear::Linear<'a>; 12] {
         self.weights.linears()
     }
 
