@@ -139,6 +139,29 @@ pub enum DeviceError {
     BlobRejected,
 }
 
+impl core::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DeviceError::BadFrame => f.write_str("frame has a broken COBS encoding"),
+            DeviceError::BadCrc => f.write_str("frame CRC-32 does not match its payload"),
+            DeviceError::Malformed => f.write_str("frame payload is not a host message"),
+            DeviceError::Oversize => write!(f, "frame exceeded {MAX_FRAME} bytes"),
+            DeviceError::SequenceGap { expected, got } => {
+                write!(f, "bin {got} arrived where bin {expected} was expected; the count restarts from it")
+            }
+            DeviceError::WrongCount { expected, got } => {
+                write!(f, "bin has {got} spike counts, the model reads n_in = {expected}")
+            }
+            DeviceError::StateReset { seq, stage } => {
+                write!(f, "non-finite value at stage index {stage} of bin {seq}; the decoder state was reset")
+            }
+            DeviceError::BlobRejected => f.write_str("the embedded blob was refused at boot; nothing is decoded"),
+        }
+    }
+}
+
+impl core::error::Error for DeviceError {}
+
 /// Why a frame could not be built or read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -168,6 +191,21 @@ impl WireError {
         }
     }
 }
+
+impl core::fmt::Display for WireError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            WireError::BufferTooSmall => "buffer too small for the encoded frame",
+            WireError::Cobs => "frame has a broken COBS encoding",
+            WireError::Truncated => "frame is shorter than its 4-byte CRC",
+            WireError::Crc => "frame CRC-32 does not match its payload",
+            WireError::Postcard => "frame payload does not deserialise as the expected message",
+            WireError::Oversize => "frame exceeded the reader's buffer",
+        })
+    }
+}
+
+impl core::error::Error for WireError {}
 
 /// Encode `msg` into `out` as one frame (terminator included), using
 /// `scratch` for the payload; returns the frame's length.
@@ -366,6 +404,24 @@ mod tests {
                 Ok(std::string::String::from("Stats")),
             ]
         );
+    }
+
+    #[test]
+    fn errors_display_what_and_where() {
+        use std::string::ToString;
+        assert_eq!(WireError::Truncated.to_string(), "frame is shorter than its 4-byte CRC");
+        assert_eq!(
+            DeviceError::SequenceGap { expected: 4, got: 9 }.to_string(),
+            "bin 9 arrived where bin 4 was expected; the count restarts from it"
+        );
+        assert_eq!(DeviceError::Oversize.to_string(), "frame exceeded 1024 bytes");
+        for e in [WireError::BufferTooSmall, WireError::Cobs, WireError::Crc, WireError::Postcard, WireError::Oversize]
+        {
+            let (message, device) = (e.to_string(), e.device_error().to_string());
+            assert!(message.starts_with(|c: char| c.is_lowercase()), "{message}");
+            assert!(device.starts_with(|c: char| c.is_lowercase()), "{device}");
+            let _: &dyn core::error::Error = &e;
+        }
     }
 
     #[test]
