@@ -150,6 +150,7 @@ impl<
 {
     /// Validate `blob` (see `core/FORMAT.md`) against this decoder's sizes and
     /// borrow its weights without copying; the state lives in the decoder.
+    /// The crate's example (`lflow_core`) builds a blob, loads it and steps it.
     pub fn from_blob(blob: &'a [u8]) -> Result<Self, BlobError> {
         Self::with_state(blob, DecoderState::new())
     }
