@@ -6,12 +6,14 @@
 //! weight is used; the [`writer`] (feature `std`) produces the format.
 
 mod error;
+mod header;
 mod parse;
 mod tensor;
 #[cfg(feature = "std")]
 pub mod writer;
 
 pub use error::BlobError;
+pub use header::{peek_header, RawHeader};
 pub use parse::{Blob, SectionData};
 pub use tensor::{SectionId, Tensor, SCALE_FLAG, TENSOR_COUNT};
 #[cfg(feature = "std")]
