@@ -5,7 +5,7 @@
 //! `LFLOW_BLOB=path/to/model.lfw cargo build --release` (default: a small
 //! built-in test model written here, so the crate always builds).
 
-use lflow_core::blob::{Blob, BlobWriter, Tensor};
+use lflow_core::blob::{peek_header, Blob, BlobWriter, Tensor};
 use lflow_core::{Dims, InputSchedule, Seeded, StorageFormat};
 use std::path::PathBuf;
 
@@ -37,18 +37,21 @@ fn main() {
     let dims = match Blob::parse(&bytes, None) {
         Ok(b) => b.header().dims,
         Err(e) => {
-            // A corrupt blob still builds (the device refuses it at boot): take the raw header.
+            // A corrupt blob still builds (the device refuses it at boot): take the
+            // header's sizes as stored, made usable as const generics.
             println!("cargo:warning=the embedded blob is invalid ({e}); the firmware will refuse it at boot");
-            let u = |at: usize| bytes.get(at..at + 4).map_or(1, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
-            let h = u(16).max(4) / 4 * 4;
+            // No header at all (too short, bad magic): the smallest model.
+            let smallest = Dims { n_in: 1, hidden: 4, d_model: 12, ff: 1, n_out: 1, window: 1, n_beh: 1 };
+            let raw = peek_header(&bytes).map_or(smallest, |h| h.dims);
+            let h = raw.hidden.max(4) / 4 * 4;
             Dims {
-                n_in: u(12).max(1),
+                n_in: raw.n_in.max(1),
                 hidden: h,
                 d_model: 3 * h,
-                ff: u(24).max(1),
-                n_out: u(28).max(1),
-                window: u(32).max(1),
-                n_beh: u(36),
+                ff: raw.ff.max(1),
+                n_out: raw.n_out.max(1),
+                window: raw.window.max(1),
+                n_beh: raw.n_beh,
             }
         }
     };

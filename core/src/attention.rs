@@ -6,8 +6,8 @@
 //! `q_h . k_h / sqrt(D / 2)` per head, softmax over the ring.
 
 use crate::kernels;
+use crate::linear::Linear;
 use crate::math::{exp, sqrt};
-use crate::matrix::Linear;
 use heapless::Deque;
 
 /// Attention heads (PyTorch `nhead`).
@@ -31,6 +31,10 @@ pub trait KvStore {
 
 /// The last `W` keys and values, each `[D]`, in two `heapless::Deque`s kept
 /// in step (the oldest entry leaves when a `W + 1`-th arrives).
+///
+/// A `Deque` rather than `heapless::HistoryBuf`: `HistoryBuf::write` and
+/// `as_slices` index with bounds checks the optimiser cannot remove, a panic
+/// path the firmware's `panic-never` build refuses to link.
 #[derive(Clone, Debug)]
 pub struct KvRing<const D: usize, const W: usize> {
     keys: Deque<[f32; D], W>,
@@ -44,8 +48,13 @@ impl<const D: usize, const W: usize> Default for KvRing<D, W> {
 }
 
 impl<const D: usize, const W: usize> KvRing<D, W> {
-    /// An empty ring.
+    /// An empty ring. `W` must be at least 1, checked at compile time:
+    ///
+    /// ```compile_fail
+    /// let ring = lflow_core::attention::KvRing::<4, 0>::new();
+    /// ```
     pub const fn new() -> Self {
+        const { assert!(W > 0, "a KV ring holds at least one bin (W > 0)") };
         KvRing { keys: Deque::new(), values: Deque::new() }
     }
 
@@ -321,6 +330,94 @@ mod tests {
                 let tol = (1e-5 + 10.0 * crate::math::TEST_SLACK) * (1.0 + w.abs());
                 prop_assert!((*g as f64 - w).abs() < tol, "{g} vs {w}");
             }
+        }
+    }
+
+    /// A plain array ring written out independently: `next` is the slot of the
+    /// next push, `len` the entries held.
+    struct NaiveRing<const D: usize, const W: usize> {
+        keys: [[f32; D]; W],
+        values: [[f32; D]; W],
+        next: usize,
+        len: usize,
+    }
+
+    impl<const D: usize, const W: usize> NaiveRing<D, W> {
+        fn new() -> Self {
+            NaiveRing { keys: [[0.0; D]; W], values: [[0.0; D]; W], next: 0, len: 0 }
+        }
+
+        fn push(&mut self, key: &[f32], value: &[f32]) {
+            if key.len() == D && value.len() == D {
+                self.keys[self.next].copy_from_slice(key);
+                self.values[self.next].copy_from_slice(value);
+                self.next = (self.next + 1) % W;
+                self.len = (self.len + 1).min(W);
+            }
+        }
+
+        /// Held entries of `buf`, oldest first, flattened.
+        fn ordered(&self, buf: &[[f32; D]; W]) -> Vec<f32> {
+            (0..self.len).flat_map(|i| buf[(self.next + W - self.len + i) % W]).collect()
+        }
+    }
+
+    /// The naive ring's order as one contiguous slice: a store of another split point.
+    struct Contiguous(Vec<f32>, Vec<f32>);
+
+    impl KvStore for Contiguous {
+        fn push(&mut self, _: &[f32], _: &[f32]) {}
+        fn keys(&self) -> (&[f32], &[f32]) {
+            (&self.0, &[])
+        }
+        fn values(&self) -> (&[f32], &[f32]) {
+            (&self.1, &[])
+        }
+        fn clear(&mut self) {}
+    }
+
+    /// One operation on a ring: push `len` values starting at `seed` (a wrong
+    /// `len` is ignored by both rings), or clear.
+    fn ops() -> impl Strategy<Value = Vec<(u8, usize, f32)>> {
+        proptest::collection::vec((0u8..16, 0usize..8, -3.0f32..3.0), 0..200)
+    }
+
+    fn check_against_naive<const D: usize, const W: usize>(ops: &[(u8, usize, f32)]) -> Result<(), TestCaseError> {
+        let (mut ring, mut naive) = (KvRing::<D, W>::new(), NaiveRing::<D, W>::new());
+        let q: Vec<f32> = (0..D).map(|i| (i as f32 * 0.37).sin()).collect();
+        for (step, &(op, len, seed)) in ops.iter().enumerate() {
+            if op == 0 {
+                ring.clear();
+                naive = NaiveRing::new();
+            } else {
+                let len = if op < 3 { len } else { D };
+                let key: Vec<f32> = (0..len).map(|i| seed + i as f32 + step as f32 * 0.01).collect();
+                let value: Vec<f32> = key.iter().map(|k| -k * 0.5).collect();
+                ring.push(&key, &value);
+                naive.push(&key, &value);
+            }
+            prop_assert_eq!(ring.len(), naive.len);
+            let (k0, k1) = ring.keys();
+            let (v0, v1) = ring.values();
+            prop_assert_eq!([k0, k1].concat(), naive.ordered(&naive.keys));
+            prop_assert_eq!([v0, v1].concat(), naive.ordered(&naive.values));
+            // The attention over both is bit-identical, wherever the ring wraps.
+            let flat = Contiguous(naive.ordered(&naive.keys), naive.ordered(&naive.values));
+            let (mut a, mut b) = ([0.0f32; D], [0.0f32; D]);
+            attend(&q, &ring, &mut [0.0; W], &mut a);
+            attend(&q, &flat, &mut [0.0; W], &mut b);
+            prop_assert_eq!(a.map(f32::to_bits), b.map(f32::to_bits));
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn ring_equals_a_naive_array_ring(ops in ops()) {
+            check_against_naive::<4, 1>(&ops)?;
+            check_against_naive::<4, 3>(&ops)?;
+            check_against_naive::<6, 5>(&ops)?;
+            check_against_naive::<2, 7>(&ops)?;
         }
     }
 

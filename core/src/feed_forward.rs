@@ -1,6 +1,6 @@
 //! The decoder's feed-forward block: `W2 relu(W1 y + b1) + b2` (MODEL.md section 5).
 
-use crate::matrix::Linear;
+use crate::linear::Linear;
 
 /// `linear1 [FF, D]` and `linear2 [D, FF]`.
 #[derive(Clone, Copy, Debug)]

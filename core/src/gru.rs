@@ -10,8 +10,8 @@
 //! h' = (1 - u) * n + u * h
 //! ```
 
+use crate::linear::Linear;
 use crate::math::{sigmoid, tanh};
-use crate::matrix::Linear;
 
 /// The encoder's weights, borrowed from a blob.
 #[derive(Clone, Copy, Debug)]
@@ -41,18 +41,61 @@ impl GruCell<'_> {
     pub fn step_slice(&self, x: &[f32], h: &mut [f32], gi: &mut [f32], gh: &mut [f32]) {
         self.input.apply(x, gi);
         self.hidden.apply(h, gh);
-        let n = h.len();
-        let (ir, rest) = gi.split_at(n.min(gi.len()));
-        let (iu, in_) = rest.split_at(n.min(rest.len()));
-        let (hr, rest) = gh.split_at(n.min(gh.len()));
-        let (hu, hn) = rest.split_at(n.min(rest.len()));
-        let gates = ir.iter().zip(iu.iter()).zip(in_.iter()).zip(hr.iter().zip(hu.iter()).zip(hn.iter()));
-        for (hk, (((ir, iu), in_), ((hr, hu), hn))) in h.iter_mut().zip(gates) {
-            let r = sigmoid(ir + hr);
-            let u = sigmoid(iu + hu);
-            let n = tanh(in_ + r * hn);
-            *hk = (1.0 - u) * n + u * *hk;
-        }
+        cell_update(gi, gh, h);
+    }
+}
+
+/// One unit's gate activations and new state (see [`unit_update`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GruUnit {
+    /// Reset gate `r = sigmoid(gi_r + gh_r)`.
+    pub r: f32,
+    /// Update gate `u = sigmoid(gi_z + gh_z)` (PyTorch's `z`).
+    pub u: f32,
+    /// Candidate `n = tanh(gi_n + r * gh_n)`.
+    pub n: f32,
+    /// New state `h' = (1 - u) * n + u * h_prev`.
+    pub h: f32,
+}
+
+/// One unit of the GRU update from its gate pre-activations, in this order of
+/// f32 operations (with [`crate::math`]'s `sigmoid` and `tanh`):
+///
+/// ```text
+/// r  = sigmoid(gi[0] + gh[0])
+/// u  = sigmoid(gi[1] + gh[1])
+/// n  = tanh(gi[2] + r * gh[2])
+/// h' = (1 - u) * n + u * h_prev
+/// ```
+///
+/// `gi = [r, z, n]` are the unit's input-side pre-activations `W_i x + b_i`,
+/// `gh` the hidden-side ones `W_h h + b_h` (PyTorch `GRUCell` gate order).
+#[inline(always)]
+pub fn unit_update(gi: [f32; 3], gh: [f32; 3], h_prev: f32) -> GruUnit {
+    let [ir, iu, in_] = gi;
+    let [hr, hu, hn] = gh;
+    let r = sigmoid(ir + hr);
+    let u = sigmoid(iu + hu);
+    let n = tanh(in_ + r * hn);
+    GruUnit { r, u, n, h: (1.0 - u) * n + u * h_prev }
+}
+
+/// The GRU cell update from pre-activations, in place: `h [H]` holds
+/// `h_{t-1}` on entry and `h_t` on return, unit `k` by [`unit_update`] from
+/// `gi [3H]` (input side `W_ih x + b_ih`) and `gh [3H]` (hidden side
+/// `W_hh h + b_hh`), each the r, z, n gates' `[H]` blocks in PyTorch order.
+///
+/// `H` is `h.len()`. Shorter `gi` or `gh` are not an error (no panic): units
+/// past what both hold are left unchanged.
+pub fn cell_update(gi: &[f32], gh: &[f32], h: &mut [f32]) {
+    let n = h.len();
+    let (ir, rest) = gi.split_at(n.min(gi.len()));
+    let (iu, in_) = rest.split_at(n.min(rest.len()));
+    let (hr, rest) = gh.split_at(n.min(gh.len()));
+    let (hu, hn) = rest.split_at(n.min(rest.len()));
+    let gates = ir.iter().zip(iu.iter()).zip(in_.iter()).zip(hr.iter().zip(hu.iter()).zip(hn.iter()));
+    for (hk, (((ir, iu), in_), ((hr, hu), hn))) in h.iter_mut().zip(gates) {
+        *hk = unit_update([*ir, *iu, *in_], [*hr, *hu, *hn], *hk).h;
     }
 }
 
@@ -86,6 +129,31 @@ mod tests {
     const N_IN: usize = 5;
     const H: usize = 8;
 
+    /// The update as it was written inline in `GruCell::step_slice` before
+    /// [`cell_update`] was factored out, for the bit-for-bit comparison.
+    fn inline_update(gi: &[f32], gh: &[f32], h: &mut [f32]) {
+        let n = h.len();
+        for k in 0..n {
+            let r = sigmoid(gi[k] + gh[k]);
+            let u = sigmoid(gi[n + k] + gh[n + k]);
+            let c = tanh(gi[2 * n + k] + r * gh[2 * n + k]);
+            h[k] = (1.0 - u) * c + u * h[k];
+        }
+    }
+
+    #[test]
+    fn short_gates_leave_the_rest_unchanged() {
+        // gh holds the n gate of unit 0 only: units 1..4 keep h_prev.
+        let mut h = [0.5f32; 4];
+        cell_update(&[0.0; 12], &[0.0; 9], &mut h);
+        assert_eq!(h, [unit_update([0.0; 3], [0.0; 3], 0.5).h, 0.5, 0.5, 0.5]);
+        let mut h = [0.5f32; 4];
+        cell_update(&[0.0; 7], &[0.0; 12], &mut h);
+        assert_eq!(h, [0.5; 4]);
+        cell_update(&[], &[], &mut h);
+        assert_eq!(h, [0.5; 4]);
+    }
+
     proptest! {
         #[test]
         fn step_matches_f64_reference(
@@ -111,6 +179,23 @@ mod tests {
             cell.step(&x, &mut h, &mut [[0.0; H]; 3], &mut [[0.0; H]; 3]);
             for (g, w) in h.iter().zip(&want) {
                 prop_assert!((*g as f64 - w).abs() < 2e-5 + crate::math::TEST_SLACK, "got {g} want {w}");
+            }
+        }
+
+        #[test]
+        fn cell_update_is_the_inline_update_bit_for_bit(
+            gi in proptest::collection::vec(-8.0f32..8.0, 3 * H),
+            gh in proptest::collection::vec(-8.0f32..8.0, 3 * H),
+            h0 in proptest::array::uniform8(-1.0f32..1.0),
+        ) {
+            let (mut a, mut b) = (h0, h0);
+            cell_update(&gi, &gh, &mut a);
+            inline_update(&gi, &gh, &mut b);
+            prop_assert_eq!(a.map(f32::to_bits), b.map(f32::to_bits));
+            for k in 0..H {
+                let u = unit_update([gi[k], gi[H + k], gi[2 * H + k]], [gh[k], gh[H + k], gh[2 * H + k]], h0[k]);
+                prop_assert_eq!(u.h.to_bits(), a[k].to_bits());
+                prop_assert_eq!(u.r.to_bits(), sigmoid(gi[k] + gh[k]).to_bits());
             }
         }
     }

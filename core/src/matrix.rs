@@ -1,6 +1,32 @@
-//! Weight matrices borrowed from a blob, in one of three storage formats.
+//! Weight storage: matrices borrowed from a blob, in one of three storage
+//! formats, and the element type codes they are stored with.
+//!
+//! The bottom of the weight layers: `matrix` (storage) <- `kernels` (the
+//! products over a [`Matrix`]) <- `linear` (a layer: matrix, bias and the
+//! kernel that multiplies them) <- `blob` (which builds them from bytes).
+//! Nothing here refers to the layers above.
 
 use half::f16;
+
+/// Element type codes of a blob section (re-exported as `blob::dtype`).
+pub mod dtype {
+    /// IEEE f32, little-endian.
+    pub const F32: u8 = 0;
+    /// IEEE f16, little-endian.
+    pub const F16: u8 = 1;
+    /// Signed 8-bit.
+    pub const I8: u8 = 2;
+
+    /// Bytes per element, or `None` for an unknown code.
+    pub const fn size(code: u8) -> Option<u64> {
+        match code {
+            F32 => Some(4),
+            F16 => Some(2),
+            I8 => Some(1),
+            _ => None,
+        }
+    }
+}
 
 /// How the weight matrices of a blob are stored, and so which kernel
 /// multiplies them (`core/KERNELS.md`).
@@ -40,15 +66,15 @@ impl StorageFormat {
 
     /// The storage code of int8 blobs written before int16 activations: their
     /// matrices were multiplied with f32 activations. They are refused with
-    /// [`crate::BlobError::RetiredStorage`] (re-export the model).
+    /// `BlobError::RetiredStorage` (re-export the model).
     pub const RETIRED_I8_F32: u8 = 2;
 
     /// The section-table dtype of this format's weight matrices.
     pub const fn dtype(self) -> u8 {
         match self {
-            StorageFormat::F32 => crate::blob::dtype::F32,
-            StorageFormat::F16 => crate::blob::dtype::F16,
-            StorageFormat::I8 => crate::blob::dtype::I8,
+            StorageFormat::F32 => dtype::F32,
+            StorageFormat::F16 => dtype::F16,
+            StorageFormat::I8 => dtype::I8,
         }
     }
 
@@ -65,10 +91,8 @@ impl StorageFormat {
 /// The widest int8 matrix (input length) the int16-activation kernel takes:
 /// with weights in `-127..=127` and activations in `-32767..=32767`, a row's
 /// integer sum is at most `512 * 127 * 32767 = 2_130_641_408 < i32::MAX`, so the
-/// 32-bit accumulator cannot overflow (asserted at compile time below).
+/// 32-bit accumulator cannot overflow (asserted at compile time in `kernels::quantise`).
 pub const MAX_I8_COLS: usize = 512;
-
-const _: () = assert!(MAX_I8_COLS as i64 * 127 * crate::kernels::I16_MAX as i64 <= i32::MAX as i64);
 
 /// The stored weights of one matrix, row-major `[rows, cols]`.
 #[derive(Clone, Copy, Debug)]
@@ -99,14 +123,14 @@ pub struct Matrix<'a> {
     kernel: Kernel,
 }
 
-/// Which matrix-vector kernel a [`Linear`] runs.
+/// Which matrix-vector kernel multiplies a matrix (`linear::Linear::apply`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Kernel {
-    /// The tuned kernel of the storage format ([`crate::kernels::matvec`]).
+    /// The tuned kernel of the storage format (`kernels::matvec`).
     #[default]
     Tuned,
-    /// The one-accumulator reference ([`crate::kernels::matvec_naive`]), for
+    /// The one-accumulator reference (`kernels::matvec_naive`), for
     /// tests and the benchmark's baseline.
     Naive,
 }
@@ -171,35 +195,5 @@ impl<'a> Matrix<'a> {
             MatrixData::F16(w) => w.get(i).map(|x| x.to_f32()),
             MatrixData::I8 { weights, scales } => Some(f32::from(*weights.get(i)?) * *scales.get(row)?),
         }
-    }
-}
-
-/// A PyTorch `Linear` layer: `y = W x + b`, `W [out, in]`, `b [out]`.
-#[derive(Clone, Copy, Debug)]
-pub struct Linear<'a> {
-    /// `[out, in]`.
-    pub weight: Matrix<'a>,
-    /// `[out]`, always f32.
-    pub bias: &'a [f32],
-}
-
-impl Linear<'_> {
-    /// `y = W x + b` with the matrix's kernel.
-    #[inline]
-    pub fn apply(&self, x: &[f32], y: &mut [f32]) {
-        match self.weight.kernel {
-            Kernel::Tuned => crate::kernels::matvec(&self.weight, x, self.bias, y),
-            Kernel::Naive => crate::kernels::matvec_naive(&self.weight, x, self.bias, y),
-        }
-    }
-
-    /// The same layer, multiplied by `kernel`.
-    pub fn with_kernel(self, kernel: Kernel) -> Self {
-        Linear { weight: self.weight.with_kernel(kernel), ..self }
-    }
-
-    /// Multiply-accumulates of one application (`out * in`).
-    pub fn macs(&self) -> usize {
-        self.weight.rows() * self.weight.cols()
     }
 }

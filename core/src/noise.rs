@@ -22,6 +22,18 @@ pub enum NoiseError {
     },
 }
 
+impl core::fmt::Display for NoiseError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            NoiseError::Exhausted { available, requested } => {
+                write!(f, "provided draws exhausted: {requested} requested, {available} left")
+            }
+        }
+    }
+}
+
+impl core::error::Error for NoiseError {}
+
 /// Fills buffers with independent standard-normal draws.
 pub trait NoiseSource {
     /// Fill `out` with `out.len()` draws.
@@ -224,6 +236,8 @@ mod tests {
         p.fill(&mut out).unwrap();
         assert_eq!(out, [1.0, 2.0]);
         assert_eq!(p.fill(&mut out), Err(NoiseError::Exhausted { available: 1, requested: 2 }));
+        let e = p.fill(&mut out).unwrap_err();
+        assert_eq!(std::string::ToString::to_string(&e), "provided draws exhausted: 2 requested, 1 left");
         Mean.fill(&mut out).unwrap();
         assert_eq!(out, [0.0, 0.0]);
     }

@@ -1,8 +1,8 @@
 //! The readout: log-rates `[N_OUT] = W_ro y2 + b_ro`, rates = `exp(log-rates)`
 //! in spikes per bin (MODEL.md section 5).
 
+use crate::linear::Linear;
 use crate::math::exp;
-use crate::matrix::Linear;
 
 /// `readout [N_OUT, D]`.
 #[derive(Clone, Copy, Debug)]

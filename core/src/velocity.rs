@@ -1,7 +1,7 @@
 //! The linear velocity decoder `[N_BEH, D]` plus bias, applied to `y2`
 //! (MODEL.md section 9; fit on the host by ridge regression).
 
-use crate::matrix::Linear;
+use crate::linear::Linear;
 
 /// `velocity [N_BEH, D]`, output in the units of the training behaviour.
 #[derive(Clone, Copy, Debug)]

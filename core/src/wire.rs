@@ -139,6 +139,29 @@ pub enum DeviceError {
     BlobRejected,
 }
 
+impl core::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DeviceError::BadFrame => f.write_str("frame has a broken COBS encoding"),
+            DeviceError::BadCrc => f.write_str("frame CRC-32 does not match its payload"),
+            DeviceError::Malformed => f.write_str("frame payload is not a host message"),
+            DeviceError::Oversize => write!(f, "frame exceeded {MAX_FRAME} bytes"),
+            DeviceError::SequenceGap { expected, got } => {
+                write!(f, "bin {got} arrived where bin {expected} was expected; the count restarts from it")
+            }
+            DeviceError::WrongCount { expected, got } => {
+                write!(f, "bin has {got} spike counts, the model reads n_in = {expected}")
+            }
+            DeviceError::StateReset { seq, stage } => {
+                write!(f, "non-finite value at stage index {stage} of bin {seq}; the decoder state was reset")
+            }
+            DeviceError::BlobRejected => f.write_str("the embedded blob was refused at boot; nothing is decoded"),
+        }
+    }
+}
+
+impl core::error::Error for DeviceError {}
+
 /// Why a frame could not be built or read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -168,6 +191,21 @@ impl WireError {
         }
     }
 }
+
+impl core::fmt::Display for WireError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            WireError::BufferTooSmall => "buffer too small for the encoded frame",
+            WireError::Cobs => "frame has a broken COBS encoding",
+            WireError::Truncated => "frame is shorter than its 4-byte CRC",
+            WireError::Crc => "frame CRC-32 does not match its payload",
+            WireError::Postcard => "frame payload does not deserialise as the expected message",
+            WireError::Oversize => "frame exceeded the reader's buffer",
+        })
+    }
+}
+
+impl core::error::Error for WireError {}
 
 /// Encode `msg` into `out` as one frame (terminator included), using
 /// `scratch` for the payload; returns the frame's length.
@@ -338,6 +376,86 @@ mod tests {
         }
     }
 
+    /// What a reader of capacity `n` yields for `bytes`, written out plainly:
+    /// split at every `0x00`, skip empty frames, refuse frames longer than `n`.
+    fn naive_frames(bytes: &[u8], n: usize) -> Vec<Result<Vec<u8>, WireError>> {
+        let (mut out, mut current) = (Vec::new(), Vec::new());
+        for &b in bytes {
+            if b != 0 {
+                current.push(b);
+            } else if current.len() > n {
+                out.push(Err(WireError::Oversize));
+                current.clear();
+            } else if !current.is_empty() {
+                out.push(Ok(core::mem::take(&mut current)));
+            }
+        }
+        out
+    }
+
+    fn reader_frames<const N: usize>(bytes: &[u8]) -> Vec<Result<Vec<u8>, WireError>> {
+        let mut reader = FrameReader::<N>::new();
+        let mut out = Vec::new();
+        for &b in bytes {
+            if let Some(r) = reader.push(b) {
+                out.push(r.map(|f| {
+                    let frame = f.to_vec();
+                    // The caller may decode in place: the next frame must not see it.
+                    f.fill(0xAA);
+                    frame
+                }));
+            }
+        }
+        out
+    }
+
+    proptest! {
+        /// Random streams, zeros frequent, frames around the capacity: the
+        /// reader equals the plain one, oversize and empty frames included.
+        #[test]
+        fn reader_equals_a_naive_reader(
+            bytes in proptest::collection::vec(prop_oneof![1 => Just(0u8), 5 => 1u8..=255], 0..2000),
+        ) {
+            prop_assert_eq!(reader_frames::<1>(&bytes), naive_frames(&bytes, 1));
+            prop_assert_eq!(reader_frames::<4>(&bytes), naive_frames(&bytes, 4));
+            prop_assert_eq!(reader_frames::<9>(&bytes), naive_frames(&bytes, 9));
+            prop_assert_eq!(reader_frames::<64>(&bytes), naive_frames(&bytes, 64));
+        }
+
+        /// Valid frames between broken (garbage before them), cut (merged
+        /// with the next frame) and oversize ones: the reader equals the plain
+        /// one, and exactly the intact frames that fit decode, in order.
+        #[test]
+        fn reader_delivers_the_intact_frames_between_malformed_ones(
+            parts in proptest::collection::vec((any::<u32>(), 0usize..40, 0u8..4), 1..30),
+        ) {
+            const N: usize = 48;
+            let (mut stream, mut want) = (Vec::new(), Vec::new());
+            let mut merged = false;
+            for (seq, len, kind) in &parts {
+                let counts: Vec<u8> = (0..*len).map(|i| (i as u32 ^ seq) as u8).collect();
+                let mut f = frame(&HostMessage::Bin { seq: *seq, counts: &counts });
+                match kind {
+                    0 => f.insert(0, 0x55),
+                    1 => f.truncate(f.len() / 2),
+                    _ if !merged && f.len() - 1 <= N => want.push((*seq, counts.clone())),
+                    _ => {}
+                }
+                merged = *kind == 1;
+                stream.extend_from_slice(&f);
+            }
+            let frames = reader_frames::<N>(&stream);
+            prop_assert_eq!(&frames, &naive_frames(&stream, N));
+            let mut got = Vec::new();
+            for mut f in frames.into_iter().flatten() {
+                if let Ok(HostMessage::Bin { seq, counts }) = decode::<HostMessage<'_>>(&mut f) {
+                    got.push((seq, counts.to_vec()));
+                }
+            }
+            prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn reader_resynchronises_after_garbage_and_oversize() {
         let good = frame(&HostMessage::Reset);
@@ -366,6 +484,24 @@ mod tests {
                 Ok(std::string::String::from("Stats")),
             ]
         );
+    }
+
+    #[test]
+    fn errors_display_what_and_where() {
+        use std::string::ToString;
+        assert_eq!(WireError::Truncated.to_string(), "frame is shorter than its 4-byte CRC");
+        assert_eq!(
+            DeviceError::SequenceGap { expected: 4, got: 9 }.to_string(),
+            "bin 9 arrived where bin 4 was expected; the count restarts from it"
+        );
+        assert_eq!(DeviceError::Oversize.to_string(), "frame exceeded 1024 bytes");
+        for e in [WireError::BufferTooSmall, WireError::Cobs, WireError::Crc, WireError::Postcard, WireError::Oversize]
+        {
+            let (message, device) = (e.to_string(), e.device_error().to_string());
+            assert!(message.starts_with(|c: char| c.is_lowercase()), "{message}");
+            assert!(device.starts_with(|c: char| c.is_lowercase()), "{device}");
+            let _: &dyn core::error::Error = &e;
+        }
     }
 
     #[test]

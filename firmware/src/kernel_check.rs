@@ -5,7 +5,7 @@
 use crate::board::Counter;
 use crate::config::{D, FF, H, N_BEH, N_IN, N_OUT};
 use lflow_core::kernels::{accumulate4, dots4, matvec, matvec_portable, portable};
-use lflow_core::matrix::Linear;
+use lflow_core::linear::Linear;
 use lflow_core::wire::DeviceMessage;
 use lflow_core::Seeded;
 

@@ -16,7 +16,7 @@ mod config {
 
 use board::Serial;
 use config::*;
-use lflow_core::blob::{AlignedBlob, VERSION, VERSION_1};
+use lflow_core::blob::{peek_header, AlignedBlob};
 use lflow_core::wire::{decode, encode, DeviceError, DeviceMessage, FrameReader, HostMessage, MAX_FRAME, WIRE_VERSION};
 use lflow_core::{DecoderState, Mean, StepError, StreamingDecoder};
 
@@ -51,18 +51,18 @@ impl<S: Serial> Link<S> {
     }
 }
 
+/// The greeting: the model's sizes and the blob's storage and schedule codes
+/// as its header records them (0 when it has none), and why the blob was
+/// refused, if it was.
 fn hello<'a>(blob_error: Option<&'a str>) -> DeviceMessage<'a> {
-    let b = &BLOB.0;
+    let header = peek_header(&BLOB.0).ok();
     DeviceMessage::Hello {
         firmware: FIRMWARE_VERSION,
         wire: WIRE_VERSION,
         dims: [N_IN as u32, H as u32, D as u32, FF as u32, N_OUT as u32, W as u32, N_BEH as u32],
-        storage: b.get(8).copied().unwrap_or(0),
-        schedule: b.get(9).copied().unwrap_or(0),
-        blob_error: blob_error.or(match u16::from_le_bytes([b[4], b[5]]) {
-            VERSION | VERSION_1 => None,
-            _ => Some("UnsupportedVersion"),
-        }),
+        storage: header.map_or(0, |h| h.storage),
+        schedule: header.map_or(0, |h| h.schedule),
+        blob_error,
     }
 }
 

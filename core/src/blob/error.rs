@@ -292,5 +292,4 @@ impl core::fmt::Display for BlobError {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for BlobError {}
+impl core::error::Error for BlobError {}

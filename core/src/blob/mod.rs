@@ -6,12 +6,14 @@
 //! weight is used; the [`writer`] (feature `std`) produces the format.
 
 mod error;
+mod header;
 mod parse;
 mod tensor;
 #[cfg(feature = "std")]
 pub mod writer;
 
 pub use error::BlobError;
+pub use header::{peek_header, RawHeader};
 pub use parse::{Blob, SectionData};
 pub use tensor::{SectionId, Tensor, SCALE_FLAG, TENSOR_COUNT};
 #[cfg(feature = "std")]
@@ -39,25 +41,8 @@ pub const MAX_SECTIONS: usize = 2 * TENSOR_COUNT;
 /// Attention heads the format supports.
 pub const HEADS: u8 = 2;
 
-/// Element type codes of a section.
-pub mod dtype {
-    /// IEEE f32, little-endian.
-    pub const F32: u8 = 0;
-    /// IEEE f16, little-endian.
-    pub const F16: u8 = 1;
-    /// Signed 8-bit.
-    pub const I8: u8 = 2;
-
-    /// Bytes per element, or `None` for an unknown code.
-    pub const fn size(code: u8) -> Option<u64> {
-        match code {
-            F32 => Some(4),
-            F16 => Some(2),
-            I8 => Some(1),
-            _ => None,
-        }
-    }
-}
+/// Element type codes of a section (defined with the storage formats).
+pub use crate::matrix::dtype;
 
 /// One model dimension, for error messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

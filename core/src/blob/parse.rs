@@ -1,9 +1,10 @@
 //! Validating, zero-copy reader of `LFW1` blobs.
 
-use super::{crc32, ENTRY_LEN, HEADER_LEN, HEADS, MAGIC, MAX_SECTIONS, SECTION_ALIGN, VERSION, VERSION_1};
+use super::header::{byte, le_u16, le_u32, peek_header};
+use super::{crc32, ENTRY_LEN, HEADER_LEN, HEADS, MAX_SECTIONS, SECTION_ALIGN, VERSION, VERSION_1};
 use super::{dtype, BlobError, Dims, Header, SectionId, Tensor, TENSOR_COUNT};
-use crate::matrix::{Linear, Matrix, MatrixData, StorageFormat};
-use crate::schedule::InputSchedule;
+use crate::linear::Linear;
+use crate::matrix::{Matrix, MatrixData, StorageFormat};
 use half::f16;
 
 /// A section's elements, borrowed from the blob.
@@ -32,18 +33,6 @@ struct Entry {
     dtype: u8,
     offset: u32,
     len: u32,
-}
-
-fn le_u16(b: &[u8], at: usize) -> u16 {
-    b.get(at..at + 2).and_then(|s| s.try_into().ok()).map(u16::from_le_bytes).unwrap_or(0)
-}
-
-fn le_u32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes).unwrap_or(0)
-}
-
-fn byte(b: &[u8], at: usize) -> u8 {
-    b.get(at).copied().unwrap_or(0)
 }
 
 /// Round `n` up to the section alignment.
@@ -150,14 +139,9 @@ impl<'a> Blob<'a> {
 }
 
 fn parse_header(bytes: &[u8], expected: Option<&Dims>) -> Result<Header, BlobError> {
-    if bytes.len() < HEADER_LEN {
-        return Err(BlobError::TooShort { len: bytes.len() });
-    }
-    let magic = [byte(bytes, 0), byte(bytes, 1), byte(bytes, 2), byte(bytes, 3)];
-    if magic != MAGIC {
-        return Err(BlobError::BadMagic { found: magic });
-    }
-    let version = le_u16(bytes, 4);
+    // Length and magic; every field as stored.
+    let raw = peek_header(bytes)?;
+    let version = raw.version;
     if version != VERSION && version != VERSION_1 {
         return Err(BlobError::UnsupportedVersion { found: version });
     }
@@ -166,11 +150,11 @@ fn parse_header(bytes: &[u8], expected: Option<&Dims>) -> Result<Header, BlobErr
     if stored != computed {
         return Err(BlobError::HeaderCrc { stored, computed });
     }
-    let header_len = le_u16(bytes, 6);
+    let header_len = raw.header_len;
     if usize::from(header_len) != HEADER_LEN {
         return Err(BlobError::BadHeaderLength { found: header_len });
     }
-    let total_len = le_u32(bytes, 52);
+    let total_len = raw.total_len;
     if total_len as usize != bytes.len() {
         return Err(BlobError::LengthMismatch { header: total_len, actual: bytes.len() });
     }
@@ -179,33 +163,23 @@ fn parse_header(bytes: &[u8], expected: Option<&Dims>) -> Result<Header, BlobErr
     if stored != computed {
         return Err(BlobError::BodyCrc { stored, computed });
     }
-    let code = byte(bytes, 8);
+    let code = raw.storage;
     if code == StorageFormat::RETIRED_I8_F32 {
         return Err(BlobError::RetiredStorage { code });
     }
-    let storage = StorageFormat::from_code(code).ok_or(BlobError::UnknownStorage { code })?;
-    let schedule =
-        InputSchedule::from_code(byte(bytes, 9)).ok_or(BlobError::UnknownSchedule { code: byte(bytes, 9) })?;
-    if byte(bytes, 10) != HEADS {
-        return Err(BlobError::UnsupportedHeads { found: byte(bytes, 10) });
+    let storage = raw.storage_format().ok_or(BlobError::UnknownStorage { code })?;
+    let schedule = raw.input_schedule().ok_or(BlobError::UnknownSchedule { code: raw.schedule })?;
+    if raw.heads != HEADS {
+        return Err(BlobError::UnsupportedHeads { found: raw.heads });
     }
-    let anchor_every = byte(bytes, 11);
+    let anchor_every = raw.anchor_every;
     if version == VERSION_1 && anchor_every != 0 {
         return Err(BlobError::ReservedNonZero { offset: 11 });
     }
     if version == VERSION && anchor_every == 0 {
         return Err(BlobError::BadScalar { field: "anchor_every", bits: 0 });
     }
-    let dim = |i: usize| le_u32(bytes, 12 + 4 * i);
-    let dims = Dims {
-        n_in: dim(0),
-        hidden: dim(1),
-        d_model: dim(2),
-        ff: dim(3),
-        n_out: dim(4),
-        window: dim(5),
-        n_beh: dim(6),
-    };
+    let dims = raw.dims;
     if let Some(want) = expected {
         for ((d, blob), (_, decoder)) in dims.fields().into_iter().zip(want.fields()) {
             if blob != decoder {
@@ -215,15 +189,15 @@ fn parse_header(bytes: &[u8], expected: Option<&Dims>) -> Result<Header, BlobErr
     }
     dims.validate()?;
     dims.validate_storage(storage)?;
-    let gamma = f32::from_bits(le_u32(bytes, 40));
+    let gamma = raw.gamma;
     if !(0.0..=1.0).contains(&gamma) {
         return Err(BlobError::BadScalar { field: "gamma", bits: gamma.to_bits() });
     }
-    let eps = f32::from_bits(le_u32(bytes, 44));
+    let eps = raw.eps;
     if !(eps > 0.0 && eps <= 1.0) {
         return Err(BlobError::BadScalar { field: "eps", bits: eps.to_bits() });
     }
-    let section_count = le_u32(bytes, 48);
+    let section_count = raw.section_count;
     let count = section_count as usize;
     if count > MAX_SECTIONS || HEADER_LEN + count * ENTRY_LEN > bytes.len() {
         return Err(BlobError::BadSectionCount { count: section_count });

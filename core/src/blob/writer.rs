@@ -61,7 +61,7 @@ impl core::fmt::Display for WriteError {
     }
 }
 
-impl std::error::Error for WriteError {}
+impl core::error::Error for WriteError {}
 
 /// A section ready to be placed: id, dtype code, `[rows, cols]`, bytes.
 type PendingSection = (SectionId, u8, (u32, u32), Vec<u8>);

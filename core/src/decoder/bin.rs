@@ -66,7 +66,7 @@ impl<'a> Weights<'a> {
     }
 
     /// Every matrix with its bias, in data-flow order.
-    pub fn linears(&self) -> [crate::matrix::Linear<'a>; 12] {
+    pub fn linears(&self) -> [crate::linear::Linear<'a>; 12] {
         [
             self.encoder.input,
             self.encoder.hidden,

@@ -62,6 +62,43 @@ pub enum StepError {
     },
 }
 
+impl Stage {
+    /// The stage's name in messages: `"encoder"`, `"latent"`, `"attention"`,
+    /// `"feed-forward"`, `"readout"` or `"velocity"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stage::Encoder => "encoder",
+            Stage::Latent => "latent",
+            Stage::Attention => "attention",
+            Stage::FeedForward => "feed-forward",
+            Stage::Readout => "readout",
+            Stage::Velocity => "velocity",
+        }
+    }
+}
+
+impl core::fmt::Display for Stage {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::fmt::Display for StepError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StepError::NonFinite { stage, bin } => {
+                write!(f, "non-finite value at the {stage} stage of bin {bin}; the decoder was reset")
+            }
+            StepError::Noise(e) => write!(f, "noise source failed: {e}"),
+            StepError::InputLength { expected, found } => {
+                write!(f, "bin has {found} spike counts, the model reads n_in = {expected}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for StepError {}
+
 /// What one bin decodes to, borrowed from the decoder until the next step.
 #[derive(Clone, Copy, Debug)]
 pub struct StepOutput<'s, const D: usize, const N_OUT: usize, const N_BEH: usize> {
@@ -113,6 +150,7 @@ impl<
 {
     /// Validate `blob` (see `core/FORMAT.md`) against this decoder's sizes and
     /// borrow its weights without copying; the state lives in the decoder.
+    /// The crate's example (`lflow_core`) builds a blob, loads it and steps it.
     pub fn from_blob(blob: &'a [u8]) -> Result<Self, BlobError> {
         Self::with_state(blob, DecoderState::new())
     }
@@ -214,7 +252,7 @@ impl<
 
     /// Every weight matrix of the model with its bias, in data-flow order
     /// (encoder, posterior, attention, feed-forward, readout, velocity).
-    pub fn linears(&self) -> [crate::matrix::Linear<'a>; 12] {
+    pub fn linears(&self) -> [crate::linear::Linear<'a>; 12] {
         self.weights.linears()
     }
 
@@ -349,5 +387,23 @@ impl<
 {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn errors_say_what_and_where() {
+        let e = StepError::NonFinite { stage: Stage::FeedForward, bin: 7 };
+        assert_eq!(e.to_string(), "non-finite value at the feed-forward stage of bin 7; the decoder was reset");
+        let e = StepError::Noise(NoiseError::Exhausted { available: 3, requested: 8 });
+        assert_eq!(e.to_string(), "noise source failed: provided draws exhausted: 8 requested, 3 left");
+        let e = StepError::InputLength { expected: 12, found: 11 };
+        assert_eq!(e.to_string(), "bin has 11 spike counts, the model reads n_in = 12");
+        let boxed: std::boxed::Box<dyn core::error::Error> = std::boxed::Box::new(e);
+        assert!(boxed.to_string().starts_with("bin has"));
     }
 }

@@ -13,6 +13,10 @@
 /// The largest activation magnitude, `i16::MAX` (symmetric: `-32768` is never used).
 pub const I16_MAX: i16 = i16::MAX;
 
+// The int8 kernel's 32-bit row sum cannot overflow: at most `MAX_I8_COLS`
+// products of a weight in `-127..=127` and an activation in `-I16_MAX..=I16_MAX`.
+const _: () = assert!(crate::matrix::MAX_I8_COLS as i64 * 127 * I16_MAX as i64 <= i32::MAX as i64);
+
 /// The order the quantised vector is stored in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
