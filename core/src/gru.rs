@@ -72,6 +72,20 @@ pub struct GruUnit {
 /// `gh` the hidden-side ones `W_h h + b_h` (PyTorch `GRUCell` gate order).
 #[inline(always)]
 pub fn unit_update(gi: [f32; 3], gh: [f32; 3], h_prev: f32) -> GruUnit {
+    unit_update_with(gi, gh, h_prev, sigmoid, tanh)
+}
+
+/// [`unit_update`] with the caller's `sigmoid` and `tanh`, the same f32
+/// operations in the same order (the host's trainer passes its polynomial
+/// ones).
+#[inline(always)]
+pub fn unit_update_with(
+    gi: [f32; 3],
+    gh: [f32; 3],
+    h_prev: f32,
+    sigmoid: impl Fn(f32) -> f32,
+    tanh: impl Fn(f32) -> f32,
+) -> GruUnit {
     let [ir, iu, in_] = gi;
     let [hr, hu, hn] = gh;
     let r = sigmoid(ir + hr);

@@ -147,7 +147,7 @@ fn repo() -> PathBuf {
 
 #[test]
 fn host_modules_use_only_their_layer_and_the_layers_below() {
-    let aliases = [("Mode", "config"), ("ModelConfig", "config"), ("Params", "train::params")];
+    let aliases = [("Mode", "config"), ("ModeName", "config"), ("ModelConfig", "config"), ("Params", "train::params")];
     let edges = graph(&repo().join("host/src"), Some("lflow_host"), &aliases);
     let mut upward = Vec::new();
     for (from, tos) in &edges {

@@ -7,7 +7,7 @@ use crate::config::ModelConfig;
 use crate::train::gemm::{add_bias, add_column_sums, matmul, matmul_strided, Op, Strided};
 use crate::train::params::Params;
 use lflow_core::blob::Tensor;
-use lflow_core::layer_norm::LAYER_NORM_EPS;
+use lflow_core::layer_norm::normalise_row;
 
 /// Views of one head's queries, keys and values `[TT, D/2]` in a trial's `qkv` rows `[TT, 3D]`.
 fn head_views(rows: &[f32], d: usize, hd: usize, head: usize) -> (Strided<'_>, Strided<'_>, Strided<'_>) {
@@ -19,13 +19,9 @@ fn head_views(rows: &[f32], d: usize, hd: usize, head: usize) -> (Strided<'_>, S
 fn layer_norm(x: &mut [f32], w: &[f32], b: &[f32], xhat: &mut [f32], rstd: &mut [f32]) {
     let d = w.len();
     for ((row, xh), rs) in x.chunks_exact_mut(d).zip(xhat.chunks_exact_mut(d)).zip(rstd.iter_mut()) {
-        let mean = row.iter().sum::<f32>() / d as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
-        let inv = 1.0 / lflow_core::math::sqrt(var + LAYER_NORM_EPS);
-        *rs = inv;
-        for (((v, xh), wi), bi) in row.iter_mut().zip(xh.iter_mut()).zip(w).zip(b) {
-            *xh = (*v - mean) * inv;
-            *v = (*v - mean) * inv * wi + bi;
+        *rs = normalise_row(row, xh);
+        for (((v, xh), wi), bi) in row.iter_mut().zip(xh.iter()).zip(w).zip(b) {
+            *v = xh * wi + bi;
         }
     }
 }

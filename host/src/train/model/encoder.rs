@@ -7,6 +7,7 @@ use crate::config::ModelConfig;
 use crate::train::gemm::{add_bias, add_column_sums, matmul, Op};
 use crate::train::params::Params;
 use lflow_core::blob::Tensor;
+use lflow_core::gru::unit_update_with;
 
 /// Per-trial random streams (dropout masks), independent of the thread split.
 pub(crate) fn stream(seed: u64, which: u64) -> lflow_core::Seeded {
@@ -77,11 +78,9 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, dropout: Opt
             let outs = outs.zip(&mut ghns[unit.clone()]).zip(&mut now[unit.clone()]).zip(&masks[unit]);
             let ins = gi_r.iter().zip(gh_r).zip(gi_u.iter().zip(gh_u)).zip(gi_n.iter().zip(gh_n)).zip(prev);
             for ((((((r, u), n), ghn_out), h_out), m), ((((a_r, b_r), (a_u, b_u)), (a_n, ghn)), p)) in outs.zip(ins) {
-                *r = sigmoid(a_r + b_r);
-                *u = sigmoid(a_u + b_u);
-                *n = tanh(a_n + *r * ghn);
-                *ghn_out = *ghn;
-                *h_out = ((1.0 - *u) * *n + *u * p) * m;
+                let g = unit_update_with([*a_r, *a_u, *a_n], [*b_r, *b_u, *ghn], *p, sigmoid, tanh);
+                (*r, *u, *n, *ghn_out) = (g.r, g.u, g.n, *ghn);
+                *h_out = g.h * m;
             }
         }
     }

@@ -7,6 +7,7 @@ use crate::train::gemm::{add_bias, add_column_sums, matmul, Op};
 use crate::train::params::Params;
 use lflow_core::blob::Tensor;
 use lflow_core::langevin::LangevinStep;
+use lflow_core::posterior::reparameterise;
 use lflow_core::potential::Potential;
 
 /// Prior variance of the velocity KL (`kl(v_t, 2 gamma; 0, 0.1)`).
@@ -38,8 +39,8 @@ pub(super) fn forward(cfg: &ModelConfig, p: &Params, c: &Chunk<'_>, ws: &mut Wor
         let e = &c.noise[b * ne * h..];
         for k in 0..h {
             let j = b * h + k;
-            ws.z[j] = ws.mu_z[j] + lflow_core::math::exp(0.5 * ws.lv_z[j]) * e[k];
-            ws.v[j] = ws.mu_v[j] + lflow_core::math::exp(0.5 * ws.lv_v[j]) * e[h + k];
+            ws.z[j] = reparameterise(ws.mu_z[j], ws.lv_z[j], e[k]);
+            ws.v[j] = reparameterise(ws.mu_v[j], ws.lv_v[j], e[h + k]);
         }
     }
     let pot = potential(p);
