@@ -15,6 +15,7 @@ pub mod adam;
 pub mod backend;
 pub mod batches;
 pub mod bench;
+pub mod buffers;
 pub mod checkpoint;
 pub mod cpu;
 pub mod cuda;
