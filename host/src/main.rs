@@ -116,7 +116,7 @@ enum BenchCommand {
     ///
     ///     lflow bench device --json
     #[command(verbatim_doc_comment)]
-    Device(bench::DeviceBenchArgs),
+    Device(bench::McuBenchArgs),
     /// Wall time to a good model: train a configuration on one or more data
     /// sets for an epoch or time budget, scoring rate R² (against the true
     /// rates) and co-bps of the eval trials every few epochs in mean mode;
@@ -154,7 +154,7 @@ fn main() -> ExitCode {
         }),
         Command::Plot(a) => plot::plot(&a).map(|files| files.iter().for_each(|f| println!("{}", f.display()))),
         Command::Bench(BenchCommand::Train(a)) => bench::train(&a).map(|s| println!("{s}")),
-        Command::Bench(BenchCommand::Device(a)) => bench::device(&a).map(|s| println!("{s}")),
+        Command::Bench(BenchCommand::Device(a)) => bench::mcu(&a).map(|s| println!("{s}")),
         Command::Bench(BenchCommand::Quality(a)) => quality::quality(&a).map(|s| print!("{s}")),
     };
     match result {

@@ -10,7 +10,7 @@ use lflow_core::blob::{crc32, BlobWriter, Tensor};
 use lflow_core::wire::{DeviceError, DeviceMessage, HostMessage};
 use lflow_core::{Dims, InputSchedule, Mean, Seeded, StorageFormat, StreamingDecoder};
 use lflow_host::data::lorenz::{generate_continuous, Continuous, LorenzConfig};
-use lflow_host::deploy::link::{build_firmware_for, Core, FirmwareBuild, QemuDevice};
+use lflow_host::deploy::link::{build_firmware_for, Core, FirmwareBuild, FirmwareLink};
 use lflow_tests::AlignedBytes;
 use std::path::{Path, PathBuf};
 
@@ -75,16 +75,16 @@ fn bin_bytes(c: &[u16]) -> Vec<u8> {
     c.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn next(dev: &mut QemuDevice) -> Vec<u8> {
+fn next(dev: &mut FirmwareLink) -> Vec<u8> {
     dev.recv_frame().expect("a reply")
 }
 
 /// The device's kernel check: every matrix through the assembly kernels and
 /// their portable twins on the device; returns (outputs compared, mismatches).
-fn kernel_check(dev: &mut QemuDevice, seed: u32) -> (u32, u32) {
+fn kernel_check(dev: &mut FirmwareLink, seed: u32) -> (u32, u32) {
     dev.send(&HostMessage::KernelCheck { seed }).unwrap();
     let mut f = next(dev);
-    match QemuDevice::decode(&mut f).unwrap() {
+    match FirmwareLink::decode(&mut f).unwrap() {
         DeviceMessage::KernelCheck { outputs, mismatches, calibration, .. } => {
             assert!(calibration > 0, "the counter was calibrated under -icount");
             (outputs, mismatches)
@@ -103,9 +103,9 @@ fn firmware_under_qemu_matches_core_bit_for_bit() {
             let elf = firmware_for(core, &bytes, &tag);
             let aligned = AlignedBytes::new(&bytes);
             let mut host = Host::from_blob(aligned.bytes()).unwrap();
-            let mut dev = QemuDevice::start_on(core, &elf, true).unwrap();
+            let mut dev = FirmwareLink::start_on(core, &elf, true).unwrap();
             let mut hello = next(&mut dev);
-            match QemuDevice::decode(&mut hello).unwrap() {
+            match FirmwareLink::decode(&mut hello).unwrap() {
                 DeviceMessage::Hello { dims, blob_error, storage: s, .. } => {
                     assert_eq!(dims, [13, 8, 24, 24, 15, 5, 2]);
                     assert_eq!((blob_error, s), (None, storage.code()));
@@ -131,7 +131,7 @@ fn firmware_under_qemu_matches_core_bit_for_bit() {
                     let want_rates: Vec<u8> = want.rates.iter().flat_map(|r| r.to_le_bytes()).collect();
                     let want_vel: Vec<u8> = want.velocity.iter().flat_map(|v| v.to_le_bytes()).collect();
                     let mut frame = next(&mut dev);
-                    match QemuDevice::decode(&mut frame).unwrap() {
+                    match FirmwareLink::decode(&mut frame).unwrap() {
                         DeviceMessage::Decoded { seq: s, velocity, rates_crc, instructions: n } => {
                             assert_eq!(s, seq);
                             assert_eq!(velocity, &want_vel[..], "{tag}: velocity of bin {seq}");
@@ -177,9 +177,9 @@ fn reference_configuration_links_panic_free_and_its_kernels_equal_their_twins() 
 fn malformed_frames_get_typed_errors_and_decoding_goes_on() {
     let bytes = blob(StorageFormat::F32, 5);
     let elf = firmware(&bytes, "errors");
-    let mut dev = QemuDevice::start(&elf, false).unwrap();
+    let mut dev = FirmwareLink::start(&elf, false).unwrap();
     next(&mut dev); // hello
-    let expect_error = |dev: &mut QemuDevice, raw: Option<&[u8]>, msg: Option<HostMessage<'_>>| -> DeviceError {
+    let expect_error = |dev: &mut FirmwareLink, raw: Option<&[u8]>, msg: Option<HostMessage<'_>>| -> DeviceError {
         if let Some(r) = raw {
             dev.send_raw(r).unwrap();
         }
@@ -187,7 +187,7 @@ fn malformed_frames_get_typed_errors_and_decoding_goes_on() {
             dev.send(&m).unwrap();
         }
         let mut f = next(dev);
-        match QemuDevice::decode(&mut f).unwrap() {
+        match FirmwareLink::decode(&mut f).unwrap() {
             DeviceMessage::Error(e) => e,
             other => panic!("expected an error, got {other:?}"),
         }
@@ -212,13 +212,13 @@ fn malformed_frames_get_typed_errors_and_decoding_goes_on() {
         DeviceError::SequenceGap { expected: 0, got: 4 }
     );
     let mut f = next(&mut dev);
-    assert!(matches!(QemuDevice::decode(&mut f).unwrap(), DeviceMessage::Decoded { seq: 4, .. }));
+    assert!(matches!(FirmwareLink::decode(&mut f).unwrap(), DeviceMessage::Decoded { seq: 4, .. }));
     dev.send(&HostMessage::Bin { seq: 5, counts: &counts }).unwrap();
     let mut f = next(&mut dev);
-    assert!(matches!(QemuDevice::decode(&mut f).unwrap(), DeviceMessage::Decoded { seq: 5, .. }));
+    assert!(matches!(FirmwareLink::decode(&mut f).unwrap(), DeviceMessage::Decoded { seq: 5, .. }));
     dev.send(&HostMessage::Stats).unwrap();
     let mut f = next(&mut dev);
-    match QemuDevice::decode(&mut f).unwrap() {
+    match FirmwareLink::decode(&mut f).unwrap() {
         DeviceMessage::Stats { bins, errors, .. } => assert_eq!((bins, errors), (2, 6)),
         other => panic!("expected stats, got {other:?}"),
     }
@@ -262,15 +262,15 @@ fn a_non_finite_state_is_reset_and_decoding_goes_on() {
     assert!(host[..3].iter().all(|r| r.is_ok()), "silence must decode on the host");
     assert!(matches!(host[3], Err(lflow_core::StepError::NonFinite { .. })), "{:?}", host[3]);
     let elf = firmware(&bytes, "reset");
-    let mut dev = QemuDevice::start(&elf, false).unwrap();
+    let mut dev = FirmwareLink::start(&elf, false).unwrap();
     next(&mut dev); // hello
     let (quiet, loud) = (bin_bytes(&quiet), bin_bytes(&loud));
     // What the device answers to one bin: Ok((seq, velocity, rates CRC)) or Err(the error).
     type Reply = Result<(u32, Vec<u8>, u32), DeviceError>;
-    let decoded = |dev: &mut QemuDevice, seq: u32, counts: &[u8]| -> Reply {
+    let decoded = |dev: &mut FirmwareLink, seq: u32, counts: &[u8]| -> Reply {
         dev.send(&HostMessage::Bin { seq, counts }).unwrap();
         let mut f = next(dev);
-        match QemuDevice::decode(&mut f).unwrap() {
+        match FirmwareLink::decode(&mut f).unwrap() {
             DeviceMessage::Decoded { seq, velocity, rates_crc, .. } => Ok((seq, velocity.to_vec(), rates_crc)),
             DeviceMessage::Error(e) => Err(e),
             other => panic!("expected a decoded bin or an error, got {other:?}"),
@@ -288,7 +288,7 @@ fn a_non_finite_state_is_reset_and_decoding_goes_on() {
     assert_eq!(decoded(&mut dev, 1, &quiet), first[1]);
     dev.send(&HostMessage::Stats).unwrap();
     let mut f = next(&mut dev);
-    match QemuDevice::decode(&mut f).unwrap() {
+    match FirmwareLink::decode(&mut f).unwrap() {
         DeviceMessage::Stats { bins, errors, resets, .. } => assert_eq!((bins, errors, resets), (5, 1, 1)),
         other => panic!("expected stats, got {other:?}"),
     }
@@ -300,16 +300,16 @@ fn a_corrupt_blob_is_refused_at_boot() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0x5A; // body CRC no longer matches
     let elf = firmware(&bytes, "corrupt");
-    let mut dev = QemuDevice::start(&elf, false).unwrap();
+    let mut dev = FirmwareLink::start(&elf, false).unwrap();
     let mut hello = next(&mut dev);
-    match QemuDevice::decode(&mut hello).unwrap() {
+    match FirmwareLink::decode(&mut hello).unwrap() {
         DeviceMessage::Hello { blob_error, .. } => assert_eq!(blob_error, Some("BodyCrc")),
         other => panic!("expected hello, got {other:?}"),
     }
     let counts = bin_bytes(&[0; N_IN]);
     dev.send(&HostMessage::Bin { seq: 0, counts: &counts }).unwrap();
     let mut f = next(&mut dev);
-    assert_eq!(QemuDevice::decode(&mut f).unwrap(), DeviceMessage::Error(DeviceError::BlobRejected));
+    assert_eq!(FirmwareLink::decode(&mut f).unwrap(), DeviceMessage::Error(DeviceError::BlobRejected));
 }
 
 #[test]
@@ -338,8 +338,8 @@ fn a_continuous_stream_through_closed_loop_matches_the_twin_bit_for_bit() {
     let data = generate_continuous(&lorenz, &Continuous { sessions: 1, session_bins: 60, stream_bins: 300 });
     let stream = data.eval_streams();
     assert_eq!((stream.len(), stream[0].len()), (1, 10), "one eval stream of 10 abutting windows");
-    let mut dev = QemuDevice::start(&elf, true).unwrap();
-    let mut host = QemuDevice::twin(&twin).unwrap();
+    let mut dev = FirmwareLink::start(&elf, true).unwrap();
+    let mut host = FirmwareLink::twin(&twin).unwrap();
     let r = lflow_host::deploy::closed_loop::run(&mut dev, &mut host, &data, &stream[0], false, true).unwrap();
     eprintln!(
         "continuous closed loop: {} bins, {} mismatches, {:.0} instructions per bin",

@@ -113,7 +113,7 @@ pub fn train(a: &TrainBenchArgs) -> Result<String, CliError> {
 
 /// Arguments of `lflow bench device`.
 #[derive(Args, Debug, Clone)]
-pub struct DeviceBenchArgs {
+pub struct McuBenchArgs {
     /// Timed bins per core and format (past the reference window of 32 bins,
     /// so the attention runs over a full window).
     #[arg(long, default_value_t = 48)]
@@ -127,7 +127,7 @@ pub struct DeviceBenchArgs {
 }
 
 /// Run `lflow bench device`.
-pub fn device(a: &DeviceBenchArgs) -> Result<String, CliError> {
+pub fn mcu(a: &McuBenchArgs) -> Result<String, CliError> {
     let work = lflow_host::deploy::link::firmware_target_dir().join("bench-device");
     let cores = if a.core.is_empty() { Core::ALL.to_vec() } else { a.core.clone() };
     let progress = |core: Core, name: &str| {
@@ -139,13 +139,11 @@ pub fn device(a: &DeviceBenchArgs) -> Result<String, CliError> {
     if a.json {
         return Ok(serde_json::to_string(&figures).unwrap_or_default());
     }
-    Ok(device_table(&figures))
+    Ok(mcu_table(&figures))
 }
 
 /// The figures as a text table.
-pub fn device_table(
-    figures: &std::collections::BTreeMap<String, lflow_host::deploy::mcu_bench::DeviceFigures>,
-) -> String {
+pub fn mcu_table(figures: &std::collections::BTreeMap<String, lflow_host::deploy::mcu_bench::McuFigures>) -> String {
     let mut s = format!(
         "reference MCU configuration (N_IN=137, H=64, D=192, FF=256, N_OUT=182, W=32, N_BEH=2), QEMU -icount,\n\
          one instruction per cycle; instr/MAC of the matrix kernels (Rust twin in brackets), of the bin in all\n\

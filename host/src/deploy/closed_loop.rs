@@ -2,7 +2,7 @@
 //! (`lflow-core` with the same blob), compare every decoded bin bit for bit.
 
 use crate::data::{DataError, Dataset, Split};
-use crate::deploy::link::{build_firmware_for, Core, FirmwareBuild, LinkError, QemuDevice};
+use crate::deploy::link::{build_firmware_for, Core, FirmwareBuild, FirmwareLink, LinkError};
 use crate::metrics::r2_uniform;
 use lflow_core::wire::{DeviceMessage, HostMessage};
 use serde::Serialize;
@@ -73,9 +73,9 @@ pub enum ClosedLoopError {
     },
 }
 
-fn hello(dev: &mut QemuDevice, who: &'static str) -> Result<[u32; 7], ClosedLoopError> {
+fn hello(dev: &mut FirmwareLink, who: &'static str) -> Result<[u32; 7], ClosedLoopError> {
     let mut f = dev.recv_frame()?;
-    match QemuDevice::decode(&mut f)? {
+    match FirmwareLink::decode(&mut f)? {
         DeviceMessage::Hello { blob_error: None, dims, .. } => Ok(dims),
         DeviceMessage::Hello { blob_error: Some(e), .. } => Err(ClosedLoopError::Refused { who, reason: e.into() }),
         other => Err(ClosedLoopError::Unexpected { who, reply: format!("{other:?}") }),
@@ -83,9 +83,9 @@ fn hello(dev: &mut QemuDevice, who: &'static str) -> Result<[u32; 7], ClosedLoop
 }
 
 /// One decoded bin: velocity bytes, rates CRC, instructions; `None` for an error reply.
-fn decoded(dev: &mut QemuDevice) -> Result<Option<(Vec<u8>, u32, u32)>, ClosedLoopError> {
+fn decoded(dev: &mut FirmwareLink) -> Result<Option<(Vec<u8>, u32, u32)>, ClosedLoopError> {
     let mut f = dev.recv_frame()?;
-    Ok(match QemuDevice::decode(&mut f)? {
+    Ok(match FirmwareLink::decode(&mut f)? {
         DeviceMessage::Decoded { velocity, rates_crc, instructions, .. } => {
             Some((velocity.to_vec(), rates_crc, instructions))
         }
@@ -97,8 +97,8 @@ fn decoded(dev: &mut QemuDevice) -> Result<Option<(Vec<u8>, u32, u32)>, ClosedLo
 /// each trial after a `Reset`, or with `continuous` all of them as one stream
 /// (sequence numbers running on, no `Reset` after the first).
 pub fn run(
-    device: &mut QemuDevice,
-    twin: &mut QemuDevice,
+    device: &mut FirmwareLink,
+    twin: &mut FirmwareLink,
     data: &Dataset,
     trials: &[usize],
     real_time: bool,
@@ -232,7 +232,7 @@ pub fn run_spec(spec: &ClosedLoopSpec, mut progress: impl FnMut(&str)) -> Result
                     build_firmware_for(core, blob, &core.target_dir(), opts)?.1
                 }
             };
-            (QemuDevice::twin(&twin)?, twin, "host twin".to_string())
+            (FirmwareLink::twin(&twin)?, twin, "host twin".to_string())
         }
         endpoint => {
             let elf = match endpoint {
@@ -252,12 +252,12 @@ pub fn run_spec(spec: &ClosedLoopSpec, mut progress: impl FnMut(&str)) -> Result
                 }
             };
             match endpoint {
-                Endpoint::Serial { port } => (QemuDevice::serial(port)?, twin, "serial".to_string()),
-                _ => (QemuDevice::start_on(core, &elf, true)?, twin, format!("qemu {}", core.cpu())),
+                Endpoint::Serial { port } => (FirmwareLink::serial(port)?, twin, "serial".to_string()),
+                _ => (FirmwareLink::start_on(core, &elf, true)?, twin, format!("qemu {}", core.cpu())),
             }
         }
     };
-    let mut host = QemuDevice::twin(&twin)?;
+    let mut host = FirmwareLink::twin(&twin)?;
     let mut r = run(&mut device, &mut host, &data, &eval, spec.real_time, spec.continuous)?;
     r.device = label;
     Ok(r)

@@ -121,8 +121,9 @@ pub struct FirmwareBuild<'a> {
     pub features: &'a [&'a str],
 }
 
-/// The firmware running under QEMU, or its host twin.
-pub struct QemuDevice {
+/// The wire link to the firmware: on a Cortex-M under QEMU, a board on a
+/// serial port, or the firmware's host twin.
+pub struct FirmwareLink {
     child: Child,
     input: Box<dyn Read + Send>,
     output: Box<dyn Write + Send>,
@@ -132,17 +133,17 @@ pub struct QemuDevice {
     socket: PathBuf,
 }
 
-impl QemuDevice {
+impl FirmwareLink {
     /// Boot `elf` (built for the Cortex-M7) under QEMU; with `icount`
     /// (`-icount shift=6`) the virtual clock advances per instruction, and the
     /// firmware reports instructions (SysTick ticks converted by its boot-time
     /// calibration).
-    pub fn start(elf: &Path, icount: bool) -> Result<QemuDevice, LinkError> {
-        QemuDevice::start_on(Core::M7, elf, icount)
+    pub fn start(elf: &Path, icount: bool) -> Result<FirmwareLink, LinkError> {
+        FirmwareLink::start_on(Core::M7, elf, icount)
     }
 
     /// Boot `elf`, built for `core`, on that core's QEMU machine.
-    pub fn start_on(core: Core, elf: &Path, icount: bool) -> Result<QemuDevice, LinkError> {
+    pub fn start_on(core: Core, elf: &Path, icount: bool) -> Result<FirmwareLink, LinkError> {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let socket = std::env::temp_dir().join(format!("lflow-qemu-{}-{n}.sock", std::process::id()));
@@ -171,12 +172,12 @@ impl QemuDevice {
         };
         stream.set_read_timeout(Some(Duration::from_secs(20)))?;
         let input = Box::new(stream.try_clone()?);
-        Ok(QemuDevice::with(child, input, Box::new(stream), socket))
+        Ok(FirmwareLink::with(child, input, Box::new(stream), socket))
     }
 
     /// Start the host twin `exe` (the firmware built for the host: `lflow-core`
     /// with the same blob), talking over its stdin and stdout.
-    pub fn twin(exe: &Path) -> Result<QemuDevice, LinkError> {
+    pub fn twin(exe: &Path) -> Result<FirmwareLink, LinkError> {
         let mut child = Command::new(exe)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -187,21 +188,21 @@ impl QemuDevice {
             let _ = child.kill();
             return Err(LinkError::Closed);
         };
-        Ok(QemuDevice::with(child, Box::new(stdout), Box::new(stdin), PathBuf::new()))
+        Ok(FirmwareLink::with(child, Box::new(stdout), Box::new(stdin), PathBuf::new()))
     }
 
     /// A board on a serial port (a tty already set up, e.g. `stty -F PORT 115200 raw -echo`).
-    pub fn serial(port: &Path) -> Result<QemuDevice, LinkError> {
+    pub fn serial(port: &Path) -> Result<FirmwareLink, LinkError> {
         let file = std::fs::OpenOptions::new().read(true).write(true).open(port)?;
         let input = Box::new(file.try_clone()?);
         // No child process: a placeholder that exits at once keeps `Drop` uniform.
         let child = Command::new("true").spawn().map_err(LinkError::Spawn)?;
-        Ok(QemuDevice::with(child, input, Box::new(file), PathBuf::new()))
+        Ok(FirmwareLink::with(child, input, Box::new(file), PathBuf::new()))
     }
 
-    fn with(child: Child, input: Box<dyn Read + Send>, output: Box<dyn Write + Send>, socket: PathBuf) -> QemuDevice {
+    fn with(child: Child, input: Box<dyn Read + Send>, output: Box<dyn Write + Send>, socket: PathBuf) -> FirmwareLink {
         let (scratch, out) = (vec![0; MAX_FRAME], vec![0; MAX_FRAME + 8]);
-        QemuDevice { child, input, output, reader: FrameReader::new(), scratch, out, socket }
+        FirmwareLink { child, input, output, reader: FrameReader::new(), scratch, out, socket }
     }
 
     /// Send one message.
@@ -219,7 +220,7 @@ impl QemuDevice {
         Ok(())
     }
 
-    /// Receive the next frame's bytes (still encoded); decode with [`QemuDevice::decode`].
+    /// Receive the next frame's bytes (still encoded); decode with [`FirmwareLink::decode`].
     pub fn recv_frame(&mut self) -> Result<Vec<u8>, LinkError> {
         let mut byte = [0u8; 1];
         loop {
@@ -238,7 +239,7 @@ impl QemuDevice {
     }
 }
 
-impl Drop for QemuDevice {
+impl Drop for FirmwareLink {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

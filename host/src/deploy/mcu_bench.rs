@@ -5,7 +5,7 @@
 //! instructions per decoded bin, and flash and RAM of the linked firmware.
 //! Every firmware is linked with `panic-never`.
 
-use crate::deploy::link::{build_firmware_for, Core, FirmwareBuild, LinkError, QemuDevice};
+use crate::deploy::link::{build_firmware_for, Core, FirmwareBuild, FirmwareLink, LinkError};
 use lflow_core::blob::{BlobWriter, Tensor};
 use lflow_core::wire::{DeviceMessage, HostMessage};
 use lflow_core::{Dims, InputSchedule, Seeded, StorageFormat};
@@ -18,7 +18,7 @@ pub const REFERENCE: Dims = Dims { n_in: 137, hidden: 64, d_model: 192, ff: 256,
 
 /// One core and format's figures. Times assume one instruction per cycle.
 #[derive(Clone, Debug, Serialize)]
-pub struct DeviceFigures {
+pub struct McuFigures {
     /// `m4` or `m7`.
     pub core: Core,
     /// `f32`, `f16`, `i8` or `i8-continuous`.
@@ -132,7 +132,7 @@ pub fn run(
     bins: usize,
     work: &Path,
     mut progress: impl FnMut(Core, &str),
-) -> Result<BTreeMap<String, DeviceFigures>, LinkError> {
+) -> Result<BTreeMap<String, McuFigures>, LinkError> {
     let mut out = BTreeMap::new();
     let macs = macs_per_bin(&REFERENCE);
     std::fs::create_dir_all(work)?;
@@ -145,9 +145,9 @@ pub fn run(
             let opts = FirmwareBuild { panic_never: true, ..Default::default() };
             let (elf, _) = build_firmware_for(core, &blob, &core.target_dir(), opts)?;
             let (flash, ram) = elf_sizes(&elf)?;
-            let mut dev = QemuDevice::start_on(core, &elf, true)?;
+            let mut dev = FirmwareLink::start_on(core, &elf, true)?;
             let mut f = dev.recv_frame()?;
-            QemuDevice::decode(&mut f)?;
+            FirmwareLink::decode(&mut f)?;
             dev.send(&HostMessage::KernelCheck { seed: 9 })?;
             let mut f = dev.recv_frame()?;
             let DeviceMessage::KernelCheck {
@@ -158,7 +158,7 @@ pub fn run(
                 mismatches,
                 calibration,
                 ..
-            } = QemuDevice::decode(&mut f)?
+            } = FirmwareLink::decode(&mut f)?
             else {
                 return Err(LinkError::Io(std::io::Error::other("no reply to the kernel check")));
             };
@@ -169,7 +169,7 @@ pub fn run(
                     (0..REFERENCE.n_in).flat_map(|_| ((rng.next_u32() % 4) as u16).to_le_bytes()).collect();
                 dev.send(&HostMessage::Bin { seq, counts: &counts })?;
                 let mut f = dev.recv_frame()?;
-                if let DeviceMessage::Decoded { instructions, .. } = QemuDevice::decode(&mut f)? {
+                if let DeviceMessage::Decoded { instructions, .. } = FirmwareLink::decode(&mut f)? {
                     if seq > 0 {
                         total += u64::from(instructions);
                         most = most.max(instructions);
@@ -180,7 +180,7 @@ pub fn run(
             let kmacs = f64::from(kmacs.max(1));
             out.insert(
                 format!("{core}/{name}"),
-                DeviceFigures {
+                McuFigures {
                     core,
                     format: name.to_string(),
                     instructions_per_mac: f64::from(instructions) / kmacs,
