@@ -1,7 +1,8 @@
-//! A device on the other end of the wire protocol: the firmware under
-//! `qemu-system-arm` (a Cortex-M4F on `mps2-an386` or a Cortex-M7 on
-//! `mps2-an500`), its UART on a local unix socket, or its host twin (the same
-//! program built for the host, on stdin/stdout).
+//! The firmware link: the firmware built with a blob (`firmware/`, or
+//! `$LFLOW_FIRMWARE`), and the wire protocol to it under `qemu-system-arm` (a
+//! Cortex-M4F on `mps2-an386` or a Cortex-M7 on `mps2-an500`, its UART on a
+//! local unix socket), on a board's serial port, or to its host twin (the
+//! same program built for the host, on stdin/stdout).
 
 use lflow_core::wire::{decode, encode, DeviceMessage, FrameReader, HostMessage, WireError, MAX_FRAME};
 use std::io::{Read, Write};
