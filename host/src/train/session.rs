@@ -2,6 +2,23 @@
 //! [`Device`], trained epoch by epoch with `metrics.csv`, the best and the
 //! last checkpoint written as it goes. The CLI drives it with a progress bar
 //! and Ctrl-C; a Python notebook or a sweep worker drives it the same way.
+//!
+//! ```no_run
+//! use lflow_host::train::run::RunConfig;
+//! use lflow_host::train::session::{stop_on_ctrl_c, Progress, Session};
+//! use lflow_host::train::{Device, Predictor};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = RunConfig::load("configs/lorenz.toml".as_ref())?;
+//! let mut session = Session::create("lorenz.safetensors".as_ref(), config, "runs/lorenz".as_ref(), Device::Cpu, 0)?;
+//! session.run(Progress::Bar, stop_on_ctrl_c())?; // or session.epoch()? one epoch at a time
+//! let data = lflow_host::data::load("lorenz.safetensors".as_ref())?;
+//! let mut p = Predictor::open_run(session.dir(), Device::Cpu, 0)?;
+//! let rates = p.rates(&data, 50)?; // [trials, T + F, N_out] spikes per bin
+//! # let _ = rates;
+//! # Ok(())
+//! # }
+//! ```
 
 use crate::data::{DataError, Dataset, Split};
 use crate::train::backend::BackendError;
