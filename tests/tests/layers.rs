@@ -5,8 +5,10 @@
 //!
 //! The graph is read from the sources: every `crate::a::b` (and the CLI's
 //! `lflow_host::a::b`) and `super::b` path outside comments and test modules,
-//! resolved to the module it names (`train::backend`, `data::nlb::score`,
-//! `config`). A folder's `mod` and `pub use` lines declare, they do not use.
+//! and child-module path (`encoder::forward` inside `model`) outside comments
+//! and test modules, resolved to the module it names (`train::backend`,
+//! `data::nlb::score`, `config`). A folder's `mod` and `pub use` lines
+//! declare, they do not use.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -59,10 +61,25 @@ fn node(path: &[String], modules: &BTreeSet<String>, aliases: &[(&str, &str)]) -
     (1..=path.len()).rev().map(|k| path[..k].join("::")).find(|m| modules.contains(m)).unwrap_or_else(|| "lib".into())
 }
 
-/// The code of a file without comments and without its `#[cfg(test)]` module.
+/// The code of a file without comments and without its `#[cfg(test)] mod tests { .. }`.
 fn code(text: &str) -> String {
-    let end = text.find("#[cfg(test)]\nmod tests").unwrap_or(text.len());
-    text[..end].lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n")
+    let text: String = text.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+    let Some(start) = text.find("#[cfg(test)]\nmod tests {") else { return text };
+    let open = start + text[start..].find('{').unwrap_or(0);
+    let mut depth = 0usize;
+    for (i, c) in text[open..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return format!("{}{}", &text[..start], &text[open + i + 1..]);
+                }
+            }
+            _ => {}
+        }
+    }
+    text[..start].to_string()
 }
 
 /// Identifier paths that start with `root::` in `text` (`crate::train::backend::Pass` -> `[train, backend, Pass]`).
@@ -109,6 +126,25 @@ fn graph(src: &Path, extern_name: Option<&str>, aliases: &[(&str, &str)]) -> BTr
             base.truncate(base.len().saturating_sub(ups));
             base.extend(p.into_iter().skip(ups - 1));
             targets.push(base);
+        }
+        // A child module named by its bare name (`encoder::forward` in `model`);
+        // `mod` lines and `pub use` re-exports declare, they do not use.
+        let uses: String = text
+            .lines()
+            .filter(|l| {
+                let l = l.trim_start();
+                !(l.starts_with("pub use") || l.starts_with("mod ") || l.contains(" mod ") || l.starts_with("pub mod"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let prefix = if module.is_empty() { String::new() } else { format!("{}::", module.join("::")) };
+        for child in modules.iter().filter_map(|m| m.strip_prefix(&prefix)).filter(|c| !c.contains("::")) {
+            for p in paths_after(&uses, child) {
+                let mut t = module.clone();
+                t.push(child.to_string());
+                t.extend(p);
+                targets.push(t);
+            }
         }
         for t in targets {
             let to = node(&t, &modules, aliases);
@@ -185,5 +221,5 @@ fn the_graph_reader_finds_loops_and_resolves_super() {
     assert_eq!(cycles(&edges), ["a -> b -> c -> a"]);
     let p = paths_after("use super::backend::{Pass};\nlet x = crate::train::cpu::X;", "crate");
     assert_eq!(p, [["train", "cpu", "X"]]);
-    assert_eq!(code("a // crate::x\nb\n#[cfg(test)]\nmod tests { crate::y }"), "a \nb");
+    assert_eq!(code("a // crate::x\nb\n#[cfg(test)]\nmod tests { { crate::y } }\nc"), "a \nb\n\nc");
 }

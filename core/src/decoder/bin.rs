@@ -3,7 +3,7 @@
 //! the run-time sized `DynDecoder` (the host, feature `std`) run, so the two
 //! are bit-identical by construction.
 
-use super::{Stage, StepError, SPIKE_CEILING};
+use super::error::{Stage, StepError, SPIKE_CEILING};
 use crate::attention::{Attention, KvStore};
 use crate::blob::{Blob, BlobError, SectionId, Tensor};
 use crate::feed_forward::FeedForward;

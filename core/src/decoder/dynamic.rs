@@ -4,7 +4,7 @@
 //! eval --stream` decodes long streams with it.
 
 use super::bin::{Buffers, Constants, Counters, Weights};
-use super::StepError;
+use super::error::StepError;
 use crate::attention::DynKvRing;
 use crate::blob::{Blob, BlobError, Dims};
 use crate::noise::NoiseSource;

@@ -10,7 +10,7 @@
 //!   [`MAX_I8_COLS`]), then `y = f32(acc) * (row_scale * x_scale) + b`.
 
 use super::quantise::{quantise, Activations, Layout};
-use super::{f16_to_f32_finite, fma, rows};
+use super::scalar::{f16_to_f32_finite, fma, rows};
 use crate::matrix::{Matrix, MatrixData, MAX_I8_COLS};
 use half::f16;
 

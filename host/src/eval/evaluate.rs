@@ -175,6 +175,25 @@ pub fn evaluate(d: &Dataset, rates: &[f32], psth_sd_ms: f64) -> EvalReport {
     r
 }
 
+impl EvalReport {
+    /// The report as a table: each metric of the model and of the true rates.
+    pub fn table(&self) -> String {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
+        let rows = [
+            ("co-bps", self.co_bps, self.oracle_co_bps),
+            ("fp-bps", self.fp_bps, self.oracle_fp_bps),
+            ("vel R2", self.vel_r2, None),
+            ("psth R2", self.psth_r2, None),
+            ("rate R2", self.rate_r2, None),
+        ];
+        let mut out = format!("{:<8} {:>9} {:>12}\n", "metric", "model", "true rates");
+        for (name, model, oracle) in rows {
+            out += &format!("{name:<8} {:>9} {:>12}\n", f(model), f(oracle));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,24 +269,5 @@ mod tests {
         };
         let want = (r2([truth[0], truth[2]], [pred[0], pred[2]]) + r2([truth[1], truth[3]], [pred[1], pred[3]])) / 2.0;
         assert!((r.psth_r2.unwrap() - want).abs() < 1e-9, "{:?} vs {want}", r.psth_r2);
-    }
-}
-
-impl EvalReport {
-    /// The report as a table: each metric of the model and of the true rates.
-    pub fn table(&self) -> String {
-        let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.4}"));
-        let rows = [
-            ("co-bps", self.co_bps, self.oracle_co_bps),
-            ("fp-bps", self.fp_bps, self.oracle_fp_bps),
-            ("vel R2", self.vel_r2, None),
-            ("psth R2", self.psth_r2, None),
-            ("rate R2", self.rate_r2, None),
-        ];
-        let mut out = format!("{:<8} {:>9} {:>12}\n", "metric", "model", "true rates");
-        for (name, model, oracle) in rows {
-            out += &format!("{name:<8} {:>9} {:>12}\n", f(model), f(oracle));
-        }
-        out
     }
 }

@@ -131,8 +131,9 @@ pub fn run(b: &TrainBench) -> Result<TrainBenchResult, BenchError> {
     };
     let data = random_dataset(b, 1);
     let train = TrainConfig { batch_size: b.batch, ..TrainConfig::default() };
-    let backend =
-        AnyBackend::open(b.device, b.threads).map_err(|source| BenchError::Open { device: b.device, source })?;
+    let backend = AnyBackend::open(b.device, b.threads)
+        .map_err(|source| BenchError::Open { device: b.device, source })?
+        .with_gemm(b.gemm);
     let mut trainer = Trainer::new(cfg.clone(), train, backend);
     trainer.epoch(&data)?; // warm-up: sizes every workspace (and compiles nothing: kernels are compiled at open)
     crate::train::gemm::take_gemm_nanos();
@@ -147,10 +148,7 @@ pub fn run(b: &TrainBench) -> Result<TrainBenchResult, BenchError> {
     }
     let wall = started.elapsed().as_secs_f64();
     crate::train::gemm::set_profiling(false);
-    let threads = match trainer.backend() {
-        AnyBackend::Cpu(c) => c.threads(),
-        AnyBackend::Cuda(_) => 0,
-    };
+    let threads = trainer.backend().threads();
     let gemm_secs = crate::train::gemm::take_gemm_nanos() as f64 * 1e-9;
     let trials_per_s = trials as f64 / train_secs;
     let flops = flops_per_trial(&cfg, b.observed + b.forward);

@@ -165,6 +165,40 @@ mod tests {
     }
 
     #[test]
+    fn the_backends_gemm_choice_reaches_every_matrix_product_of_its_pass() {
+        let cfg = ModelConfig::paper(6, 8, 16, 32);
+        let batch = random_batch(&cfg, 20, 9, 11);
+        let params = Params::init(&cfg, &mut Seeded::new(5));
+        let scale = LossScale { nll: 0.01, kl: 0.02 };
+        // The reference: the model on the whole batch (one piece), `matrixmultiply` set on this thread.
+        let reference = |which: GemmImpl| {
+            with_impl(which, || {
+                let mut ws = Workspace::new();
+                let chunk = batch.chunk(&cfg, 0, batch.trials);
+                let drop = Dropout { rate: 0.0, seeds: &batch.seeds };
+                model::forward(&cfg, &params, &chunk, Some(drop), &mut ws);
+                let mut g = Params::zeros(&cfg);
+                model::backward(&cfg, &params, &chunk, scale, &mut ws, &mut g);
+                (model::log_rates(&ws).to_vec(), g)
+            })
+        };
+        let run = |which: GemmImpl| {
+            let mut backend = CpuBackend::new(1).unwrap().with_gemm(which);
+            let mut grads = Params::zeros(&cfg);
+            let mut rates = vec![0.0; batch.trials * batch.bins * cfg.n_out];
+            let pass =
+                Pass { dropout: 0.0, scale, grads: Some(&mut grads), log_rates: Some(&mut rates), features: None };
+            backend.run(&cfg, &params, &batch, pass).unwrap();
+            (rates, grads)
+        };
+        let (mm, gemm) = (run(GemmImpl::MatrixMultiply), run(GemmImpl::Gemm));
+        assert_eq!(mm, reference(GemmImpl::MatrixMultiply), "matrixmultiply: not bit for bit its reference");
+        assert_eq!(gemm, reference(GemmImpl::Gemm), "gemm: not bit for bit its reference");
+        // The two crates round differently, so the choice shows in the bits.
+        assert_ne!(mm.1, gemm.1, "the two choices gave the same bits: the test cannot tell them apart");
+    }
+
+    #[test]
     fn a_batch_in_pieces_over_threads_equals_one_chunk() {
         let cfg = ModelConfig::paper(3, 4, 4, 8);
         // 75 trials: 3 pieces on one thread (25 each), 2 + 2 on two (18/19 and 19/19).

@@ -5,6 +5,7 @@ use crate::config::ModelConfig;
 use crate::train::backend::{Backend, BackendError, Batch, Pass, Resident};
 use crate::train::cpu::CpuBackend;
 use crate::train::cuda::{driver::CudaGpu, CudaBackend};
+use crate::train::gemm::GemmImpl;
 use crate::train::model::LossSums;
 use crate::train::params::Params;
 
@@ -76,6 +77,24 @@ impl AnyBackend {
             Device::Cuda(n) => CudaBackend::open(n)
                 .map(|b| AnyBackend::Cuda(Box::new(b)))
                 .map_err(|source| OpenError::Cuda { device, source }),
+        }
+    }
+}
+
+impl AnyBackend {
+    /// The same backend with the CPU's matrix products through `gemm` (a GPU ignores it).
+    pub fn with_gemm(self, gemm: GemmImpl) -> AnyBackend {
+        match self {
+            AnyBackend::Cpu(c) => AnyBackend::Cpu(c.with_gemm(gemm)),
+            other => other,
+        }
+    }
+
+    /// The CPU backend's worker threads (0 on a GPU).
+    pub fn threads(&self) -> usize {
+        match self {
+            AnyBackend::Cpu(c) => c.threads(),
+            AnyBackend::Cuda(_) => 0,
         }
     }
 }

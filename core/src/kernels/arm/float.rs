@@ -2,7 +2,6 @@
 //! `VCVTB`/`VCVTT` (see the parent module and `core/KERNELS.md`); and the
 //! attention's two kernels on the same blocks.
 
-use super::aligned;
 use crate::matrix::Matrix;
 use core::arch::asm;
 use half::f16;
@@ -339,3 +338,8 @@ pub fn accumulate4(c: &mut [f32], w: [f32; 4], v: [&[f32]; 4]) {
     }
 }
 matvec_fp!(matvec_f16, f16, f16_half, f16_column);
+
+/// Word-aligned (for `LDRD`, `VLDM`, `VSTM`).
+fn aligned<T>(p: *const T) -> bool {
+    (p as usize).is_multiple_of(4)
+}

@@ -42,8 +42,3 @@ pub fn matvec(w: &Matrix<'_>, x: &[f32], bias: &[f32], y: &mut [f32]) {
         MatrixData::I8 { weights, scales } => int8::matvec_i8(w, weights, scales, x, bias, y),
     }
 }
-
-/// Word-aligned (for `LDRD`, `VLDM`, `VSTM`).
-fn aligned<T>(p: *const T) -> bool {
-    (p as usize).is_multiple_of(4)
-}

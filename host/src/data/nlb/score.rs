@@ -367,6 +367,29 @@ pub fn evaluate(targets: &[(String, Target)], submissions: &[(String, Submission
     Ok(out)
 }
 
+/// The metrics list as a table, or (`json`) as `nlb_tools`' JSON list.
+pub fn format_results(results: &Results, json: bool) -> String {
+    if json {
+        let list: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(name, metrics)| {
+                let inner: serde_json::Map<String, serde_json::Value> =
+                    metrics.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+                serde_json::json!({ name: inner })
+            })
+            .collect();
+        return serde_json::to_string_pretty(&list).unwrap_or_default();
+    }
+    let mut out = String::new();
+    for (name, metrics) in results {
+        out += &format!("{name}\n");
+        for (k, v) in metrics {
+            out += &format!("  {k:<20} {v:.6}\n");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,27 +514,4 @@ mod tests {
         // A group absent from the target is skipped.
         assert!(evaluate(&[], &[("dmfc_rsg".into(), s)]).unwrap().is_empty());
     }
-}
-
-/// The metrics list as a table, or (`json`) as `nlb_tools`' JSON list.
-pub fn format_results(results: &Results, json: bool) -> String {
-    if json {
-        let list: Vec<serde_json::Value> = results
-            .iter()
-            .map(|(name, metrics)| {
-                let inner: serde_json::Map<String, serde_json::Value> =
-                    metrics.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
-                serde_json::json!({ name: inner })
-            })
-            .collect();
-        return serde_json::to_string_pretty(&list).unwrap_or_default();
-    }
-    let mut out = String::new();
-    for (name, metrics) in results {
-        out += &format!("{name}\n");
-        for (k, v) in metrics {
-            out += &format!("  {k:<20} {v:.6}\n");
-        }
-    }
-    out
 }

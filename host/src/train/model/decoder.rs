@@ -1,8 +1,9 @@
 //! The Transformer decoder layer, readout and Poisson loss over a chunk
 //! (MODEL.md sections 5-6), with their backward passes. Rows are trial-major.
 
+use super::chunk::{Chunk, Dropout, LossScale};
 use super::encoder::{dropout_mask, stream};
-use super::{Chunk, Dropout, LossScale, Workspace};
+use super::workspace::Workspace;
 use crate::config::ModelConfig;
 use crate::train::gemm::{add_bias, add_column_sums, matmul, matmul_strided, Op, Strided};
 use crate::train::params::Params;

@@ -1,8 +1,9 @@
 //! The GRU encoder over a chunk: forward through time and backpropagation
 //! through time (MODEL.md section 1; gate order r, z (`u`), n).
 
+use super::chunk::{Chunk, Dropout};
 use super::fast_math::{sigmoid, tanh};
-use super::{Chunk, Dropout, Workspace};
+use super::workspace::Workspace;
 use crate::config::ModelConfig;
 use crate::train::gemm::{add_bias, add_column_sums, matmul, Op};
 use crate::train::params::Params;

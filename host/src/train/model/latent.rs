@@ -1,7 +1,8 @@
 //! Posterior heads, Langevin dynamics and the KL terms over a chunk
 //! (MODEL.md sections 2-4 and 6), with their backward passes.
 
-use super::{Chunk, LossScale, Workspace};
+use super::chunk::{Chunk, LossScale};
+use super::workspace::Workspace;
 use crate::config::ModelConfig;
 use crate::train::gemm::{add_bias, add_column_sums, matmul, Op};
 use crate::train::params::Params;
