@@ -117,10 +117,19 @@ impl<B: Backend> Trainer<B> {
     }
 
     /// One epoch over the training trials, then validation and the scheduler.
-    /// After a backend error the state is as it was before the failed batch
-    /// (the host path) or the epoch (a resident backend): the last checkpoint
-    /// stays the one to resume from.
+    /// After a backend error the state (parameters, Adam, learning rate,
+    /// generator, scheduler) is as it was before the epoch, so the epoch can
+    /// be run again or the run saved as it stood.
     pub fn epoch(&mut self, data: &Dataset) -> Result<EpochStats, BackendError> {
+        let before = self.state.clone();
+        let result = self.try_epoch(data);
+        if result.is_err() {
+            self.state = before;
+        }
+        result
+    }
+
+    fn try_epoch(&mut self, data: &Dataset) -> Result<EpochStats, BackendError> {
         let started = std::time::Instant::now();
         let epoch = self.state.epoch;
         let mut order = data.indices(Split::Train);
@@ -280,6 +289,64 @@ mod tests {
         let mut rest = t.state.params.clone();
         rest.get_mut(Tensor::ReadoutBias).copy_from_slice(&bias(&new));
         assert_eq!(rest, new.state.params);
+    }
+
+    /// The CPU backend, failing its `fail_at`-th call (from 0).
+    struct Failing {
+        cpu: CpuBackend,
+        calls: usize,
+        fail_at: usize,
+    }
+
+    impl Backend for Failing {
+        fn name(&self) -> String {
+            "failing".into()
+        }
+
+        fn run(
+            &mut self,
+            cfg: &ModelConfig,
+            params: &Params,
+            batch: &Batch,
+            pass: Pass<'_>,
+        ) -> Result<crate::train::model::LossSums, BackendError> {
+            self.calls += 1;
+            if self.calls - 1 == self.fail_at {
+                let source = std::io::Error::other("injected");
+                return Err(BackendError::Gpu { backend: self.name(), source: Box::new(source) });
+            }
+            self.cpu.run(cfg, params, batch, pass)
+        }
+    }
+
+    #[test]
+    fn an_epoch_that_fails_leaves_the_state_as_it_was_and_runs_again_the_same() {
+        let lorenz = crate::data::lorenz::LorenzConfig {
+            trials: 40,
+            eval_trials: 5,
+            observed: 6,
+            forward: 2,
+            ..crate::data::lorenz::LorenzConfig::default()
+        };
+        let data = crate::data::lorenz::generate(&lorenz);
+        let model = tiny_model(&data);
+        // Warm-up and cosine move the learning rate in the epoch itself.
+        let config = TrainConfig { batch_size: 8, warmup_epochs: 3, ..TrainConfig::default() };
+        let backend = |fail_at| Failing { cpu: CpuBackend::new(1).unwrap(), calls: 0, fail_at };
+        let mut straight = Trainer::new(model.clone(), config.clone(), backend(usize::MAX));
+        straight.epoch(&data).unwrap();
+        let first_epoch_calls = straight.backend().calls;
+        let want = straight.epoch(&data).unwrap();
+        assert!(straight.backend().calls > first_epoch_calls + 2);
+        // Fail in the second epoch's third batch.
+        let mut t = Trainer::new(model, config, backend(first_epoch_calls + 2));
+        t.epoch(&data).unwrap();
+        let before = t.state.clone();
+        assert!(t.epoch(&data).is_err());
+        assert!(t.state == before, "the failed epoch left its updates, generator or learning rate behind");
+        let got = t.epoch(&data).unwrap();
+        assert!(t.state == straight.state, "the rerun epoch differs from an uninterrupted one");
+        assert_eq!((got.train_loss, got.valid_nll), (want.train_loss, want.valid_nll));
     }
 
     #[test]
