@@ -4,8 +4,8 @@
 // (f64) to `partials [grid, 2]` = (NLL, KL); the host adds the few blocks up.
 #include "common.cuh"
 
-extern "C" __global__ void poisson_kl_loss(const float* __restrict__ lr, const float* __restrict__ targets,
-                                           const float* __restrict__ grad_mask, float* __restrict__ d_lr,
+extern "C" __global__ void poisson_kl_loss(const float* __restrict__ log_rates, const float* __restrict__ targets,
+                                           const float* __restrict__ grad_mask, float* __restrict__ d_log_rates,
                                            const float* __restrict__ mu_z, const float* __restrict__ lv_z,
                                            const float* __restrict__ mu_v, const float* __restrict__ lv_v,
                                            const float* __restrict__ v, double* __restrict__ partials, int bc,
@@ -17,7 +17,7 @@ extern "C" __global__ void poisson_kl_loss(const float* __restrict__ lr, const f
     double nll = 0.0, kl = 0.0;
     const long n = (long)bc * tt * n_out;
     for (long i = first; i < n; i += stride) {
-        const float x = lr[i], y = targets[i];
+        const float x = log_rates[i], y = targets[i];
         const float e = expf(x);
         nll += (double)e - (double)y * (double)x;
         if (want_grad) {
@@ -26,7 +26,7 @@ extern "C" __global__ void poisson_kl_loss(const float* __restrict__ lr, const f
             const long row = i / n_out;
             const int t = row % tt, b = row / tt;
             if (grad_mask && t < t_obs && o < n_in) g *= grad_mask[((long)b * t_obs + t) * n_in + o];
-            d_lr[i] = g;
+            d_log_rates[i] = g;
         }
     }
     for (long j = first; j < (long)bc * h; j += stride) {

@@ -19,7 +19,7 @@ fn blobs_decode_on_core_as_the_host_model() {
     let model = t.model.clone();
     let velocity = fit_velocity(&mut t.predictor(), &data).unwrap().expect("behaviour is present");
     let eval = data.indices(Split::Eval);
-    let host_lr = t.predictor().log_rates(&data, &eval, 0, 0).unwrap();
+    let host_log_rates = t.predictor().log_rates(&data, &eval, 0, 0).unwrap();
     let y2 = t.predictor().features(&data, &eval, Features::DecoderOutput).unwrap();
     let y2_64: Vec<f64> = y2.iter().map(|v| *v as f64).collect();
     let host_vel: Vec<f32> = velocity.apply(&y2_64).iter().map(|v| *v as f32).collect();
@@ -40,7 +40,7 @@ fn blobs_decode_on_core_as_the_host_model() {
                 vel.extend_from_slice(out.velocity);
             }
         }
-        let (e_lr, e_vel) = (rel_err(&lr, &host_lr), rel_err(&vel, &host_vel));
+        let (e_lr, e_vel) = (rel_err(&lr, &host_log_rates), rel_err(&vel, &host_vel));
         eprintln!("{storage:?} blob vs host f32: log-rates {e_lr:.2e}, velocity {e_vel:.2e}");
         assert!(e_lr < bound && e_vel < bound, "{storage:?}: log-rates {e_lr}, velocity {e_vel}");
     }

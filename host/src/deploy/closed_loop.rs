@@ -35,7 +35,9 @@ pub struct ClosedLoopReport {
     /// What decoded: `qemu cortex-m7`, `qemu cortex-m4`, `serial`, or `host twin`
     /// (the firmware built for this machine, where QEMU is missing; no
     /// instruction counts, and the comparison is then twin against twin).
-    pub device: String,
+    /// JSON key `device`.
+    #[serde(rename = "device")]
+    pub endpoint: String,
 }
 
 /// Why a closed-loop run stopped.
@@ -259,7 +261,7 @@ pub fn run_spec(spec: &ClosedLoopSpec, mut progress: impl FnMut(&str)) -> Result
     };
     let mut host = FirmwareLink::twin(&twin)?;
     let mut r = run(&mut device, &mut host, &data, &eval, spec.real_time, spec.continuous)?;
-    r.device = label;
+    r.endpoint = label;
     Ok(r)
 }
 
@@ -268,7 +270,7 @@ impl ClosedLoopReport {
     pub fn summary(&self) -> String {
         let r = self;
         let stream = if r.continuous { " as one stream without resets" } else { "" };
-        let head = if r.device == "host twin" {
+        let head = if r.endpoint == "host twin" {
             format!(
                 "{} trials{stream}, {} bins decoded by the firmware's host twin, the same program built for this \
                  machine (not a Cortex-M: no instruction counts, no device-against-host comparison; with \
@@ -285,7 +287,7 @@ impl ClosedLoopReport {
                  behaviour R2 of the device's velocity: {}\ninstructions per bin: {:.0} ({:.2} ms at 64 MHz, {:.3} ms at 480 MHz)\n",
                 r.trials,
                 r.bins,
-                r.device,
+                r.endpoint,
                 r.mismatches,
                 r.errors,
                 r.behavior_r2.map_or("-".into(), |v| format!("{v:.4}")),

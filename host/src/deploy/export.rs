@@ -12,7 +12,7 @@ use crate::eval::evaluate::{evaluate, EvalReport};
 use crate::io::{write_atomically, WriteError};
 use crate::metrics::r2_uniform;
 use crate::train::backend::{Backend, BackendError};
-use crate::train::device::{AnyBackend, Device};
+use crate::train::device::{AnyBackend, Device, OpenError};
 use crate::train::predictor::{PredictError, Predictor};
 use crate::train::run::{RunDir, RunError};
 use lflow_core::{BlobError, Kernel, StorageFormat};
@@ -43,12 +43,24 @@ pub enum ExportError {
         /// The run folder.
         run: PathBuf,
     },
-    /// The blob could not be made.
-    #[error("cannot write the blob: {0}")]
-    Write(lflow_core::blob::WriteError),
+    /// A run in paper mode asked to decode bin by bin.
+    #[error(
+        "{} is a paper-mode run (attention over the whole trial): only a streaming run decodes bin by bin",
+        run.display()
+    )]
+    PaperModeStream {
+        /// The run folder.
+        run: PathBuf,
+    },
+    /// The blob could not be made from the run's weights.
+    #[error("cannot make the run's blob")]
+    Write(#[source] lflow_core::blob::WriteError),
     /// A blob was refused (as `lflow-core` refuses it).
-    #[error("blob rejected: {0}")]
-    Blob(BlobError),
+    #[error("blob rejected")]
+    Blob(#[source] BlobError),
+    /// The CPU backend could not start.
+    #[error("cannot start the CPU backend")]
+    Open(#[source] OpenError),
     /// The blob's neurons are not the data set's.
     #[error(
         "the blob reads {blob_in} held-in and predicts {blob_out} neurons; the data set has {data_in} and {data_out}"
@@ -75,7 +87,7 @@ pub enum ExportError {
 /// decoded one by one ([`fit_velocity`]), or for a re-anchored model (a
 /// decoder that is never reset) on the training trials decoded back to back
 /// by `lflow-core` ([`fit_velocity_streamed`]).
-pub fn fit_device_velocity<B: Backend>(
+pub fn fit_mcu_velocity<B: Backend>(
     p: &mut Predictor<B>,
     data: &Dataset,
 ) -> Result<Option<VelocityReadout>, ExportError> {
@@ -87,7 +99,7 @@ pub fn fit_device_velocity<B: Backend>(
 }
 
 /// Mean-mode metrics of `p` on `data`, with the behaviour R² of `velocity` (the device's decoder).
-pub fn device_metrics<B: Backend>(
+pub fn mean_mode_metrics<B: Backend>(
     p: &mut Predictor<B>,
     data: &Dataset,
     velocity: Option<&VelocityReadout>,
@@ -122,11 +134,9 @@ pub fn blob_metrics(
             data_out: data.n_out,
         });
     }
-    let device = Device::Cpu;
-    let backend = AnyBackend::open(device, threads)
-        .map_err(|source| ExportError::Predict(PredictError::Open { device, source }))?;
+    let backend = AnyBackend::open(Device::Cpu, threads).map_err(ExportError::Open)?;
     let mut p = Predictor::new(m.config, m.params, backend).with_batch_size(batch_size);
-    Ok(device_metrics(&mut p, data, m.velocity.as_ref())?)
+    Ok(mean_mode_metrics(&mut p, data, m.velocity.as_ref())?)
 }
 
 /// What `lflow export` made and measured.
@@ -166,10 +176,11 @@ pub fn export_run(
         return Err(ExportError::PaperMode { run: run.to_path_buf() });
     }
     let data = crate::data::load(&record.data_or(&dir.path, data)?)?;
-    let velocity = fit_device_velocity(&mut p, &data)?;
+    p.check(&data)?;
+    let velocity = fit_mcu_velocity(&mut p, &data)?;
     let bytes = blob(&p.model, &p.params, storage, velocity.as_ref()).map_err(ExportError::Write)?;
     write_atomically(out, &bytes)?;
-    let host = device_metrics(&mut p, &data, velocity.as_ref())?;
+    let host = mean_mode_metrics(&mut p, &data, velocity.as_ref())?;
     let blob = blob_metrics(&bytes, &data, record.config.train.batch_size, threads)?;
     let a = aligned(&bytes);
     let decode = |kernel| decoded_quality(a.bytes(), &data, kernel).map_err(ExportError::Blob);
@@ -259,9 +270,10 @@ pub fn stream_report(
         None => {
             let mut p = Predictor::open_run(&dir, Device::Cpu, threads)?;
             if !p.model.mode.is_streaming() {
-                return Err(ExportError::PaperMode { run: run.to_path_buf() });
+                return Err(ExportError::PaperModeStream { run: run.to_path_buf() });
             }
-            let velocity = fit_device_velocity(&mut p, &data)?;
+            p.check(&data)?;
+            let velocity = fit_mcu_velocity(&mut p, &data)?;
             blob(&p.model, &p.params, StorageFormat::F32, velocity.as_ref()).map_err(ExportError::Write)?
         }
     };

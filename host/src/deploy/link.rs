@@ -14,9 +14,17 @@ use std::time::{Duration, Instant};
 /// Why the device link failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    /// QEMU could not be started.
-    #[error("cannot start qemu-system-arm (install it: apt-get install qemu-system-arm): {0}")]
-    Spawn(std::io::Error),
+    /// A program could not be started (QEMU, the twin).
+    #[error("cannot start {program}{hint}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// How to get it, if it is a package.
+        hint: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The serial socket did not come up.
     #[error("{path}: QEMU's serial socket did not come up within {secs} s")]
     Socket {
@@ -29,10 +37,10 @@ pub enum LinkError {
     #[error("serial link: {0}")]
     Io(#[from] std::io::Error),
     /// A frame could not be encoded or decoded.
-    #[error("serial link: bad frame: {0:?}")]
-    Wire(WireError),
-    /// The device closed the link.
-    #[error("the device closed the serial link")]
+    #[error("serial link: bad frame")]
+    Wire(#[source] WireError),
+    /// The firmware closed the link.
+    #[error("the firmware closed the link")]
     Closed,
     /// No firmware sources to build.
     #[error(
@@ -159,7 +167,11 @@ impl FirmwareLink {
             cmd.args(["-icount", "shift=6"]);
         }
         cmd.arg("-kernel").arg(elf).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-        let mut child = cmd.spawn().map_err(LinkError::Spawn)?;
+        let mut child = cmd.spawn().map_err(|source| LinkError::Spawn {
+            program: "qemu-system-arm".into(),
+            hint: " (install it: apt-get install qemu-system-arm)",
+            source,
+        })?;
         let started = Instant::now();
         let stream = loop {
             match UnixStream::connect(&socket) {
@@ -184,7 +196,7 @@ impl FirmwareLink {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(LinkError::Spawn)?;
+            .map_err(|source| LinkError::Spawn { program: exe.display().to_string(), hint: "", source })?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
             return Err(LinkError::Closed);
@@ -197,7 +209,11 @@ impl FirmwareLink {
         let file = std::fs::OpenOptions::new().read(true).write(true).open(port)?;
         let input = Box::new(file.try_clone()?);
         // No child process: a placeholder that exits at once keeps `Drop` uniform.
-        let child = Command::new("true").spawn().map_err(LinkError::Spawn)?;
+        let child = Command::new("true").spawn().map_err(|source| LinkError::Spawn {
+            program: "true (the serial link's placeholder process)".into(),
+            hint: "",
+            source,
+        })?;
         Ok(FirmwareLink::with(child, input, Box::new(file), PathBuf::new()))
     }
 
@@ -299,13 +315,13 @@ pub fn build_firmware_for(
     }
     let targets: &[&str] = match (opts.twin_only, opts.twin) {
         (true, _) => &[host.as_str()],
-        (false, true) => &[DEVICE_TARGET, host.as_str()],
-        (false, false) => &[DEVICE_TARGET],
+        (false, true) => &[MCU_TARGET, host.as_str()],
+        (false, false) => &[MCU_TARGET],
     };
     for &target in targets {
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(&firmware).args(["build", "--release", "--quiet", "--target", target]);
-        if target == DEVICE_TARGET {
+        if target == MCU_TARGET {
             cmd.args(["--no-default-features", "--features", &features.join(",")]).env(
                 "CARGO_ENCODED_RUSTFLAGS",
                 // The same flags as firmware/.cargo/config.toml's, so builds from either share artefacts.
@@ -323,13 +339,13 @@ pub fn build_firmware_for(
         }
     }
     Ok((
-        target_dir.join(DEVICE_TARGET).join("release/lflow-firmware"),
+        target_dir.join(MCU_TARGET).join("release/lflow-firmware"),
         target_dir.join(host).join("release/lflow-firmware"),
     ))
 }
 
 /// The firmware's target triple (Cortex-M4F and M7 alike).
-pub const DEVICE_TARGET: &str = "thumbv7em-none-eabihf";
+pub const MCU_TARGET: &str = "thumbv7em-none-eabihf";
 
 /// The triple this program was built for: the twin runs where it runs.
 fn host_triple() -> String {

@@ -309,8 +309,8 @@ pub struct StreamReport {
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
     /// The blob was refused.
-    #[error("blob rejected: {0}")]
-    Blob(BlobError),
+    #[error("blob rejected")]
+    Blob(#[source] BlobError),
     /// The blob does not fit the data set.
     #[error("the blob reads {blob} held-in neurons and predicts {blob_out}; the data set has {data} and {data_out}")]
     Mismatch {
@@ -327,8 +327,8 @@ pub enum StreamError {
     #[error("the data set has no eval trials to stream")]
     Empty,
     /// The model could not be written as a blob to decode.
-    #[error("cannot write the model's blob: {0}")]
-    Write(lflow_core::blob::WriteError),
+    #[error("cannot make the model's blob")]
+    Write(#[source] lflow_core::blob::WriteError),
 }
 
 /// Options of [`evaluate_streams`].

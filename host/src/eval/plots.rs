@@ -72,8 +72,7 @@ fn range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     (lo - pad)..(hi + pad)
 }
 
-/// Lines `(name, color, points)` on one chart.
-/// Line series in one panel with a legend.
+/// Line series `(name, color, points)` in one panel, with a legend.
 pub fn lines(area: &Area<'_>, title: &str, xlabel: &str, series: &[Series]) -> Result<(), String> {
     let xs = range(series.iter().flat_map(|s| s.2.iter().map(|p| p.0)));
     let ys = range(series.iter().flat_map(|s| s.2.iter().map(|p| p.1)));

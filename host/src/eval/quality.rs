@@ -161,10 +161,12 @@ pub enum QualityError {
         name: String,
     },
     /// A pass failed on the backend.
-    #[error("{name}")]
+    #[error("{name}: epoch {epoch}")]
     Backend {
         /// The data set's name.
         name: String,
+        /// Epochs completed when it failed.
+        epoch: usize,
         /// The backend's error.
         #[source]
         source: BackendError,
@@ -201,7 +203,8 @@ pub fn run(
     let model = spec.config.model_config(data);
     let train = spec.config.train.clone();
     let backend = AnyBackend::open(Device::Cpu, spec.threads).map_err(QualityError::Open)?;
-    let failed = |source| QualityError::Backend { name: name.to_string(), source };
+
+    let failed = |epoch, source| QualityError::Backend { name: name.to_string(), epoch, source };
     let windows = data.stream_windows(train.stream_windows, train.stream_window_bins);
     let mut t = Trainer::for_data(model, train.clone(), backend, &windows);
     let eval = data.indices(Split::Eval);
@@ -218,7 +221,7 @@ pub fn run(
     let mut crossed: [Option<f64>; 2] = [None, None];
     while t.state.epoch < train.epochs {
         let began = std::time::Instant::now();
-        let s = t.epoch(&windows).map_err(failed)?;
+        let s = t.epoch(&windows).map_err(|source| failed(t.state.epoch, source))?;
         seconds += began.elapsed().as_secs_f64();
         if s.improved || !t.state.best_valid.is_finite() {
             best.data.copy_from_slice(&t.state.params.data);
@@ -226,7 +229,7 @@ pub fn run(
         let last = t.state.epoch == train.epochs || spec.seconds.is_some_and(|b| seconds >= b);
         if t.state.epoch % spec.eval_every.max(1) == 0 || last {
             let began = std::time::Instant::now();
-            let (rate_r2, co_bps) = score(&mut t).map_err(failed)?;
+            let (rate_r2, co_bps) = score(&mut t).map_err(|source| failed(t.state.epoch, source))?;
             scoring += began.elapsed().as_secs_f64();
             let p = CurvePoint { epoch: t.state.epoch, seconds, rate_r2, co_bps, valid_nll: s.valid_nll };
             for (c, th) in crossed.iter_mut().zip(THRESHOLDS) {
@@ -249,8 +252,13 @@ pub fn run(
         report.vel_r2 = None; // the training trials' rates were not predicted
         Ok(report)
     };
-    let report = final_report(&mut t, spec.samples).map_err(failed)?;
-    let mean_mode = if spec.samples == 0 { report.clone() } else { final_report(&mut t, 0).map_err(failed)? };
+    let epoch = t.state.epoch;
+    let report = final_report(&mut t, spec.samples).map_err(|source| failed(epoch, source))?;
+    let mean_mode = if spec.samples == 0 {
+        report.clone()
+    } else {
+        final_report(&mut t, 0).map_err(|source| failed(epoch, source))?
+    };
     scoring += began.elapsed().as_secs_f64();
     let co_bps_gap = report.oracle_co_bps.zip(report.co_bps).map(|(o, c)| o - c);
     Ok(QualityRun {

@@ -95,14 +95,11 @@ pub trait Backend {
     }
 }
 
-/// A backend's failure. The CPU backend fails only to start its threads; a
-/// GPU backend on any call, its own error (cudarc's, the emulator's) kept as
-/// the source.
+/// A backend's failure: a GPU backend's on any call, its own error (cudarc's,
+/// the emulator's) kept as the source. The CPU backend does not fail once
+/// its threads have started.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    /// The CPU backend's worker threads could not start.
-    #[error("cannot start the worker threads")]
-    Threads(#[source] rayon::ThreadPoolBuildError),
     /// A call on a GPU failed.
     #[error("{backend} failed")]
     Gpu {

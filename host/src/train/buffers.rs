@@ -76,7 +76,7 @@ macro_rules! step_buffers {
             y2: |s: &StepShape| s.rows() * s.d,
             log_rates: |s: &StepShape| s.rows() * s.n_out,
             // Backward.
-            d_lr: |s: &StepShape| s.rows() * s.n_out,
+            d_log_rates: |s: &StepShape| s.rows() * s.n_out,
             d_rows: |s: &StepShape| s.rows() * s.d,
             d_rows2: |s: &StepShape| s.rows() * s.d,
             d_ff: |s: &StepShape| s.rows() * s.ff,

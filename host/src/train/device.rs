@@ -59,14 +59,8 @@ pub enum OpenError {
     #[error("cannot start the worker threads")]
     Threads(#[source] rayon::ThreadPoolBuildError),
     /// No usable CUDA device (libraries, driver, device, kernels).
-    #[error("cannot open {device}")]
-    Cuda {
-        /// The device asked for.
-        device: Device,
-        /// Why.
-        #[source]
-        source: crate::train::cuda::GpuError,
-    },
+    #[error(transparent)]
+    Cuda(crate::train::cuda::GpuError),
 }
 
 impl AnyBackend {
@@ -74,9 +68,7 @@ impl AnyBackend {
     pub fn open(device: Device, threads: usize) -> Result<AnyBackend, OpenError> {
         match device {
             Device::Cpu => CpuBackend::new(threads).map(AnyBackend::Cpu).map_err(OpenError::Threads),
-            Device::Cuda(n) => CudaBackend::open(n)
-                .map(|b| AnyBackend::Cuda(Box::new(b)))
-                .map_err(|source| OpenError::Cuda { device, source }),
+            Device::Cuda(n) => CudaBackend::open(n).map(|b| AnyBackend::Cuda(Box::new(b))).map_err(OpenError::Cuda),
         }
     }
 }

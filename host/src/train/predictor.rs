@@ -25,7 +25,7 @@ pub enum PredictError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     /// The device could not be opened.
-    #[error("cannot open --device {device}")]
+    #[error("--device {device}: cannot predict there")]
     Open {
         /// The device asked for.
         device: Device,

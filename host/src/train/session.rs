@@ -31,6 +31,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// The first line of `metrics.csv` (one row per epoch follows).
+pub const METRICS_HEADER: &str = "epoch,train_loss,train_nll,valid_nll,valid_co_bps,lr,trials_per_s,seconds\n";
+
 /// Epochs between two writes of the resumable checkpoint (`last.safetensors`).
 pub const SAVE_EVERY: usize = 10;
 
@@ -184,7 +187,7 @@ impl Session {
         let record = RunRecord::new(data, config.clone())?;
         let dir = RunDir::create(out, &record)?;
         let trainer = Trainer::for_data(model, config.train, backend, &set);
-        Ok(Session::start(dir, &set, trainer))
+        Session::start(dir, &set, trainer)
     }
 
     /// Continue the run in `out` from its last checkpoint, on the data set it
@@ -221,14 +224,19 @@ impl Session {
         }
         let mut train = record.config.train.clone();
         train.epochs = epochs.unwrap_or(train.epochs);
-        Ok(Session::start(dir, &set, Trainer::resume(c.model, train, c.state, backend)))
+        Session::start(dir, &set, Trainer::resume(c.model, train, c.state, backend))
     }
 
-    fn start(dir: RunDir, set: &Dataset, trainer: Trainer<AnyBackend>) -> Session {
+    fn start(dir: RunDir, set: &Dataset, trainer: Trainer<AnyBackend>) -> Result<Session, SessionError> {
         // A decoder that is never reset trains on windows that start anywhere.
         let data = set.stream_windows(trainer.config.stream_windows, trainer.config.stream_window_bins);
         let last_saved = trainer.state.epoch;
-        Session { dir, data, trainer, last_saved, began: std::time::Instant::now() }
+        let session = Session { dir, data, trainer, last_saved, began: std::time::Instant::now() };
+        let metrics = session.dir.metrics();
+        if !metrics.exists() {
+            std::fs::write(&metrics, METRICS_HEADER).map_err(|e| session.io(e))?;
+        }
+        Ok(session)
     }
 
     /// The run folder.
@@ -265,13 +273,8 @@ impl Session {
         let epoch = self.trainer.state.epoch;
         let s = self.trainer.epoch(&self.data).map_err(|source| SessionError::Backend { epoch, source })?;
         let metrics = self.dir.metrics();
-        let new_file = !metrics.exists();
         let mut csv = std::fs::OpenOptions::new().create(true).append(true).open(&metrics).map_err(|e| self.io(e))?;
-        let mut text = String::new();
-        if new_file {
-            text += "epoch,train_loss,train_nll,valid_nll,valid_co_bps,lr,trials_per_s,seconds\n";
-        }
-        text += &format!(
+        let text = format!(
             "{},{:.6},{:.6},{:.6},{:.6},{:e},{:.1},{:.2}\n",
             s.epoch,
             s.train_loss,

@@ -168,7 +168,7 @@ impl Step<'_> {
         (dims, kt, 1.0 / (hd as f32).sqrt())
     }
 
-    /// The forward pass and the loss; `d_lr` too when `nll_scale` is given.
+    /// The forward pass and the loss; `d_log_rates` too when `nll_scale` is given.
     pub fn forward(&mut self, dropout: f32, scale: Option<LossScale>) -> Result<LossSums, GpuError> {
         let (cfg, a) = (self.cfg, self.a);
         let (bc, t_obs, tt) = (self.trials, self.observed, self.bins);
@@ -266,7 +266,7 @@ impl Step<'_> {
             Ptr(a.log_rates),
             Ptr(a.targets),
             mask,
-            Ptr(a.d_lr),
+            Ptr(a.d_log_rates),
             Ptr(a.mu_z),
             Ptr(a.lv_z),
             Ptr(a.mu_v),
@@ -348,7 +348,14 @@ impl Step<'_> {
         let (step, rows, enc) = (bc * h, bc * tt, tt * bc);
         let bytes = |n: usize| n * 4;
         // Readout and LN2.
-        self.linear_backward(a.d_lr, a.y2, Tensor::ReadoutWeight, Tensor::ReadoutBias, rows, Some((a.d_rows, false)))?;
+        self.linear_backward(
+            a.d_log_rates,
+            a.y2,
+            Tensor::ReadoutWeight,
+            Tensor::ReadoutBias,
+            rows,
+            Some((a.d_rows, false)),
+        )?;
         self.layer_norm_backward(a.d_rows, a.xhat2, a.rstd2, Tensor::Norm2Weight, Tensor::Norm2Bias, a.d_rows2, rows)?;
         // d y = d res2 (residual) + the feed-forward path.
         let n = (rows * d) as i64;

@@ -155,14 +155,14 @@ pub(super) fn backward(
                 if let (Some(mask), true, true) = (c.grad_mask, t < t_obs, n < nin) {
                     grad *= mask[(b * t_obs + t) * nin + n];
                 }
-                ws.d_lr[i] = grad;
+                ws.d_log_rates[i] = grad;
             }
         }
     }
-    matmul(g.get_mut(Tensor::ReadoutWeight), &ws.d_lr, Op::T, &ws.y2, Op::N, nout, rows, d, true);
-    add_column_sums(g.get_mut(Tensor::ReadoutBias), &ws.d_lr[..rows * nout]);
+    matmul(g.get_mut(Tensor::ReadoutWeight), &ws.d_log_rates, Op::T, &ws.y2, Op::N, nout, rows, d, true);
+    add_column_sums(g.get_mut(Tensor::ReadoutBias), &ws.d_log_rates[..rows * nout]);
     let dy2 = &mut ws.d_rows;
-    matmul(dy2, &ws.d_lr, Op::N, p.get(Tensor::ReadoutWeight), Op::N, rows, nout, d, false);
+    matmul(dy2, &ws.d_log_rates, Op::N, p.get(Tensor::ReadoutWeight), Op::N, rows, nout, d, false);
     // LN2: d_rows2 = d res2.
     let (gw, gb) = g.pair_mut(Tensor::Norm2Weight, Tensor::Norm2Bias);
     layer_norm_backward(&ws.d_rows, &ws.xhat2, &ws.rstd2, p.get(Tensor::Norm2Weight), &mut ws.d_rows2, gw, gb);
