@@ -14,7 +14,7 @@ use lflow_core::blob::Tensor;
 use lflow_core::Seeded;
 #[cfg(feature = "cuda-emu")]
 use lflow_host::train::adam::{Adam, AdamConfig};
-use lflow_host::train::backend::{Backend, Batch, Features, OptimizerState, Pass};
+use lflow_host::train::backend::{Backend, Batch, Features, Pass};
 use lflow_host::train::cpu::CpuBackend;
 #[cfg(feature = "cuda-emu")]
 use lflow_host::train::cuda::emulator::EmulatedGpu;
@@ -321,7 +321,7 @@ fn a_short_training_run_on_a_real_gpu_follows_the_cpu_loss_curve() {
 #[test]
 fn a_training_step_takes_4_bins_plus_78_launches() {
     use lflow_host::data::lorenz::{generate, LorenzConfig};
-    use lflow_host::train::backend::{AdamStep, Backend};
+    use lflow_host::train::backend::{AdamStep, Backend, OptimizerState};
     use lflow_host::train::train_config::TrainConfig;
     use lflow_host::train::trainer::Trainer;
     for (observed, forward, mode) in [(5, 3, Mode::PAPER), (13, 4, Mode::Streaming { window: 8 }), (7, 0, Mode::PAPER)]
