@@ -16,6 +16,11 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The firmware's sources for the commands that build it (closed-loop,
+    /// demo, bench device): a langevin-bci checkout's firmware/ folder, beside
+    /// its core/. Default: $LFLOW_FIRMWARE, else the checkout lflow was built from.
+    #[arg(long, global = true, value_name = "DIR")]
+    firmware: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -134,7 +139,12 @@ enum BenchCommand {
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    if let Some(dir) = &cli.firmware {
+        // Before any thread starts: every firmware build reads it (`deploy::link::firmware_dir`).
+        std::env::set_var(lflow_host::deploy::link::FIRMWARE_ENV, dir);
+    }
+    let result = match cli.command {
         Command::Demo(a) => demo::demo(&a).map(|s| print!("{s}")),
         Command::Generate(GenerateCommand::Lorenz(a)) => generate::lorenz(&a).map(|s| println!("{s}")),
         Command::Train(a) => train::train(&a).map(|dir| println!("run: {}", dir.path.display())),

@@ -487,4 +487,13 @@ fn the_firmware_is_found_through_lflow_firmware_and_its_absence_is_named() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains(s(&missing)) && err.contains("LFLOW_FIRMWARE"), "{err}");
+    // The flag says the same, and wins over the variable.
+    let flag = d.join("elsewhere/firmware");
+    let out = Command::new(env!("CARGO_BIN_EXE_lflow"))
+        .args(["closed-loop", "--blob", s(&data), "--data", s(&data), "--twin-only", "--firmware", s(&flag)])
+        .env("LFLOW_FIRMWARE", &missing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(s(&flag)), "{err}");
 }

@@ -44,8 +44,8 @@ pub enum LinkError {
     Closed,
     /// No firmware sources to build.
     #[error(
-        "{}: no firmware sources here (a langevin-bci checkout's firmware/ beside its core/): set LFLOW_FIRMWARE \
-         to that folder",
+        "{}: no firmware sources here (a langevin-bci checkout's firmware/ beside its core/): pass \
+         --firmware DIR or set LFLOW_FIRMWARE to that folder",
         dir.display()
     )]
     NoFirmware {
