@@ -1,4 +1,6 @@
-//! The `lflow` subcommands, one module each.
+//! The `lflow` subcommands, one module each: each parses its arguments, calls
+//! the library (`lflow_host`'s layers, `ARCHITECTURE.md`) and returns what to
+//! print. `demo` chains the others. No training, scoring or export logic lives here.
 
 pub mod bench;
 pub mod closed_loop;
