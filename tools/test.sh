@@ -40,6 +40,12 @@ if [ ! -x "$cuda_tools/nvidia/cuda_nvcc/bin/ptxas" ] || [ ! -e "$cuda_tools/nvid
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --upgrade --target "$cuda_tools" \
     "nvidia-cuda-nvrtc-cu12==12.9.*" "nvidia-cuda-runtime-cu12==12.9.*" "nvidia-cuda-nvcc-cu12==12.9.*"
 fi
+# CUDA 13's NVRTC and ptxas (about 500 MB): the same kernels must compile with both toolkits.
+cuda13_tools="$PWD/.tools/cuda13"
+if [ ! -x "$cuda13_tools/nvidia/cu13/bin/ptxas" ] || [ ! -e "$cuda13_tools/nvidia/cu13/lib/libnvrtc.so.13" ]; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --upgrade --target "$cuda13_tools" \
+    "nvidia-cuda-nvrtc==13.0.*" "nvidia-cuda-nvcc==13.0.*"
+fi
 export LD_LIBRARY_PATH="$cuda_tools/nvidia/cuda_nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export LFLOW_PTXAS="$cuda_tools/nvidia/cuda_nvcc/bin/ptxas"
 export LFLOW_REQUIRE_NVRTC=1
@@ -76,8 +82,10 @@ m4_flags=$(printf -- '-C\x1flink-arg=-Tlink.x\x1f-C\x1ftarget-cpu=cortex-m4')
   && cargo build -q --release --target "$target" --no-default-features --features an386,panic-never \
   && cargo clippy -q --release --target "$target" --no-default-features --features an386 -- -D warnings)
 
-step "CUDA kernels: NVRTC to PTX (compute_80, compute_90), ptxas to SASS (sm_80, sm_90)"
-cargo test -q -p lflow-host --test cuda_compile -- --nocapture 2>&1 | grep -v '^$'
+step "CUDA kernels: NVRTC to PTX (compute_80, compute_90), ptxas to SASS (sm_80, sm_90), with CUDA 12.9 and 13.0"
+LFLOW_EXPECT_CUDA_MAJOR=12 cargo test -q -p lflow-host --test cuda_compile -- --nocapture 2>&1 | grep -v '^$'
+LD_LIBRARY_PATH="$cuda13_tools/nvidia/cu13/lib" LFLOW_PTXAS="$cuda13_tools/nvidia/cu13/bin/ptxas" LFLOW_EXPECT_CUDA_MAJOR=13 \
+  cargo test -q -p lflow-host --test cuda_compile -- --nocapture 2>&1 | grep -v '^$'
 
 step "tests (the CUDA backend through its CPU emulation, NLB interop against nlb_tools' fixtures)"
 run_tests cargo test --workspace --features lflow-core/std,lflow-host/cuda-emu,lflow-host/nlb

@@ -24,7 +24,13 @@ fn kernels_compile_to_machine_code_without_spills() {
         eprintln!("skipped: NVRTC or ptxas not found");
         return;
     }
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cuda-kernels");
+    let version = lflow_host::train::cuda::kernels::nvrtc_version().expect("NVRTC loaded reports its version");
+    eprintln!("NVRTC {}.{}", version.0, version.1);
+    // CI runs this test once per toolkit (CUDA 12 and 13) and says which it put on the path.
+    if let Some(want) = std::env::var("LFLOW_EXPECT_CUDA_MAJOR").ok().and_then(|v| v.parse::<i32>().ok()) {
+        assert_eq!(version.0, want, "NVRTC {}.{} loaded, CUDA {want} expected", version.0, version.1);
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cuda-kernels-{}", version.0));
     std::fs::create_dir_all(&dir).unwrap();
     let mut table = String::from("kernel                  arch   registers  smem B  spill B\n");
     let mut problems = Vec::new();

@@ -22,13 +22,13 @@ pub fn check_libraries() -> Result<(), GpuError> {
     // SAFETY: each call only tries to dlopen a library.
     let (driver, blas) = unsafe { (cudarc::driver::sys::is_culib_present(), cudarc::cublas::sys::is_culib_present()) };
     if !driver {
-        return Err(GpuError::Missing { what: "driver (libcuda)" });
+        return Err(GpuError::missing("driver (libcuda)", "cuda"));
     }
     if !kernels::nvrtc_present() {
-        return Err(GpuError::Missing { what: "NVRTC (libnvrtc)" });
+        return Err(GpuError::missing("NVRTC (libnvrtc)", "nvrtc"));
     }
     if !blas {
-        return Err(GpuError::Missing { what: "cuBLAS (libcublas)" });
+        return Err(GpuError::missing("cuBLAS (libcublas)", "cublas"));
     }
     Ok(())
 }

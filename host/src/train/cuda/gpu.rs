@@ -104,12 +104,16 @@ pub struct Sgemm {
 pub enum GpuError {
     /// A CUDA library could not be loaded.
     #[error(
-        "the CUDA {what} library could not be loaded (no NVIDIA driver or CUDA toolkit on this machine, \
-         or not on LD_LIBRARY_PATH); train on the CPU instead with --device cpu"
+        "the CUDA {what} library could not be loaded: tried {} (CUDA 12 or 13; no NVIDIA driver or toolkit on \
+         this machine, or not on the library path: set LD_LIBRARY_PATH to the folder that holds it); train on \
+         the CPU instead with --device cpu",
+        tried.join(", ")
     )]
     Missing {
         /// Which library (`driver (libcuda)`, `NVRTC (libnvrtc)`, `cuBLAS (libcublas)`).
         what: &'static str,
+        /// The file names the loader tried, in order.
+        tried: Vec<String>,
     },
     /// The driver loaded but there is no such device.
     #[error("no CUDA device {ordinal}; train on the CPU instead with --device cpu")]
@@ -168,6 +172,16 @@ pub enum GpuError {
         /// What was being done.
         what: String,
     },
+}
+
+impl GpuError {
+    /// The library `lib` (`cuda`, `nvrtc`, `cublas`) is missing: the error
+    /// names the files cudarc's loader tries for it.
+    pub fn missing(what: &'static str, lib: &str) -> GpuError {
+        let mut tried = cudarc::get_lib_name_candidates(lib);
+        tried.dedup();
+        GpuError::Missing { what, tried }
+    }
 }
 
 /// A CUDA device as the backend uses it. Calls are ordered (one stream).

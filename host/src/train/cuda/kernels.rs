@@ -71,6 +71,17 @@ pub fn nvrtc_present() -> bool {
     unsafe { cudarc::nvrtc::sys::is_culib_present() }
 }
 
+/// The loaded NVRTC's version `(major, minor)`, `None` without NVRTC.
+pub fn nvrtc_version() -> Option<(i32, i32)> {
+    if !nvrtc_present() {
+        return None;
+    }
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: NVRTC is loaded; both pointers are to live integers.
+    let status = unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
+    (status == cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS).then_some((major, minor))
+}
+
 /// NVRTC options every compile uses. `--fmad=true` (NVRTC's default) lets
 /// multiply-adds contract to FMA: the kernels agree with the CPU backend to
 /// rounding, not to the bit (the parity tests' tolerances).
@@ -81,7 +92,7 @@ pub fn nvrtc_options() -> Vec<String> {
 /// Compile one kernel file to PTX for a virtual architecture (`compute_80`, ...).
 pub fn compile_ptx(file: &KernelFile, arch: &'static str) -> Result<String, GpuError> {
     if !nvrtc_present() {
-        return Err(GpuError::Missing { what: "NVRTC (libnvrtc)" });
+        return Err(GpuError::missing("NVRTC (libnvrtc)", "nvrtc"));
     }
     let opts = cudarc::nvrtc::CompileOptions {
         arch: Some(arch),
@@ -165,6 +176,16 @@ mod tests {
         assert_eq!((k[0].kernel.as_str(), k[0].registers, k[0].shared_bytes), ("layer_norm_forward", 23, 128));
         assert_eq!((k[0].spill_bytes, k[0].stack_bytes), (16, 8));
         assert_eq!((k[1].kernel.as_str(), k[1].registers, k[1].shared_bytes, k[1].spill_bytes), ("add_bias", 10, 0, 0));
+    }
+
+    #[test]
+    fn a_missing_library_error_names_the_cuda_12_and_13_files_tried_and_the_path_variable() {
+        let e = GpuError::missing("NVRTC (libnvrtc)", "nvrtc").to_string();
+        for want in ["libnvrtc.so.13", "libnvrtc.so.12", "LD_LIBRARY_PATH", "--device cpu"] {
+            assert!(e.contains(want), "{want} missing from: {e}");
+        }
+        // .so.13 is tried before .so.12: a machine with both loads CUDA 13.
+        assert!(e.find("libnvrtc.so.13") < e.find("libnvrtc.so.12"), "{e}");
     }
 
     #[test]
