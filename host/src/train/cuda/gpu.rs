@@ -178,8 +178,12 @@ impl GpuError {
     /// The library `lib` (`cuda`, `nvrtc`, `cublas`) is missing: the error
     /// names the files cudarc's loader tries for it.
     pub fn missing(what: &'static str, lib: &str) -> GpuError {
-        let mut tried = cudarc::get_lib_name_candidates(lib);
-        tried.dedup();
+        let mut tried: Vec<String> = Vec::new();
+        for name in cudarc::get_lib_name_candidates(lib) {
+            if !tried.contains(&name) {
+                tried.push(name);
+            }
+        }
         GpuError::Missing { what, tried }
     }
 }
