@@ -8,6 +8,8 @@
 
 #ifndef LFLOW_EMU
 #define LFLOW_DYN_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
+// A block's array of `n` T in static shared memory (the emulator gives each block its own).
+#define LFLOW_SHARED(T, name, n) __shared__ T name[n]
 typedef unsigned long long u64;
 typedef unsigned int u32;
 #endif

@@ -7,7 +7,7 @@
 extern "C" __global__ void layer_norm_forward(float* __restrict__ x, const float* __restrict__ w,
                                               const float* __restrict__ bias, float* __restrict__ xhat,
                                               float* __restrict__ rstd, int rows, int d, float eps) {
-    __shared__ float red[32];
+    LFLOW_SHARED(float, red, 32);
     const int row = blockIdx.x;
     if (row >= rows) return;
     float* xr = x + (long)row * d;
@@ -29,7 +29,7 @@ extern "C" __global__ void layer_norm_forward(float* __restrict__ x, const float
 extern "C" __global__ void layer_norm_backward(const float* __restrict__ dy, const float* __restrict__ xhat,
                                                const float* __restrict__ rstd, const float* __restrict__ w,
                                                float* __restrict__ dx, int rows, int d) {
-    __shared__ float red[32];
+    LFLOW_SHARED(float, red, 32);
     const int row = blockIdx.x;
     if (row >= rows) return;
     const float* g = dy + (long)row * d;

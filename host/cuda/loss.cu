@@ -11,7 +11,7 @@ extern "C" __global__ void poisson_kl_loss(const float* __restrict__ log_rates, 
                                            const float* __restrict__ v, double* __restrict__ partials, int bc,
                                            int tt, int t_obs, int n_out, int n_in, int h, float nll_scale,
                                            float gamma, float var_v, int want_grad) {
-    __shared__ double red[32];
+    LFLOW_SHARED(double, red, 32);
     const long stride = (long)gridDim.x * blockDim.x;
     const long first = blockIdx.x * (long)blockDim.x + threadIdx.x;
     double nll = 0.0, kl = 0.0;

@@ -3,10 +3,15 @@
 // (an array of pointers to the arguments).
 #include "shim.h"
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <numeric>
+#include <random>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -16,7 +21,13 @@
 namespace lflow_emu {
 thread_local dim3 thread_idx, block_idx;
 thread_local Block* block = nullptr;
+thread_local std::size_t static_cursor = 0;
 dim3 block_dim, grid_dim;
+std::atomic<const char*> failure{nullptr};
+void fail(const char* what) {
+    const char* none = nullptr;
+    failure.compare_exchange_strong(none, what);
+}
 }  // namespace lflow_emu
 
 #include "../adam.cu"
@@ -27,6 +38,7 @@ dim3 block_dim, grid_dim;
 #include "../latent.cu"
 #include "../layer_norm.cu"
 #include "../loss.cu"
+#include "faulty.cu"
 
 namespace {
 template <typename... A, std::size_t... I>
@@ -55,6 +67,8 @@ const Entry KERNELS[] = {
     LFLOW_KERNEL(langevin_forward),   LFLOW_KERNEL(assemble_latents),    LFLOW_KERNEL(langevin_backward),
     LFLOW_KERNEL(potential_kernel_grad), LFLOW_KERNEL(posterior_backward), LFLOW_KERNEL(layer_norm_forward),
     LFLOW_KERNEL(layer_norm_backward), LFLOW_KERNEL(layer_norm_param_grads), LFLOW_KERNEL(poisson_kl_loss), LFLOW_KERNEL(assemble_batch),
+    // Deliberately broken kernels (faulty.cu): the emulator's tests.
+    LFLOW_KERNEL(faulty_block_chain), LFLOW_KERNEL(faulty_block_broadcast),
 };
 
 // OS threads kept across launches: a launch of N threads wakes the first N
@@ -110,9 +124,48 @@ Pool& pool() {
 }
 }  // namespace
 
+// Blocks of one launch running at once (each with all its threads).
+constexpr unsigned CONCURRENT_BLOCKS = 3;
+
+// The shared state of one block slot: a block runs on it, then the next.
+struct Slot {
+    explicit Slot(unsigned threads, unsigned long smem)
+        : barrier(threads), exchange(threads), dynamic(smem + 16), static_smem(lflow_emu::STATIC_SMEM) {
+        const unsigned warps = (threads + 31) / 32;
+        for (unsigned w = 0; w < warps; ++w) {
+            const unsigned lanes = std::min(32u, threads - 32 * w);
+            warps_.push_back(std::make_unique<std::barrier<>>(lanes));
+            warp_ptrs.push_back(warps_.back().get());
+        }
+        block = lflow_emu::Block{&barrier, warp_ptrs.data(), exchange.data(), dynamic.data(), static_smem.data()};
+    }
+    std::barrier<> barrier;
+    std::vector<std::unique_ptr<std::barrier<>>> warps_;
+    std::vector<std::barrier<>*> warp_ptrs;
+    std::vector<uint64_t> exchange;
+    std::vector<unsigned char> dynamic, static_smem;
+    lflow_emu::Block block{};
+    unsigned current = 0;
+    std::size_t static_used = lflow_emu::STATIC_SMEM;  // bytes of static shared memory the last block declared
+};
+
+// The order blocks are taken in: a permutation seeded by the kernel's name,
+// the grid and $LFLOW_EMU_SEED, the same for every run of a launch.
+std::vector<unsigned> block_order(const char* name, unsigned blocks, unsigned bx) {
+    uint64_t seed = 0x9E3779B97F4A7C15ull ^ blocks ^ (uint64_t(bx) << 32);
+    for (const char* c = name; *c; ++c) seed = (seed ^ (unsigned char)*c) * 0x100000001B3ull;
+    if (const char* env = std::getenv("LFLOW_EMU_SEED")) seed ^= std::strtoull(env, nullptr, 10);
+    std::vector<unsigned> order(blocks);
+    std::iota(order.begin(), order.end(), 0u);
+    std::mt19937_64 rng(seed);
+    std::shuffle(order.begin(), order.end(), rng);
+    return order;
+}
+
 extern "C" {
 // Launch `name` over grid x block with `smem` bytes of dynamic shared memory.
-// Returns 0, or -1 for an unknown kernel, -2 for a block of 0 or > 1024 threads.
+// Returns 0, or -1 for an unknown kernel, -2 for a block of 0 or > 1024
+// threads, -3 when the kernel broke a rule (`lflow_emu_failure` says which).
 int lflow_emu_launch(const char* name, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                      unsigned long smem, void** args) {
     Launcher launch = nullptr;
@@ -126,22 +179,45 @@ int lflow_emu_launch(const char* name, unsigned gx, unsigned gy, unsigned gz, un
     if (threads == 0 || threads > 1024 || by != 1 || bz != 1) return -2;
     lflow_emu::grid_dim = dim3{gx, gy, gz};
     lflow_emu::block_dim = dim3{bx, by, bz};
-    std::barrier<> barrier(threads);
-    std::vector<uint64_t> exchange(threads);
-    std::vector<unsigned char> dynamic(smem + 16);
-    lflow_emu::Block shared{&barrier, exchange.data(), dynamic.data()};
-    pool().run(threads, [&](unsigned t) {
-        lflow_emu::block = &shared;
+    lflow_emu::failure = nullptr;
+    const unsigned blocks = gx * gy * gz;
+    if (blocks == 0) return 0;
+    const std::vector<unsigned> order = block_order(name, blocks, bx);
+    const unsigned slots = std::min(blocks, CONCURRENT_BLOCKS);
+    std::vector<std::unique_ptr<Slot>> slot(slots);
+    for (auto& s : slot) s = std::make_unique<Slot>(threads, smem);
+    std::atomic<unsigned> next{0};
+    pool().run(threads * slots, [&](unsigned w) {
+        Slot& s = *slot[w / threads];
+        const unsigned t = w % threads;
+        lflow_emu::block = &s.block;
         lflow_emu::thread_idx = dim3{t, 0, 0};
-        for (unsigned z = 0; z < gz; ++z)
-            for (unsigned y = 0; y < gy; ++y)
-                for (unsigned x = 0; x < gx; ++x) {
-                    lflow_emu::block_idx = dim3{x, y, z};
-                    launch(args);
-                    // Block boundary: every thread leaves the block before the next starts.
-                    barrier.arrive_and_wait();
-                }
+        for (;;) {
+            if (t == 0) {
+                s.current = next.fetch_add(1);
+                // Shared memory holds garbage on a GPU: NaN bytes here.
+                std::fill(s.dynamic.begin(), s.dynamic.end(), 0xFF);
+                std::fill(s.static_smem.begin(), s.static_smem.begin() + s.static_used, 0xFF);
+            }
+            s.barrier.arrive_and_wait();
+            const unsigned i = s.current;
+            if (i >= blocks) break;
+            const unsigned b = order[i];
+            lflow_emu::block_idx = dim3{b % gx, (b / gx) % gy, b / (gx * gy)};
+            lflow_emu::static_cursor = 0;
+            launch(args);
+            if (t == 0) s.static_used = lflow_emu::static_cursor;
+            // Block boundary: every thread leaves the block before the next starts on this slot.
+            s.barrier.arrive_and_wait();
+        }
     });
+    if (lflow_emu::failure.load() != nullptr) return -3;
     return 0;
+}
+
+// What the last launch that returned -3 broke.
+const char* lflow_emu_failure() {
+    const char* f = lflow_emu::failure.load();
+    return f ? f : "";
 }
 }

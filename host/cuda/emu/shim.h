@@ -1,14 +1,22 @@
 // The CUDA execution model on the CPU, for tests only: the kernel sources of
-// host/cuda/ compile with the host C++ compiler against this header. The
-// threads of a block run as OS threads, `__syncthreads` is a barrier, warp
-// shuffles exchange through a per-block buffer between two barriers (so every
-// thread of the block must call them, as the kernels do), `__shared__`
-// variables are statics (blocks run one after another), and dynamic shared
-// memory is one buffer per launch.
+// host/cuda/ compile with the host C++ compiler against this header. It is
+// meant to be as strict as the hardware, so that what passes here passes on
+// a GPU:
+//
+// - the threads of a block run as OS threads; `__syncthreads` is a barrier of
+//   the block;
+// - several blocks of a grid run at once, taken in a seeded random order
+//   (emulator.cpp), so a kernel that depends on block order fails;
+// - warp operations (`__shfl_*_sync`, `__syncwarp`) synchronise the 32 lanes
+//   of one warp only, and a shuffle reads lanes of its own warp only;
+// - shared memory is per block: `LFLOW_SHARED` arrays and the dynamic
+//   buffer, filled with NaN bytes at each block's start (a read before a
+//   write shows).
 #pragma once
 #include <algorithm>
 #include <barrier>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -16,7 +24,6 @@
 #define __global__
 #define __device__
 #define __forceinline__ inline
-#define __shared__ static
 #define __restrict__ __restrict
 typedef unsigned long long u64;
 typedef unsigned int u32;
@@ -26,15 +33,40 @@ struct dim3 {
 };
 
 namespace lflow_emu {
-// The running thread's coordinates and its block's shared state.
+// Static shared memory of one block (`LFLOW_SHARED` arrays), bytes.
+constexpr std::size_t STATIC_SMEM = 48 * 1024;
+
+// One block's shared state: its barrier, its warps' barriers, the shuffles'
+// exchange slots and its shared memory.
 struct Block {
     std::barrier<>* barrier;
-    uint64_t* exchange;  // one 8-byte slot per thread, for shuffles
+    std::barrier<>** warp_barriers;  // one per warp of 32 lanes (the last may be partial)
+    uint64_t* exchange;              // one 8-byte slot per thread, for shuffles
     unsigned char* dynamic_smem;
+    unsigned char* static_smem;
 };
 extern thread_local dim3 thread_idx, block_idx;
 extern thread_local Block* block;
+// Where the running thread's next `LFLOW_SHARED` array starts in its block's
+// static shared memory; every thread declares the same arrays in the same
+// order, so all get the same addresses. Reset at each block's start.
+extern thread_local std::size_t static_cursor;
 extern dim3 block_dim, grid_dim;
+
+// Records that the running launch broke a rule (reported as the launch's error).
+void fail(const char* what);
+
+template <typename T>
+T* shared_array(std::size_t n) {
+    const std::size_t at = (static_cursor + alignof(T) - 1) / alignof(T) * alignof(T);
+    if (at + n * sizeof(T) > STATIC_SMEM) {
+        fail("static shared memory over 48 KiB");
+        static T overflow[1];
+        return overflow;
+    }
+    static_cursor = at + n * sizeof(T);
+    return reinterpret_cast<T*>(block->static_smem + at);
+}
 }  // namespace lflow_emu
 
 #define threadIdx (lflow_emu::thread_idx)
@@ -42,24 +74,46 @@ extern dim3 block_dim, grid_dim;
 #define blockDim (lflow_emu::block_dim)
 #define gridDim (lflow_emu::grid_dim)
 #define LFLOW_DYN_SMEM(name) unsigned char* name = lflow_emu::block->dynamic_smem
+#define LFLOW_SHARED(T, name, n) T* name = lflow_emu::shared_array<T>(n)
 
 inline void __syncthreads() { lflow_emu::block->barrier->arrive_and_wait(); }
 
+inline void __syncwarp(unsigned = 0xffffffffu) { lflow_emu::block->warp_barriers[threadIdx.x / 32]->arrive_and_wait(); }
+
+namespace lflow_emu {
+// Every lane of the warp posts `v`, then reads lane `src` of its own warp
+// (its own value where `src` lies past the end of a partial last warp).
 template <typename T>
-inline T __shfl_xor_sync(unsigned, T v, int lane_mask) {
+T warp_exchange(T v, unsigned src) {
     static_assert(sizeof(T) <= 8, "shuffle of a scalar");
     const unsigned me = threadIdx.x;
     uint64_t bits = 0;
     std::memcpy(&bits, &v, sizeof(T));
-    lflow_emu::block->exchange[me] = bits;
-    __syncthreads();
-    const unsigned warp_base = me & ~31u, partner = warp_base | ((me & 31u) ^ (unsigned)lane_mask);
-    // Lanes past the end of a partial last warp read their own value.
-    const uint64_t other = lflow_emu::block->exchange[partner < blockDim.x ? partner : me];
-    __syncthreads();
+    block->exchange[me] = bits;
+    __syncwarp();
+    const unsigned partner = (me & ~31u) | (src & 31u);
+    const uint64_t other = block->exchange[partner < blockDim.x ? partner : me];
+    __syncwarp();
     T out;
     std::memcpy(&out, &other, sizeof(T));
     return out;
+}
+}  // namespace lflow_emu
+
+template <typename T>
+inline T __shfl_xor_sync(unsigned, T v, int lane_mask) {
+    return lflow_emu::warp_exchange(v, (threadIdx.x & 31u) ^ (unsigned)lane_mask);
+}
+
+template <typename T>
+inline T __shfl_sync(unsigned, T v, int src_lane) {
+    return lflow_emu::warp_exchange(v, (unsigned)src_lane);
+}
+
+template <typename T>
+inline T __shfl_down_sync(unsigned, T v, unsigned delta) {
+    const unsigned lane = threadIdx.x & 31u;
+    return lflow_emu::warp_exchange(v, lane + delta < 32 ? lane + delta : lane);
 }
 
 inline float __int_as_float(int bits) {

@@ -1,8 +1,10 @@
 //! The CUDA execution model on the CPU, for tests: the kernels of `host/cuda/`
 //! compiled by the host C++ compiler against `host/cuda/emu/shim.h` (threads
-//! of a block as OS threads, `__syncthreads` as a barrier, shuffles emulated),
-//! device memory as host buffers, and `cublasSgemm` as a naive column-major
-//! GEMM with cuBLAS's exact argument conventions.
+//! of a block as OS threads, `__syncthreads` as a barrier; several blocks at
+//! once in a seeded random order; shuffles and `__syncwarp` within a warp;
+//! shared memory per block, NaN bytes until written), device memory as host
+//! buffers, and `cublasSgemm` as a naive column-major GEMM with cuBLAS's
+//! exact argument conventions.
 
 use super::gpu::{Arg, BufId, DevPtr, Gpu, GpuError, LaunchDims, Sgemm};
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CString};
@@ -19,6 +21,7 @@ extern "C" {
         smem: c_ulong,
         args: *mut *mut c_void,
     ) -> c_int;
+    fn lflow_emu_failure() -> *const c_char;
 }
 
 /// Device memory and kernels emulated on the CPU.
@@ -129,6 +132,11 @@ impl Gpu for EmulatedGpu {
         match code {
             0 => Ok(()),
             -1 => Err(GpuError::Refused { what, detail: "no such kernel in the emulator".into() }),
+            -3 => {
+                // SAFETY: a static NUL-terminated string of the emulator.
+                let broke = unsafe { std::ffi::CStr::from_ptr(lflow_emu_failure()) };
+                Err(GpuError::Refused { what, detail: broke.to_string_lossy().into_owned() })
+            }
             _ => Err(GpuError::Refused { what, detail: format!("bad launch shape {dims:?}") }),
         }
     }

@@ -1,0 +1,45 @@
+//! The emulator is as strict as the hardware where a kernel's mistake would
+//! pass on a lenient one: each deliberately broken kernel of
+//! `host/cuda/emu/faulty.cu` gives, on the emulator, the wrong answer it
+//! would give on a GPU.
+#![cfg(feature = "cuda-emu")]
+
+use lflow_host::train::cuda::emulator::EmulatedGpu;
+use lflow_host::train::cuda::gpu::{Arg, DevPtr, Gpu, LaunchDims};
+
+fn ints(gpu: &mut EmulatedGpu, n: usize) -> DevPtr {
+    DevPtr { buf: gpu.alloc(n * 4).unwrap(), offset: 0 }
+}
+
+fn read(gpu: &mut EmulatedGpu, p: DevPtr, n: usize) -> Vec<i32> {
+    let mut bytes = vec![0u8; n * 4];
+    gpu.download(p, &mut bytes).unwrap();
+    bytes.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+#[test]
+fn a_kernel_that_depends_on_block_order_gets_the_wrong_answer() {
+    let mut gpu = EmulatedGpu::new();
+    let blocks = 16;
+    let out = ints(&mut gpu, blocks);
+    let dims = LaunchDims { grid: (blocks as u32, 1), block: 32, smem: 0 };
+    gpu.launch("faulty_block_chain", dims, &[Arg::Ptr(out)]).unwrap();
+    // Blocks run one after another in order: 1, 2, ..., 16. Any other order breaks the chain.
+    let in_order: Vec<i32> = (1..=blocks as i32).collect();
+    let got = read(&mut gpu, out, blocks);
+    assert_ne!(got, in_order, "blocks ran in order: a block-order dependence would pass");
+    // Every block still ran once: each value is 1 plus its predecessor's at the time, at least 1.
+    assert!(got.iter().all(|v| (1..=blocks as i32).contains(v)), "{got:?}");
+}
+
+#[test]
+fn a_shuffle_reads_its_own_warp_only() {
+    let mut gpu = EmulatedGpu::new();
+    let threads = 80; // two full warps and a partial one
+    let out = ints(&mut gpu, threads);
+    let dims = LaunchDims { grid: (1, 1), block: threads as u32, smem: 0 };
+    gpu.launch("faulty_block_broadcast", dims, &[Arg::Ptr(out)]).unwrap();
+    // A block-wide broadcast would give 7 everywhere; a GPU gives each warp its lane 0's value.
+    let want: Vec<i32> = (0..threads).map(|t| (t / 32 * 32) as i32 * 10 + 7).collect();
+    assert_eq!(read(&mut gpu, out, threads), want);
+}
