@@ -43,3 +43,18 @@ fn a_shuffle_reads_its_own_warp_only() {
     let want: Vec<i32> = (0..threads).map(|t| (t / 32 * 32) as i32 * 10 + 7).collect();
     assert_eq!(read(&mut gpu, out, threads), want);
 }
+
+#[test]
+fn a_write_past_a_buffer_is_reported_with_the_kernel_and_the_buffer() {
+    let mut gpu = EmulatedGpu::new();
+    let n = 100usize;
+    let out = DevPtr { buf: gpu.alloc(n * 4).unwrap(), offset: 0 };
+    let dims = LaunchDims { grid: (4, 1), block: 32, smem: 0 };
+    let err = gpu.launch("faulty_out_of_bounds", dims, &[Arg::Ptr(out), Arg::I32(n as i32)]).unwrap_err().to_string();
+    assert!(
+        err.contains("faulty_out_of_bounds") && err.contains("at byte offset 400") && err.contains("its 400 bytes"),
+        "{err}"
+    );
+    // The same kernel within bounds (n - 1 as the last index) passes, and the guard was restored.
+    gpu.launch("faulty_out_of_bounds", dims, &[Arg::Ptr(out), Arg::I32(n as i32 - 1)]).unwrap();
+}

@@ -68,7 +68,7 @@ const Entry KERNELS[] = {
     LFLOW_KERNEL(potential_kernel_grad), LFLOW_KERNEL(posterior_backward), LFLOW_KERNEL(layer_norm_forward),
     LFLOW_KERNEL(layer_norm_backward), LFLOW_KERNEL(layer_norm_param_grads), LFLOW_KERNEL(poisson_kl_loss), LFLOW_KERNEL(assemble_batch),
     // Deliberately broken kernels (faulty.cu): the emulator's tests.
-    LFLOW_KERNEL(faulty_block_chain), LFLOW_KERNEL(faulty_block_broadcast),
+    LFLOW_KERNEL(faulty_block_chain), LFLOW_KERNEL(faulty_block_broadcast), LFLOW_KERNEL(faulty_out_of_bounds),
 };
 
 // OS threads kept across launches: a launch of N threads wakes the first N

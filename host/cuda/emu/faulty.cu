@@ -17,3 +17,9 @@ extern "C" __global__ void faulty_block_broadcast(int* __restrict__ out) {
     const int v = __shfl_sync(0xffffffffu, (int)threadIdx.x * 10 + 7, 0);
     out[threadIdx.x] = v;
 }
+
+// Writes one element past the end of `out [n]` (an off-by-one bound).
+extern "C" __global__ void faulty_out_of_bounds(float* __restrict__ out, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i <= n) out[i] = 1.0f;
+}

@@ -62,31 +62,42 @@ macro_rules! with_shared {
 
 macro_rules! arena {
     ([$($own:ident: $own_size:expr,)*] $($name:ident: $elems:expr,)*) => {
-        /// Device pointers of every activation, gradient and input of a step.
+        /// Device pointers of every activation, gradient and input of a step,
+        /// each its own allocation (so that a kernel writing past one is
+        /// caught by the emulator's guards, not silently into the next).
         #[derive(Clone, Copy, Debug)]
         #[allow(missing_docs)]
         pub struct Arena {
-            pub buf: BufId,
             $(pub $own: DevPtr,)*
             $(pub $name: DevPtr,)*
         }
 
         impl Arena {
-            /// Lay out and allocate the buffers of `shape` on `gpu`.
+            /// Allocate the buffers of `shape` on `gpu` (on an error, what was allocated is freed).
             pub fn new(gpu: &mut dyn Gpu, cfg: &ModelConfig, s: Shape) -> Result<Arena, GpuError> {
                 let c = StepShape::new(cfg, s.trials, s.bins);
-                let mut next = 0usize;
-                // Each region 256-byte aligned, as cudaMalloc's own allocations.
-                let mut region = |(elems, size): (usize, usize)| {
-                    let start = next;
-                    next = (next + elems.max(1) * size).div_ceil(256) * 256;
-                    start
+                let mut made: Vec<BufId> = Vec::new();
+                let mut region = |gpu: &mut dyn Gpu, (elems, size): (usize, usize)| -> Result<DevPtr, GpuError> {
+                    match gpu.alloc(elems.max(1) * size) {
+                        Ok(buf) => {
+                            made.push(buf);
+                            Ok(DevPtr { buf, offset: 0 })
+                        }
+                        Err(e) => {
+                            made.iter().for_each(|b| gpu.free(*b));
+                            Err(e)
+                        }
+                    }
                 };
-                $(let $own = region(($own_size)(&s, &c));)*
-                $(let $name = region((($elems)(&c), 4));)*
-                let buf = gpu.alloc(next)?;
-                let at = |offset: usize| DevPtr { buf, offset };
-                Ok(Arena { buf, $($own: at($own),)* $($name: at($name),)* })
+                $(let $own = region(gpu, ($own_size)(&s, &c))?;)*
+                $(let $name = region(gpu, (($elems)(&c), 4))?;)*
+                Ok(Arena { $($own,)* $($name,)* })
+            }
+
+            /// Release every buffer.
+            pub fn free(self, gpu: &mut dyn Gpu) {
+                $(gpu.free(self.$own.buf);)*
+                $(gpu.free(self.$name.buf);)*
             }
         }
     };

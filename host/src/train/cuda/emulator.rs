@@ -24,6 +24,12 @@ extern "C" {
     fn lflow_emu_failure() -> *const c_char;
 }
 
+/// Bytes of guard before and after every buffer: NaN bytes (0xFF) that a
+/// kernel must neither write (checked after every launch) nor read (a NaN
+/// that reaches a result shows).
+const GUARD: usize = 4096;
+const GUARD_WORDS: usize = GUARD / 8;
+
 /// Device memory and kernels emulated on the CPU.
 #[derive(Default)]
 pub struct EmulatedGpu {
@@ -49,7 +55,7 @@ impl EmulatedGpu {
         let words = self.buffers.get_mut(p.buf.0).and_then(|b| b.as_mut());
         match words {
             Some(w) if p.offset.checked_add(len).is_some_and(|end| end <= size) => {
-                Ok(&mut bytemuck::cast_slice_mut::<u64, u8>(w)[p.offset..p.offset + len])
+                Ok(&mut bytemuck::cast_slice_mut::<u64, u8>(w)[GUARD + p.offset..GUARD + p.offset + len])
             }
             _ => Err(GpuError::OutOfBounds { what: what.to_string() }),
         }
@@ -62,6 +68,31 @@ impl EmulatedGpu {
     fn f32_at(&mut self, p: DevPtr, elems: usize, what: &str) -> Result<Vec<f32>, GpuError> {
         Ok(bytemuck::pod_collect_to_vec(self.bytes(p, elems * 4, what)?))
     }
+
+    /// After `what`: every buffer's guards still hold their NaN bytes, or the
+    /// first write outside a buffer (which is then restored, reported once).
+    fn check_guards(&mut self, what: &str) -> Result<(), GpuError> {
+        for (id, (words, size)) in self.buffers.iter_mut().zip(&self.sizes).enumerate() {
+            let Some(w) = words.as_mut() else { continue };
+            let bytes = bytemuck::cast_slice_mut::<u64, u8>(w);
+            let end = GUARD + size;
+            let before = bytes[..GUARD].iter().rposition(|b| *b != 0xFF);
+            let after = bytes[end..].iter().position(|b| *b != 0xFF);
+            if before.is_some() || after.is_some() {
+                let at = match (before, after) {
+                    (Some(i), _) => format!("at byte offset -{}", GUARD - i),
+                    (None, Some(i)) => format!("at byte offset {}", size + i),
+                    (None, None) => String::new(),
+                };
+                bytes[..GUARD].fill(0xFF);
+                bytes[end..].fill(0xFF);
+                return Err(GpuError::OutOfBounds {
+                    what: format!("{what}: a write {at} of buffer {id}, outside its {size} bytes"),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Gpu for EmulatedGpu {
@@ -70,7 +101,11 @@ impl Gpu for EmulatedGpu {
     }
 
     fn alloc(&mut self, bytes: usize) -> Result<BufId, GpuError> {
-        self.buffers.push(Some(vec![0u64; bytes.div_ceil(8)]));
+        // Zeroed, as the backend's allocations are, between NaN guards; the
+        // after-guard starts right at the buffer's last byte.
+        let mut words = vec![u64::MAX; 2 * GUARD_WORDS + bytes.div_ceil(8) + 1];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[GUARD..GUARD + bytes].fill(0);
+        self.buffers.push(Some(words));
         self.sizes.push(bytes);
         Ok(BufId(self.buffers.len() - 1))
     }
@@ -129,6 +164,7 @@ impl Gpu for EmulatedGpu {
             )
         };
         self.launches += 1;
+        self.check_guards(&what)?;
         match code {
             0 => Ok(()),
             -1 => Err(GpuError::Refused { what, detail: "no such kernel in the emulator".into() }),
@@ -170,6 +206,6 @@ impl Gpu for EmulatedGpu {
         let n = c.len();
         self.bytes(g.c, n * 4, "sgemm C")?.copy_from_slice(bytemuck::cast_slice(&c));
         self.launches += 1;
-        Ok(())
+        self.check_guards("sgemm")
     }
 }

@@ -91,7 +91,7 @@ impl<G: Gpu> CudaBackend<G> {
             Some((s, a)) if s.holds(&shape) => Ok(*a),
             _ => {
                 if let Some((_, old)) = self.arena.take() {
-                    self.gpu.free(old.buf);
+                    old.free(&mut self.gpu);
                 }
                 let a = Arena::new(&mut self.gpu, cfg, shape)?;
                 self.arena = Some((shape, a));
