@@ -13,7 +13,7 @@ __device__ __forceinline__ bool attends(int t, int j, int window) {
 }
 
 // Copy rows [j0, j0 + n) of a [TT, width]-strided operand (columns col .. col + hd) into `tile`.
-__device__ __forceinline__ void stage_tile(float* tile, const float* base, long ld, int col, int j0, int n, int hd) {
+__device__ __forceinline__ void stage_tile(LFLOW_SMEM(float) tile, const float* base, long ld, int col, int j0, int n, int hd) {
     for (int i = threadIdx.x; i < n * hd; i += blockDim.x) {
         const int r = i / hd, c = i % hd;
         tile[i] = base[(long)(j0 + r) * ld + col + c];
@@ -24,7 +24,7 @@ extern "C" __global__ void attention_forward(const float* __restrict__ qkv, floa
                                              float* __restrict__ ctx, int tt, int d, int window, float scale,
                                              int kt) {
     LFLOW_DYN_SMEM(smem);
-    float* tile = (float*)smem;
+    LFLOW_SMEM(float) tile = LFLOW_SMEM_CAST(float, smem);
     const int b = blockIdx.x, head = blockIdx.y, hd = d / 2;
     const long ld = 3L * d;
     const float* rows = qkv + (long)b * tt * ld;
@@ -86,7 +86,7 @@ extern "C" __global__ void attention_backward(const float* __restrict__ qkv, con
                                               const float* __restrict__ dctx, float* __restrict__ ds,
                                               float* __restrict__ d_qkv, int tt, int d, float scale, int kt) {
     LFLOW_DYN_SMEM(smem);
-    float* tile = (float*)smem;
+    LFLOW_SMEM(float) tile = LFLOW_SMEM_CAST(float, smem);
     const int b = blockIdx.x, head = blockIdx.y, hd = d / 2;
     const long ld = 3L * d;
     const float* rows = qkv + (long)b * tt * ld;

@@ -10,6 +10,9 @@
 #define LFLOW_DYN_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
 // A block's array of `n` T in static shared memory (the emulator gives each block its own).
 #define LFLOW_SHARED(T, name, n) __shared__ T name[n]
+// A pointer into shared memory, and a cast of one (the emulator checks every access for races).
+#define LFLOW_SMEM(T) T*
+#define LFLOW_SMEM_CAST(T, p) ((T*)(p))
 typedef unsigned long long u64;
 typedef unsigned int u32;
 #endif
@@ -19,7 +22,7 @@ typedef unsigned int u32;
 // Sum of `v` over the block; every thread gets the total. `scratch` holds one
 // value per warp (32 values at most: blocks of up to 1024 threads).
 template <typename T>
-__device__ __forceinline__ T block_sum(T v, T* scratch) {
+__device__ __forceinline__ T block_sum(T v, LFLOW_SMEM(T) scratch) {
     for (int o = LFLOW_WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     const int warp = threadIdx.x / LFLOW_WARP, lane = threadIdx.x % LFLOW_WARP;
     const int warps = (blockDim.x + LFLOW_WARP - 1) / LFLOW_WARP;

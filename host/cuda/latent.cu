@@ -20,7 +20,8 @@ extern "C" __global__ void potential_taps(const float* __restrict__ kernel, floa
 
 // The potential's gradient (its force) at element k of a latent of size 4*len
 // held in `z`: sum_ij a_ij z_i[m+j-1] + sum_j a_cj s[m-j+1], s = sum_c z_c.
-__device__ __forceinline__ float potential_force(const float* taps, const float* z, int len, int k) {
+template <typename Taps, typename Z>
+__device__ __forceinline__ float potential_force(Taps taps, Z z, int len, int k) {
     const int c = k / len, m = k % len;
     float g = 0.0f;
     for (int i = 0; i < 4; ++i) {
@@ -60,8 +61,8 @@ extern "C" __global__ void langevin_forward(const float* __restrict__ taps_in, f
                                             float* __restrict__ v, const float* __restrict__ noise, int bc, int tt,
                                             int h, float gamma, float eps) {
     LFLOW_DYN_SMEM(smem);
-    float* zs = (float*)smem;
-    float* taps = zs + h;
+    LFLOW_SMEM(float) zs = LFLOW_SMEM_CAST(float, smem);
+    LFLOW_SMEM(float) taps = zs + h;
     const int b = blockIdx.x, k = threadIdx.x, len = h / 4;
     const long step = (long)bc * h;
     if (k < 12) taps[k] = taps_in[k];
@@ -104,10 +105,10 @@ extern "C" __global__ void langevin_backward(const float* __restrict__ taps_in, 
                                              float* __restrict__ dv, double* __restrict__ dtaps, int bc, int tt,
                                              int h, float gamma, float eps, float kl_scale, float var_v) {
     LFLOW_DYN_SMEM(smem);
-    double* red = (double*)smem;
-    float* ws = (float*)(red + blockDim.x);
-    float* zs = ws + h;
-    float* taps = zs + h;
+    LFLOW_SMEM(double) red = LFLOW_SMEM_CAST(double, smem);
+    LFLOW_SMEM(float) ws = LFLOW_SMEM_CAST(float, red + blockDim.x);
+    LFLOW_SMEM(float) zs = ws + h;
+    LFLOW_SMEM(float) taps = zs + h;
     const int b = blockIdx.x, k = threadIdx.x, len = h / 4;
     const long step = (long)bc * h;
     if (k < 12) taps[k] = taps_in[k];

@@ -58,3 +58,32 @@ fn a_write_past_a_buffer_is_reported_with_the_kernel_and_the_buffer() {
     // The same kernel within bounds (n - 1 as the last index) passes, and the guard was restored.
     gpu.launch("faulty_out_of_bounds", dims, &[Arg::Ptr(out), Arg::I32(n as i32 - 1)]).unwrap();
 }
+
+/// Launch `kernel(out, sync)` on one block of `threads`; the error, if any.
+fn race(kernel: &'static str, threads: u32, sync: bool) -> Result<Vec<f32>, String> {
+    let mut gpu = EmulatedGpu::new();
+    let out = DevPtr { buf: gpu.alloc(threads as usize * 4).unwrap(), offset: 0 };
+    let dims = LaunchDims { grid: (1, 1), block: threads, smem: 0 };
+    gpu.launch(kernel, dims, &[Arg::Ptr(out), Arg::I32(sync as i32)]).map_err(|e| e.to_string())?;
+    let mut bytes = vec![0u8; threads as usize * 4];
+    gpu.download(out, &mut bytes).unwrap();
+    Ok(bytemuck::pod_collect_to_vec(&bytes))
+}
+
+#[test]
+fn a_missing_syncthreads_is_a_race_named_with_kernel_address_and_threads() {
+    let err = race("faulty_missing_sync", 64, false).unwrap_err();
+    assert!(err.contains("shared-memory race in faulty_missing_sync at static byte"), "{err}");
+    assert!(err.contains("thread") && err.contains("no __syncthreads between"), "{err}");
+    // With the barrier: no race, and each thread reads its neighbour's index.
+    let got = race("faulty_missing_sync", 64, true).unwrap();
+    assert_eq!(got, (0..64).map(|t| ((t + 1) % 64) as f32).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_shuffle_does_not_order_shared_memory_across_warps() {
+    let err = race("faulty_shuffle_as_barrier", 64, false).unwrap_err();
+    assert!(err.contains("shared-memory race in faulty_shuffle_as_barrier"), "{err}");
+    // Warp 1 posted 2; thread 0's shuffle read its own lane 0 (0).
+    assert_eq!(race("faulty_shuffle_as_barrier", 64, true).unwrap()[0], 2.0);
+}

@@ -28,6 +28,81 @@ void fail(const char* what) {
     const char* none = nullptr;
     failure.compare_exchange_strong(none, what);
 }
+
+// The launch's kernel name, for failure reports.
+const char* running_kernel = "";
+
+// The last access of one 4-byte word of shared memory, for the race check.
+struct Word {
+    uint32_t w_epoch = 0, w_warp_epoch = 0, r_epoch = 0, r_warp_epoch = 0;
+    int32_t writer = -1, reader = -1;
+    bool many_readers = false;
+};
+
+// The access record of one block slot's shared memory.
+struct Shadow {
+    std::mutex m;
+    std::vector<Word> static_words, dynamic_words;
+};
+
+namespace {
+char failure_text[512];
+std::atomic<bool> failure_taken{false};
+
+void race(const char* region, std::size_t byte, int first, const char* first_did, unsigned second,
+          const char* second_does) {
+    if (failure_taken.exchange(true)) return;
+    std::snprintf(failure_text, sizeof failure_text,
+                  "shared-memory race in %s at %s byte %zu: thread %d %s it and thread %u %s it with no "
+                  "__syncthreads between",
+                  running_kernel, region, byte, first, first_did, second, second_does);
+    fail(failure_text);
+}
+}  // namespace
+
+void check_shared(const void* p, std::size_t bytes, bool write) {
+    Block* b = block;
+    const auto a = reinterpret_cast<std::uintptr_t>(p);
+    const auto st = reinterpret_cast<std::uintptr_t>(b->static_smem);
+    const auto dy = reinterpret_cast<std::uintptr_t>(b->dynamic_smem);
+    std::vector<Word>* words;
+    std::uintptr_t base;
+    const char* region;
+    if (a >= st && a + bytes <= st + STATIC_SMEM) {
+        words = &b->shadow->static_words, base = st, region = "static";
+    } else if (a >= dy && a + bytes <= dy + b->dynamic_bytes) {
+        words = &b->shadow->dynamic_words, base = dy, region = "dynamic";
+    } else {
+        fail("an access through a shared-memory pointer outside the block's shared memory");
+        return;
+    }
+    const unsigned tid = threadIdx.x, warp = tid / 32;
+    const uint32_t epoch = b->epoch->load(std::memory_order_relaxed);
+    const uint32_t warp_epoch = b->warp_epochs[warp].load(std::memory_order_relaxed);
+    // Ordered: another barrier phase, or the same warp after its own barrier (__syncwarp, a shuffle).
+    auto unordered = [&](int32_t other, uint32_t e, uint32_t we) {
+        return other >= 0 && unsigned(other) != tid && e == epoch && !(unsigned(other) / 32 == warp && we != warp_epoch);
+    };
+    std::lock_guard<std::mutex> lock(b->shadow->m);
+    for (std::size_t i = (a - base) / 4; i <= (a - base + bytes - 1) / 4; ++i) {
+        Word& w = (*words)[i];
+        if (write) {
+            if (unordered(w.writer, w.w_epoch, w.w_warp_epoch))
+                race(region, i * 4, w.writer, "wrote", tid, "writes");
+            else if (w.reader >= 0 && w.r_epoch == epoch &&
+                     (w.many_readers || unordered(w.reader, w.r_epoch, w.r_warp_epoch)))
+                race(region, i * 4, w.reader, "read", tid, "writes");
+            w.writer = int32_t(tid), w.w_epoch = epoch, w.w_warp_epoch = warp_epoch;
+            w.reader = -1, w.many_readers = false;
+        } else {
+            if (unordered(w.writer, w.w_epoch, w.w_warp_epoch)) race(region, i * 4, w.writer, "wrote", tid, "reads");
+            if (w.reader < 0 || w.r_epoch != epoch)
+                w.reader = int32_t(tid), w.r_epoch = epoch, w.r_warp_epoch = warp_epoch, w.many_readers = false;
+            else if (unsigned(w.reader) != tid)
+                w.many_readers = true;
+        }
+    }
+}
 }  // namespace lflow_emu
 
 #include "../adam.cu"
@@ -69,6 +144,7 @@ const Entry KERNELS[] = {
     LFLOW_KERNEL(layer_norm_backward), LFLOW_KERNEL(layer_norm_param_grads), LFLOW_KERNEL(poisson_kl_loss), LFLOW_KERNEL(assemble_batch),
     // Deliberately broken kernels (faulty.cu): the emulator's tests.
     LFLOW_KERNEL(faulty_block_chain), LFLOW_KERNEL(faulty_block_broadcast), LFLOW_KERNEL(faulty_out_of_bounds),
+    LFLOW_KERNEL(faulty_missing_sync), LFLOW_KERNEL(faulty_shuffle_as_barrier),
 };
 
 // OS threads kept across launches: a launch of N threads wakes the first N
@@ -130,20 +206,30 @@ constexpr unsigned CONCURRENT_BLOCKS = 3;
 // The shared state of one block slot: a block runs on it, then the next.
 struct Slot {
     explicit Slot(unsigned threads, unsigned long smem)
-        : barrier(threads), exchange(threads), dynamic(smem + 16), static_smem(lflow_emu::STATIC_SMEM) {
+        : barrier(threads, lflow_emu::Tick{&epoch}),
+          warp_epochs((threads + 31) / 32),
+          exchange(threads),
+          dynamic(smem + 16),
+          static_smem(lflow_emu::STATIC_SMEM) {
         const unsigned warps = (threads + 31) / 32;
         for (unsigned w = 0; w < warps; ++w) {
             const unsigned lanes = std::min(32u, threads - 32 * w);
-            warps_.push_back(std::make_unique<std::barrier<>>(lanes));
+            warps_.push_back(std::make_unique<lflow_emu::Barrier>(lanes, lflow_emu::Tick{&warp_epochs[w]}));
             warp_ptrs.push_back(warps_.back().get());
         }
-        block = lflow_emu::Block{&barrier, warp_ptrs.data(), exchange.data(), dynamic.data(), static_smem.data()};
+        shadow.static_words.resize(lflow_emu::STATIC_SMEM / 4);
+        shadow.dynamic_words.resize((smem + 3) / 4 + 1);
+        block = lflow_emu::Block{&barrier,           warp_ptrs.data(),   exchange.data(), dynamic.data(), smem,
+                                 static_smem.data(), &epoch,             warp_epochs.data(), &shadow};
     }
-    std::barrier<> barrier;
-    std::vector<std::unique_ptr<std::barrier<>>> warps_;
-    std::vector<std::barrier<>*> warp_ptrs;
+    std::atomic<uint32_t> epoch{0};
+    lflow_emu::Barrier barrier;
+    std::vector<std::atomic<uint32_t>> warp_epochs;
+    std::vector<std::unique_ptr<lflow_emu::Barrier>> warps_;
+    std::vector<lflow_emu::Barrier*> warp_ptrs;
     std::vector<uint64_t> exchange;
     std::vector<unsigned char> dynamic, static_smem;
+    lflow_emu::Shadow shadow;
     lflow_emu::Block block{};
     unsigned current = 0;
     std::size_t static_used = lflow_emu::STATIC_SMEM;  // bytes of static shared memory the last block declared
@@ -165,9 +251,9 @@ std::vector<unsigned> block_order(const char* name, unsigned blocks, unsigned bx
 extern "C" {
 // Launch `name` over grid x block with `smem` bytes of dynamic shared memory.
 // Returns 0, or -1 for an unknown kernel, -2 for a block of 0 or > 1024
-// threads, -3 when the kernel broke a rule (`lflow_emu_failure` says which).
+// threads, -3 when the kernel broke a rule (written into `broke`).
 int lflow_emu_launch(const char* name, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                     unsigned long smem, void** args) {
+                     unsigned long smem, void** args, char* broke, unsigned long broke_len) {
     Launcher launch = nullptr;
     for (const Entry& e : KERNELS)
         if (std::string(e.name) == name) launch = e.launch;
@@ -180,6 +266,8 @@ int lflow_emu_launch(const char* name, unsigned gx, unsigned gy, unsigned gz, un
     lflow_emu::grid_dim = dim3{gx, gy, gz};
     lflow_emu::block_dim = dim3{bx, by, bz};
     lflow_emu::failure = nullptr;
+    lflow_emu::failure_taken = false;
+    lflow_emu::running_kernel = name;
     const unsigned blocks = gx * gy * gz;
     if (blocks == 0) return 0;
     const std::vector<unsigned> order = block_order(name, blocks, bx);
@@ -211,13 +299,11 @@ int lflow_emu_launch(const char* name, unsigned gx, unsigned gy, unsigned gz, un
             s.barrier.arrive_and_wait();
         }
     });
-    if (lflow_emu::failure.load() != nullptr) return -3;
+    if (const char* f = lflow_emu::failure.load()) {
+        std::snprintf(broke, broke_len, "%s", f);
+        return -3;
+    }
     return 0;
 }
 
-// What the last launch that returned -3 broke.
-const char* lflow_emu_failure() {
-    const char* f = lflow_emu::failure.load();
-    return f ? f : "";
-}
-}
+}  // extern "C"

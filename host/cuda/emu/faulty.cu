@@ -23,3 +23,25 @@ extern "C" __global__ void faulty_out_of_bounds(float* __restrict__ out, int n) 
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i <= n) out[i] = 1.0f;
 }
+
+// Each thread writes its word of shared memory, then reads its neighbour's:
+// without the barrier between (`sync` 0), the read races the neighbour's write.
+extern "C" __global__ void faulty_missing_sync(float* __restrict__ out, int sync) {
+    LFLOW_SHARED(float, words, 128);
+    const unsigned t = threadIdx.x, n = blockDim.x;
+    words[t] = (float)t;
+    if (sync) __syncthreads();
+    out[t] = words[(t + 1) % n];
+}
+
+// Each warp's lane 0 posts a value in shared memory and thread 0 reads
+// warp 1's, ordered only by a shuffle (`sync` 0): a shuffle synchronises its
+// own warp, not the block.
+extern "C" __global__ void faulty_shuffle_as_barrier(float* __restrict__ out, int sync) {
+    LFLOW_SHARED(float, posted, 32);
+    const unsigned t = threadIdx.x, lane = t % 32, warp = t / 32;
+    if (lane == 0) posted[warp] = (float)(warp + 1);
+    const float mine = __shfl_sync(0xffffffffu, (float)t, 0);
+    if (sync) __syncthreads();
+    if (t == 0) out[0] = posted[1] + mine;
+}

@@ -11,9 +11,14 @@
 //   of one warp only, and a shuffle reads lanes of its own warp only;
 // - shared memory is per block: `LFLOW_SHARED` arrays and the dynamic
 //   buffer, filled with NaN bytes at each block's start (a read before a
-//   write shows).
+//   write shows), and every access to it is checked for races, as
+//   `compute-sanitizer --tool racecheck` does: two threads touching the same
+//   word between two barriers, at least one writing, fail the launch (a warp's
+//   own `__syncwarp` or shuffle orders its lanes' accesses). Kernels reach
+//   shared memory through `LFLOW_SMEM(T)` pointers, plain `T*` on a GPU.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <barrier>
 #include <cmath>
 #include <cstddef>
@@ -36,14 +41,28 @@ namespace lflow_emu {
 // Static shared memory of one block (`LFLOW_SHARED` arrays), bytes.
 constexpr std::size_t STATIC_SMEM = 48 * 1024;
 
+// A barrier's completion: counts the phases it has completed (the epochs
+// that separate accesses for the race check).
+struct Tick {
+    std::atomic<uint32_t>* phases;
+    void operator()() noexcept { phases->fetch_add(1, std::memory_order_relaxed); }
+};
+using Barrier = std::barrier<Tick>;
+
+struct Shadow;
+
 // One block's shared state: its barrier, its warps' barriers, the shuffles'
-// exchange slots and its shared memory.
+// exchange slots, its shared memory and that memory's access record.
 struct Block {
-    std::barrier<>* barrier;
-    std::barrier<>** warp_barriers;  // one per warp of 32 lanes (the last may be partial)
-    uint64_t* exchange;              // one 8-byte slot per thread, for shuffles
+    Barrier* barrier;
+    Barrier** warp_barriers;  // one per warp of 32 lanes (the last may be partial)
+    uint64_t* exchange;       // one 8-byte slot per thread, for shuffles
     unsigned char* dynamic_smem;
+    std::size_t dynamic_bytes;
     unsigned char* static_smem;
+    std::atomic<uint32_t>* epoch;        // phases of `barrier`
+    std::atomic<uint32_t>* warp_epochs;  // phases of each warp's barrier
+    Shadow* shadow;
 };
 extern thread_local dim3 thread_idx, block_idx;
 extern thread_local Block* block;
@@ -55,6 +74,41 @@ extern dim3 block_dim, grid_dim;
 
 // Records that the running launch broke a rule (reported as the launch's error).
 void fail(const char* what);
+
+// The race check of an access of `bytes` bytes at `p` in shared memory.
+void check_shared(const void* p, std::size_t bytes, bool write);
+
+// An element of shared memory: reads and writes go through the race check.
+template <typename T>
+struct Ref {
+    T* p;
+    operator T() const {
+        check_shared(p, sizeof(T), false);
+        return *p;
+    }
+    Ref& operator=(T v) {
+        check_shared(p, sizeof(T), true);
+        *p = v;
+        return *this;
+    }
+    Ref& operator=(const Ref& o) { return *this = static_cast<T>(o); }
+    Ref& operator+=(T v) { return *this = static_cast<T>(*this) + v; }
+    Ref& operator-=(T v) { return *this = static_cast<T>(*this) - v; }
+    Ref& operator*=(T v) { return *this = static_cast<T>(*this) * v; }
+    Ref& operator/=(T v) { return *this = static_cast<T>(*this) / v; }
+};
+
+// A pointer into shared memory (`LFLOW_SMEM(T)`).
+template <typename T>
+struct SPtr {
+    T* p = nullptr;
+    SPtr() = default;
+    explicit SPtr(T* q) : p(q) {}
+    template <typename U>
+    explicit SPtr(SPtr<U> o) : p(reinterpret_cast<T*>(o.p)) {}
+    Ref<T> operator[](long i) const { return Ref<T>{p + i}; }
+    SPtr operator+(long k) const { return SPtr(p + k); }
+};
 
 template <typename T>
 T* shared_array(std::size_t n) {
@@ -73,8 +127,10 @@ T* shared_array(std::size_t n) {
 #define blockIdx (lflow_emu::block_idx)
 #define blockDim (lflow_emu::block_dim)
 #define gridDim (lflow_emu::grid_dim)
-#define LFLOW_DYN_SMEM(name) unsigned char* name = lflow_emu::block->dynamic_smem
-#define LFLOW_SHARED(T, name, n) T* name = lflow_emu::shared_array<T>(n)
+#define LFLOW_DYN_SMEM(name) lflow_emu::SPtr<unsigned char> name(lflow_emu::block->dynamic_smem)
+#define LFLOW_SHARED(T, name, n) lflow_emu::SPtr<T> name(lflow_emu::shared_array<T>(n))
+#define LFLOW_SMEM(T) lflow_emu::SPtr<T>
+#define LFLOW_SMEM_CAST(T, p) lflow_emu::SPtr<T>(p)
 
 inline void __syncthreads() { lflow_emu::block->barrier->arrive_and_wait(); }
 

@@ -20,8 +20,9 @@ extern "C" {
         bz: c_uint,
         smem: c_ulong,
         args: *mut *mut c_void,
+        broke: *mut c_char,
+        broke_len: c_ulong,
     ) -> c_int;
-    fn lflow_emu_failure() -> *const c_char;
 }
 
 /// Bytes of guard before and after every buffer: NaN bytes (0xFF) that a
@@ -146,6 +147,8 @@ impl Gpu for EmulatedGpu {
         // Each argument sits in the low bytes of its own 8-byte slot (little endian).
         let mut pointers: Vec<*mut c_void> = values.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
         let name = CString::new(kernel).map_err(|_| GpuError::Refused { what: what.clone(), detail: "name".into() })?;
+        // What the kernel broke, if it did (race, static shared memory), NUL-terminated.
+        let mut broke: Vec<c_char> = vec![0; 512];
         // SAFETY: the emulator reads one argument per kernel parameter from
         // `pointers`, each pointing to 8 live bytes; every device pointer is the
         // start of a live buffer plus an in-bounds offset. Kernels index within
@@ -161,6 +164,8 @@ impl Gpu for EmulatedGpu {
                 1,
                 dims.smem as c_ulong,
                 pointers.as_mut_ptr(),
+                broke.as_mut_ptr(),
+                broke.len() as c_ulong,
             )
         };
         self.launches += 1;
@@ -169,9 +174,9 @@ impl Gpu for EmulatedGpu {
             0 => Ok(()),
             -1 => Err(GpuError::Refused { what, detail: "no such kernel in the emulator".into() }),
             -3 => {
-                // SAFETY: a static NUL-terminated string of the emulator.
-                let broke = unsafe { std::ffi::CStr::from_ptr(lflow_emu_failure()) };
-                Err(GpuError::Refused { what, detail: broke.to_string_lossy().into_owned() })
+                let end = broke.iter().position(|c| *c == 0).unwrap_or(broke.len());
+                let text: Vec<u8> = broke[..end].iter().map(|c| *c as u8).collect();
+                Err(GpuError::Refused { what, detail: String::from_utf8_lossy(&text).into_owned() })
             }
             _ => Err(GpuError::Refused { what, detail: format!("bad launch shape {dims:?}") }),
         }
