@@ -194,6 +194,38 @@ fn awkward_shapes<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
 
 #[cfg(feature = "cuda-emu")]
 #[test]
+fn the_shapes_a_gpu_trains_match_the_cpu_backend_emulated() {
+    hardware_shapes(|| CudaBackend::new(EmulatedGpu::new()));
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU: cargo test -p lflow-host --test cuda_emulated -- --ignored"]
+fn the_shapes_a_gpu_trains_match_the_cpu_backend_on_a_real_gpu() {
+    hardware_shapes(real_gpu);
+}
+
+/// The shapes the hardware sees: H = 64 (the demo's sizes, 60 bins) and H =
+/// 280 (the published model: several warps per Langevin block, 180 bins),
+/// batches of several blocks, with the emulator's race check and guards on.
+fn hardware_shapes<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
+    let model = |hidden: usize, ff: usize, mode: Mode| ModelConfig {
+        n_in: 29,
+        n_out: 37,
+        hidden,
+        ff,
+        gamma: 0.55,
+        eps: 0.01,
+        mode,
+        anchor_every: 0,
+    };
+    let h64 = model(64, 128, Mode::Streaming { window: 32 });
+    compare("streaming H=64 W=32 T=50+10, 3 trials", &h64, &random_batch(&h64, 3, 50, 60, 3), make());
+    let h280 = model(280, 64, Mode::PAPER);
+    compare("paper H=280 T=140+40, 2 trials", &h280, &random_batch(&h280, 2, 140, 180, 4), make());
+}
+
+#[cfg(feature = "cuda-emu")]
+#[test]
 fn adam_kernel_matches_the_host_optimiser() {
     let cfg = ModelConfig::paper(5, 6, 4, 8);
     let mut rng = Seeded::new(3);
