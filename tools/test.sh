@@ -107,7 +107,8 @@ test -s "$demo_dir/run-streaming/plots/latents.png"
 grep -q '"mismatches": 0' "$demo_dir/closed_loop.json"
 grep -q '"bins": [1-9]' "$demo_dir/closed_loop.json"
 
-step "benchmarks and fuzz target compile"
+step "benchmarks and fuzz target compile; tools/gpu-check.sh parses"
+bash -n tools/gpu-check.sh
 cargo bench -q -p lflow-core --features std --no-run
 cargo check -q --manifest-path core/fuzz/Cargo.toml
 

@@ -62,6 +62,10 @@ pub struct TrainBenchResult {
     pub gflops_per_s: f64,
     /// Share of the worker threads' time spent inside gemm (CPU; null on a GPU).
     pub gemm_share: Option<f64>,
+    /// Milliseconds per training step (one batch: forward, backward, Adam).
+    pub ms_per_step: f64,
+    /// Kernel launches and GEMM calls per step (GPU; null on the CPU).
+    pub launches_per_step: Option<f64>,
 }
 
 /// FLOPs of one trial's forward and backward pass: every matrix product
@@ -138,6 +142,7 @@ pub fn run(b: &TrainBench) -> Result<TrainBenchResult, BenchError> {
     trainer.epoch(&data)?; // warm-up: sizes every workspace (and compiles nothing: kernels are compiled at open)
     crate::train::gemm::take_gemm_nanos();
     crate::train::gemm::set_profiling(true);
+    let launches_before = trainer.backend().launches();
     let started = std::time::Instant::now();
     let mut trials = 0usize;
     let mut train_secs = 0.0f64;
@@ -162,5 +167,11 @@ pub fn run(b: &TrainBench) -> Result<TrainBenchResult, BenchError> {
         flops_per_trial: flops,
         gflops_per_s: flops * trials_per_s * 1e-9,
         gemm_share: (threads > 0).then(|| gemm_secs / (wall * threads as f64)),
+        ms_per_step: 1e3 * b.batch as f64 / trials_per_s,
+        launches_per_step: trainer
+            .backend()
+            .launches()
+            .zip(launches_before)
+            .map(|(after, before)| (after - before) as f64 / b.batches.max(1) as f64),
     })
 }

@@ -82,6 +82,14 @@ impl AnyBackend {
         }
     }
 
+    /// Kernel launches and GEMM calls so far on a GPU (`None` on the CPU).
+    pub fn launches(&self) -> Option<usize> {
+        match self {
+            AnyBackend::Cpu(_) => None,
+            AnyBackend::Cuda(b) => Some(b.launches()),
+        }
+    }
+
     /// The CPU backend's worker threads (0 on a GPU).
     pub fn threads(&self) -> usize {
         match self {
