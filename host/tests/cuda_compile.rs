@@ -74,3 +74,32 @@ fn kernels_compile_to_machine_code_without_spills() {
     assert!(problems.is_empty(), "{problems:#?}");
     assert_eq!(kernels, 2 * FILES.iter().map(|f| f.kernels.len()).sum::<usize>());
 }
+
+#[test]
+fn compiled_kernels_are_cached_per_architecture_and_source() {
+    use lflow_host::train::cuda::kernels::{cache_path, cached_ptx};
+    let required = std::env::var("LFLOW_REQUIRE_NVRTC").is_ok_and(|v| v == "1");
+    if !lflow_host::train::cuda::nvrtc_present() {
+        assert!(!required, "NVRTC missing (LD_LIBRARY_PATH) and LFLOW_REQUIRE_NVRTC=1");
+        eprintln!("skipped: NVRTC not found");
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("kernel-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = &FILES[0];
+    let (first, hit) = cached_ptx(file, "compute_80", Some(&dir)).unwrap();
+    assert!(!hit, "an empty cache hit");
+    let path = cache_path(&dir, file, "compute_80");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), first, "the PTX was not kept");
+    let (again, hit) = cached_ptx(file, "compute_80", Some(&dir)).unwrap();
+    assert!(hit && again == first, "the second load compiled again");
+    // Another architecture is another entry; a damaged entry is compiled again and replaced.
+    assert_ne!(cache_path(&dir, file, "compute_90"), path);
+    std::fs::write(&path, &first[..first.len() / 3]).unwrap();
+    let (fixed, hit) = cached_ptx(file, "compute_80", Some(&dir)).unwrap();
+    assert!(!hit && fixed == first, "a truncated entry was used");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
+    // No cache folder: compiled every time.
+    assert!(!cached_ptx(file, "compute_80", None).unwrap().1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

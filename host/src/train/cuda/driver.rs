@@ -55,15 +55,11 @@ impl CudaGpu {
         let (major, minor) = ctx.compute_capability().map_err(call_err("compute capability"))?;
         let arch: &'static str = Box::leak(format!("sm_{major}{minor}").into_boxed_str());
         let mut functions = HashMap::new();
+        let cache = kernels::cache_dir();
         for file in &kernels::FILES {
-            let opts = cudarc::nvrtc::CompileOptions {
-                arch: Some(arch),
-                options: kernels::nvrtc_options(),
-                name: Some(file.file.to_string()),
-                ..Default::default()
-            };
-            let ptx = cudarc::nvrtc::compile_ptx_with_opts(file.standalone(), opts)
-                .map_err(|source| GpuError::Compile { file: file.file, source })?;
+            // Compiled once per GPU architecture and source, then read from the cache.
+            let (ptx, _) = kernels::cached_ptx(file, arch, cache.as_deref())?;
+            let ptx = cudarc::nvrtc::Ptx::from_src(ptx);
             let module = ctx.load_module(ptx).map_err(call_err(format!("load {}", file.file)))?;
             for &k in file.kernels {
                 functions.insert(k, module.load_function(k).map_err(call_err(format!("load kernel {k}")))?);

@@ -3,6 +3,7 @@
 //! its own, with no include path at run time.
 
 use super::gpu::GpuError;
+use std::path::{Path, PathBuf};
 
 /// The shared header every kernel file includes.
 pub const COMMON: &str = include_str!("../../../cuda/common.cuh");
@@ -104,6 +105,49 @@ pub fn compile_ptx(file: &KernelFile, arch: &'static str) -> Result<String, GpuE
         Ok(ptx) => Ok(ptx.to_src()),
         Err(source) => Err(GpuError::Compile { file: file.file, source }),
     }
+}
+
+/// Where compiled kernels are kept between runs: `$LFLOW_KERNEL_CACHE`, else
+/// `$XDG_CACHE_HOME/lflow/kernels`, else `~/.cache/lflow/kernels`; `None`
+/// (no cache) when none of them is set.
+pub fn cache_dir() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("LFLOW_KERNEL_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("lflow/kernels")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/lflow/kernels")))
+}
+
+/// The cache file of `file` compiled for `arch` (`sm_90`, `compute_80`): named
+/// by the architecture, the file and a SHA-256 of everything the PTX depends
+/// on (the source with its header inlined, the options, the NVRTC version).
+pub fn cache_path(dir: &Path, file: &KernelFile, arch: &str) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(file.standalone().as_bytes());
+    h.update(nvrtc_options().join(" ").as_bytes());
+    h.update(format!("{arch} {:?}", nvrtc_version()).as_bytes());
+    let hex: String = h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
+    dir.join(arch).join(format!("{}-{hex}.ptx", file.file))
+}
+
+/// `file`'s PTX for `arch`, from the cache in `dir` when it holds it, else
+/// compiled by NVRTC and written there (atomically; a cache that cannot be
+/// written is skipped, never an error). Returns the PTX and whether it came
+/// from the cache.
+pub fn cached_ptx(file: &KernelFile, arch: &'static str, dir: Option<&Path>) -> Result<(String, bool), GpuError> {
+    let path = dir.map(|d| cache_path(d, file, arch));
+    if let Some(ptx) = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+        // A PTX module names its entries; a truncated or foreign file is recompiled.
+        if file.kernels.iter().all(|k| ptx.contains(&format!(".entry {k}("))) {
+            return Ok((ptx, true));
+        }
+    }
+    let ptx = compile_ptx(file, arch)?;
+    if let Some(p) = &path {
+        let _ = p.parent().map(std::fs::create_dir_all);
+        let _ = crate::io::write_atomically(p, ptx.as_bytes());
+    }
+    Ok((ptx, false))
 }
 
 /// What `ptxas -v` says of one kernel compiled to machine code.
