@@ -387,3 +387,41 @@ fn a_training_step_takes_4_bins_plus_78_launches() {
         assert_eq!(gpu.gpu().launches() - emulated, 4 * bins + 78, "{mode:?}, T + F = {bins}: the emulator's count");
     }
 }
+
+/// Validation after a resident epoch assembles its batches on the device from
+/// the uploaded data set: the same NLL and co-bps as host-assembled batches,
+/// and no validation trial's spikes, input or noise crosses from the host.
+#[cfg(feature = "cuda-emu")]
+#[test]
+fn validation_assembles_its_batches_on_the_device() {
+    use lflow_host::data::lorenz::{generate, LorenzConfig};
+    use lflow_host::data::Split;
+    use lflow_host::train::train_config::TrainConfig;
+    use lflow_host::train::trainer::Trainer;
+    let data = generate(&LorenzConfig {
+        trials: 70,
+        eval_trials: 10,
+        observed: 10,
+        forward: 2,
+        held_in: 8,
+        held_out: 3,
+        seed: 6,
+        ..LorenzConfig::default()
+    });
+    let valid = data.indices(Split::Valid).len();
+    assert!(valid > 8, "{valid} validation trials: more than one batch");
+    let model = ModelConfig { mode: Mode::Streaming { window: 4 }, ..ModelConfig::paper(data.n_in, data.n_out, 8, 16) };
+    let train = TrainConfig { batch_size: 8, ..TrainConfig::default() };
+    let mut t = Trainer::new(model, train, CudaBackend::new(EmulatedGpu::new()));
+    t.epoch(&data).unwrap(); // uploads the data set once
+    let before = t.backend().gpu().uploaded();
+    let s = t.epoch(&data).unwrap();
+    let uploaded = t.backend().gpu().uploaded() - before;
+    // Parameters and Adam's two moments, the epoch's order (i32) and seeds (u64), the validation indices.
+    let train_trials = data.indices(Split::Train).len();
+    let expected = 3 * 4 * t.state.params.len() + 12 * train_trials + 4 * valid;
+    assert!(uploaded <= expected, "{uploaded} bytes uploaded in an epoch, {expected} expected at most");
+    let (nll, co_bps) = t.validation(&data).unwrap(); // host-assembled batches, same device
+    assert!((s.valid_nll - nll).abs() <= 1e-12 * nll.abs(), "valid NLL {} vs {nll}", s.valid_nll);
+    assert!((s.valid_co_bps - co_bps).abs() <= 1e-9, "co-bps {} vs {co_bps}", s.valid_co_bps);
+}

@@ -165,6 +165,18 @@ pub trait Resident {
 
     /// Bring the parameters and Adam's moments back to the host.
     fn end_epoch(&mut self, params: &mut Params, adam: &mut Adam) -> Result<(), BackendError>;
+
+    /// Validation on the device: `trials` (at most a training batch) of the
+    /// data set of the last [`Resident::begin_epoch`], assembled there in
+    /// mean mode (no noise, dropout or coordinated dropout) and forwarded with
+    /// the parameters the device holds; their log-rates `[n, T + F, N_out]`
+    /// are copied into `log_rates`. Returns the loss sums.
+    fn evaluate(
+        &mut self,
+        model: &ModelConfig,
+        trials: &[usize],
+        log_rates: &mut [f32],
+    ) -> Result<LossSums, BackendError>;
 }
 
 /// A borrowed backend is a backend (a [`crate::train::predictor::Predictor`]

@@ -194,7 +194,8 @@ impl<B: Backend> Trainer<B> {
         let train_time = started.elapsed().as_secs_f64();
         let every = self.config.valid_every.max(1);
         let validate = (epoch + 1).is_multiple_of(every) || epoch + 1 >= self.config.epochs;
-        let (valid_nll, valid_co_bps) = if validate { self.validation(data)? } else { (f64::NAN, f64::NAN) };
+        let on_device = self.backend.resident().is_some();
+        let (valid_nll, valid_co_bps) = if validate { self.validate(data, on_device)? } else { (f64::NAN, f64::NAN) };
         let reduces = self.config.schedule == Schedule::Plateau && epoch >= self.config.warmup_epochs;
         let st = &mut self.state;
         let improved = self.config.plateau_step(&mut st.best_valid, &mut st.bad_epochs, &mut st.lr, valid_nll, reduces);
@@ -217,13 +218,32 @@ impl<B: Backend> Trainer<B> {
     /// Poisson NLL per element and co-bps on the validation trials,
     /// deterministic (mean mode, no dropout); `NaN` without validation trials.
     pub fn validation(&mut self, data: &Dataset) -> Result<(f64, f64), BackendError> {
+        self.validate(data, false)
+    }
+
+    /// [`Trainer::validation`]; `on_device`: batches assembled by a resident
+    /// backend from the data set its epoch uploaded (right after that epoch).
+    fn validate(&mut self, data: &Dataset, on_device: bool) -> Result<(f64, f64), BackendError> {
         let valid = data.indices(Split::Valid);
         if valid.is_empty() {
             return Ok((f64::NAN, f64::NAN));
         }
         let per = data.bins() * self.model.n_out;
         let mut log_rates = vec![0.0f32; valid.len() * per];
-        let sums = self.predictor().evaluate(data, &valid, None, Some(&mut log_rates))?;
+        let sums = match self.backend.resident().filter(|_| on_device) {
+            Some(device) => {
+                let mut total = crate::train::model::LossSums::default();
+                let size = self.config.batch_size.max(1);
+                for (k, chunk) in valid.chunks(size).enumerate() {
+                    let out = &mut log_rates[k * size * per..][..chunk.len() * per];
+                    let s = device.evaluate(&self.model, chunk, out)?;
+                    (total.nll, total.kl, total.elements) =
+                        (total.nll + s.nll, total.kl + s.kl, total.elements + s.elements);
+                }
+                total
+            }
+            None => self.predictor().evaluate(data, &valid, None, Some(&mut log_rates))?,
+        };
         let (n, nin) = (data.n_out, data.n_in);
         if n == nin {
             return Ok((sums.nll / sums.elements as f64, f64::NAN));

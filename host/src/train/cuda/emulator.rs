@@ -38,6 +38,7 @@ pub struct EmulatedGpu {
     buffers: Vec<Option<Vec<u64>>>,
     sizes: Vec<usize>,
     launches: usize,
+    uploaded: usize,
 }
 
 impl EmulatedGpu {
@@ -49,6 +50,11 @@ impl EmulatedGpu {
     /// Kernel launches and GEMMs so far.
     pub fn launches(&self) -> usize {
         self.launches
+    }
+
+    /// Bytes copied from the host so far.
+    pub fn uploaded(&self) -> usize {
+        self.uploaded
     }
 
     fn bytes(&mut self, p: DevPtr, len: usize, what: &str) -> Result<&mut [u8], GpuError> {
@@ -119,6 +125,7 @@ impl Gpu for EmulatedGpu {
 
     fn upload(&mut self, dst: DevPtr, data: &[u8]) -> Result<(), GpuError> {
         self.bytes(dst, data.len(), "upload")?.copy_from_slice(data);
+        self.uploaded += data.len();
         Ok(())
     }
 

@@ -60,6 +60,8 @@ pub struct CudaBackend<G: Gpu> {
     data: Option<ResidentData>,
     /// The flat parameters' layout (offsets only) of the model being trained.
     layout: Option<Params>,
+    /// Validation's trial indices and seeds on the device, and their capacity in bytes.
+    eval_indices: Option<(gpu::BufId, usize)>,
     launches: usize,
 }
 
@@ -73,7 +75,7 @@ impl CudaBackend<driver::CudaGpu> {
 impl<G: Gpu> CudaBackend<G> {
     /// The backend over `gpu`.
     pub fn new(gpu: G) -> Self {
-        CudaBackend { gpu, arena: None, weights: None, data: None, layout: None, launches: 0 }
+        CudaBackend { gpu, arena: None, weights: None, data: None, layout: None, eval_indices: None, launches: 0 }
     }
 
     /// The device.
@@ -319,6 +321,72 @@ impl<G: Gpu> CudaBackend<G> {
         Ok(sums)
     }
 
+    /// [`Resident::evaluate`] with its errors.
+    fn try_evaluate(
+        &mut self,
+        model: &ModelConfig,
+        trials: &[usize],
+        log_rates: &mut [f32],
+    ) -> Result<LossSums, GpuError> {
+        let refused = |detail: &str| GpuError::Refused { what: "evaluate".into(), detail: detail.into() };
+        let (spikes, observed, bins) = match &self.data {
+            Some(d) => (d.spikes, d.observed, d.bins),
+            None => return Err(refused("no epoch begun")),
+        };
+        let wts = self.weights.ok_or_else(|| refused("no parameters"))?;
+        let n = trials.len();
+        if n == 0 {
+            return Ok(LossSums::default());
+        }
+        // The trials' indices and (zero) seeds, in a buffer of their own.
+        let need = (n * 4).div_ceil(8) * 8 + n * 8;
+        let buf = match self.eval_indices {
+            Some((b, cap)) if cap >= need => b,
+            other => {
+                if let Some((b, _)) = other {
+                    self.gpu.free(b);
+                }
+                let b = self.gpu.alloc(need)?;
+                self.eval_indices = Some((b, need));
+                b
+            }
+        };
+        let order = gpu::DevPtr { buf, offset: 0 };
+        let seeds = gpu::DevPtr { buf, offset: (n * 4).div_ceil(8) * 8 };
+        let idx: Vec<i32> = trials.iter().map(|&i| i as i32).collect();
+        self.gpu.upload(order, bytemuck::cast_slice(&idx))?;
+        self.gpu.zero(seeds, n * 8)?;
+        let shape = Shape { trials: n, observed, bins };
+        let a = self.arena(model, shape)?;
+        let args = [
+            Arg::Ptr(spikes),
+            Arg::Ptr(order),
+            Arg::Ptr(seeds),
+            Arg::Ptr(a.seeds),
+            Arg::Ptr(a.input),
+            Arg::Ptr(a.targets),
+            Arg::Ptr(a.grad_mask),
+            Arg::Ptr(a.noise),
+            Arg::I32(n as i32),
+            Arg::I32(bins as i32),
+            Arg::I32(observed as i32),
+            Arg::I32(model.n_in as i32),
+            Arg::I32(model.n_out as i32),
+            Arg::I32(model.hidden as i32),
+            Arg::F32(1.0),
+            Arg::I32(0),
+            Arg::I32(!model.mode.is_streaming() as i32),
+            Arg::I32(0),
+        ];
+        let dims = gpu::LaunchDims { grid: (n.div_ceil(32) as u32, 1), block: 32, smem: 0 };
+        self.gpu.launch("assemble_batch", dims, &args)?;
+        self.launches += 1;
+        let Some(layout) = self.layout.take() else { return Err(refused("no epoch begun")) };
+        let sums = self.pass(model, &layout, shape, false, a, wts, 0.0, None, None, Some(log_rates), None);
+        self.layout = Some(layout);
+        sums
+    }
+
     fn try_end_epoch(&mut self, params: &mut Params, adam: &mut Adam) -> Result<(), GpuError> {
         let Some(wts) = self.weights else { return Ok(()) };
         // Into copies first: after an error the host's state stays as it was.
@@ -383,6 +451,15 @@ impl<G: Gpu> Resident for CudaBackend<G> {
 
     fn end_epoch(&mut self, params: &mut Params, adam: &mut Adam) -> Result<(), BackendError> {
         self.try_end_epoch(params, adam).map_err(|e| self.failed(e))
+    }
+
+    fn evaluate(
+        &mut self,
+        model: &ModelConfig,
+        trials: &[usize],
+        log_rates: &mut [f32],
+    ) -> Result<LossSums, BackendError> {
+        self.try_evaluate(model, trials, log_rates).map_err(|e| self.failed(e))
     }
 }
 
