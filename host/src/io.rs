@@ -14,12 +14,15 @@ pub struct WriteError {
     pub source: std::io::Error,
 }
 
-/// Write `bytes` to `path` atomically: a temporary file beside it
-/// (`path` + `.partial`), fsync, rename, then fsync of the folder.
+/// Write `bytes` to `path` atomically: a temporary file beside it (`path` +
+/// `.partial` + the process and a counter, so that writers of the same file
+/// never share one), fsync, rename, then fsync of the folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let io = |source| WriteError { path: path.to_path_buf(), source };
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".partial");
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tmp.push(format!(".partial-{}-{n}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
     f.write_all(bytes).map_err(io)?;

@@ -204,9 +204,9 @@ fn the_shapes_a_gpu_trains_match_the_cpu_backend_on_a_real_gpu() {
     hardware_shapes(real_gpu);
 }
 
-/// The shapes the hardware sees: H = 64 (the demo's sizes, 60 bins) and H =
-/// 280 (the published model: several warps per Langevin block, 180 bins),
-/// batches of several blocks, with the emulator's race check and guards on.
+/// The shapes the hardware sees: H = 64 (the demo's sizes, 60 bins), H = 128
+/// and H = 280 (the published model: several warps per Langevin block) at 180
+/// bins, batches of several blocks, with the emulator's race check and guards on.
 fn hardware_shapes<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
     let model = |hidden: usize, ff: usize, mode: Mode| ModelConfig {
         n_in: 29,
@@ -220,6 +220,8 @@ fn hardware_shapes<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
     };
     let h64 = model(64, 128, Mode::Streaming { window: 32 });
     compare("streaming H=64 W=32 T=50+10, 3 trials", &h64, &random_batch(&h64, 3, 50, 60, 3), make());
+    let h128 = model(128, 64, Mode::Streaming { window: 32 });
+    compare("streaming H=128 W=32 T=140+40, 2 trials", &h128, &random_batch(&h128, 2, 140, 180, 5), make());
     let h280 = model(280, 64, Mode::PAPER);
     compare("paper H=280 T=140+40, 2 trials", &h280, &random_batch(&h280, 2, 140, 180, 4), make());
 }

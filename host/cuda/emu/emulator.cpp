@@ -37,6 +37,7 @@ struct Word {
     uint32_t w_epoch = 0, w_warp_epoch = 0, r_epoch = 0, r_warp_epoch = 0;
     int32_t writer = -1, reader = -1;
     bool many_readers = false;
+    bool readers_in_warps = false;  // several readers, of more than one warp
 };
 
 // The access record of one block slot's shared memory.
@@ -60,7 +61,7 @@ void race(const char* region, std::size_t byte, int first, const char* first_did
 }
 }  // namespace
 
-void check_shared(const void* p, std::size_t bytes, bool write) {
+bool check_shared(const void* p, std::size_t bytes, bool write) {
     Block* b = block;
     const auto a = reinterpret_cast<std::uintptr_t>(p);
     const auto st = reinterpret_cast<std::uintptr_t>(b->static_smem);
@@ -74,7 +75,7 @@ void check_shared(const void* p, std::size_t bytes, bool write) {
         words = &b->shadow->dynamic_words, base = dy, region = "dynamic";
     } else {
         fail("an access through a shared-memory pointer outside the block's shared memory");
-        return;
+        return false;
     }
     const unsigned tid = threadIdx.x, warp = tid / 32;
     const uint32_t epoch = b->epoch->load(std::memory_order_relaxed);
@@ -90,18 +91,27 @@ void check_shared(const void* p, std::size_t bytes, bool write) {
             if (unordered(w.writer, w.w_epoch, w.w_warp_epoch))
                 race(region, i * 4, w.writer, "wrote", tid, "writes");
             else if (w.reader >= 0 && w.r_epoch == epoch &&
-                     (w.many_readers || unordered(w.reader, w.r_epoch, w.r_warp_epoch)))
+                     (w.readers_in_warps || (w.many_readers && unsigned(w.reader) / 32 != warp) ||
+                      (w.many_readers && w.r_warp_epoch == warp_epoch) ||
+                      unordered(w.reader, w.r_epoch, w.r_warp_epoch)))
                 race(region, i * 4, w.reader, "read", tid, "writes");
             w.writer = int32_t(tid), w.w_epoch = epoch, w.w_warp_epoch = warp_epoch;
-            w.reader = -1, w.many_readers = false;
+            w.reader = -1, w.many_readers = false, w.readers_in_warps = false;
         } else {
             if (unordered(w.writer, w.w_epoch, w.w_warp_epoch)) race(region, i * 4, w.writer, "wrote", tid, "reads");
-            if (w.reader < 0 || w.r_epoch != epoch)
-                w.reader = int32_t(tid), w.r_epoch = epoch, w.r_warp_epoch = warp_epoch, w.many_readers = false;
-            else if (unsigned(w.reader) != tid)
+            if (w.reader < 0 || w.r_epoch != epoch) {
+                w.reader = int32_t(tid), w.r_epoch = epoch, w.r_warp_epoch = warp_epoch;
+                w.many_readers = false, w.readers_in_warps = false;
+            } else if (unsigned(w.reader) != tid) {
+                // Several readers: a later write of this phase is ordered only
+                // after all of them in one warp and a `__syncwarp` of that warp.
+                if (unsigned(w.reader) / 32 != warp) w.readers_in_warps = true;
+                if (w.r_warp_epoch != warp_epoch) w.readers_in_warps = true;
                 w.many_readers = true;
+            }
         }
     }
+    return true;
 }
 }  // namespace lflow_emu
 
@@ -216,17 +226,22 @@ struct Slot {
             const unsigned lanes = std::min(32u, threads - 32 * w);
             warps_.push_back(std::make_unique<lflow_emu::Barrier>(lanes, lflow_emu::Tick{&warp_epochs[w]}));
             warp_ptrs.push_back(warps_.back().get());
+            shuffles_.push_back(std::make_unique<lflow_emu::Barrier>(lanes, lflow_emu::Tick{nullptr}));
+            shuffle_ptrs.push_back(shuffles_.back().get());
         }
         shadow.static_words.resize(lflow_emu::STATIC_SMEM / 4);
         shadow.dynamic_words.resize((smem + 3) / 4 + 1);
-        block = lflow_emu::Block{&barrier,           warp_ptrs.data(),   exchange.data(), dynamic.data(), smem,
-                                 static_smem.data(), &epoch,             warp_epochs.data(), &shadow};
+        block = lflow_emu::Block{&barrier,        warp_ptrs.data(),   shuffle_ptrs.data(), exchange.data(),
+                                 dynamic.data(),  smem,               static_smem.data(),  &epoch,
+                                 warp_epochs.data(), &shadow};
     }
     std::atomic<uint32_t> epoch{0};
     lflow_emu::Barrier barrier;
     std::vector<std::atomic<uint32_t>> warp_epochs;
     std::vector<std::unique_ptr<lflow_emu::Barrier>> warps_;
     std::vector<lflow_emu::Barrier*> warp_ptrs;
+    std::vector<std::unique_ptr<lflow_emu::Barrier>> shuffles_;
+    std::vector<lflow_emu::Barrier*> shuffle_ptrs;
     std::vector<uint64_t> exchange;
     std::vector<unsigned char> dynamic, static_smem;
     lflow_emu::Shadow shadow;

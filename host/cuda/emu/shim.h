@@ -13,9 +13,10 @@
 //   buffer, filled with NaN bytes at each block's start (a read before a
 //   write shows), and every access to it is checked for races, as
 //   `compute-sanitizer --tool racecheck` does: two threads touching the same
-//   word between two barriers, at least one writing, fail the launch (a warp's
-//   own `__syncwarp` or shuffle orders its lanes' accesses). Kernels reach
-//   shared memory through `LFLOW_SMEM(T)` pointers, plain `T*` on a GPU.
+//   4-byte word between two barriers, at least one writing, fail the launch
+//   (a warp's own `__syncwarp` orders its lanes' accesses; a shuffle does
+//   not). Kernels reach shared memory through `LFLOW_SMEM(T)` pointers, plain
+//   `T*` on a GPU.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -44,8 +45,10 @@ constexpr std::size_t STATIC_SMEM = 48 * 1024;
 // A barrier's completion: counts the phases it has completed (the epochs
 // that separate accesses for the race check).
 struct Tick {
-    std::atomic<uint32_t>* phases;
-    void operator()() noexcept { phases->fetch_add(1, std::memory_order_relaxed); }
+    std::atomic<uint32_t>* phases;  // null: a barrier that orders no memory (a shuffle's)
+    void operator()() noexcept {
+        if (phases) phases->fetch_add(1, std::memory_order_relaxed);
+    }
 };
 using Barrier = std::barrier<Tick>;
 
@@ -55,7 +58,8 @@ struct Shadow;
 // exchange slots, its shared memory and that memory's access record.
 struct Block {
     Barrier* barrier;
-    Barrier** warp_barriers;  // one per warp of 32 lanes (the last may be partial)
+    Barrier** warp_barriers;     // `__syncwarp`: one per warp of 32 lanes (the last may be partial)
+    Barrier** shuffle_barriers;  // a shuffle's exchange: synchronises the warp, orders no shared memory
     uint64_t* exchange;       // one 8-byte slot per thread, for shuffles
     unsigned char* dynamic_smem;
     std::size_t dynamic_bytes;
@@ -75,20 +79,17 @@ extern dim3 block_dim, grid_dim;
 // Records that the running launch broke a rule (reported as the launch's error).
 void fail(const char* what);
 
-// The race check of an access of `bytes` bytes at `p` in shared memory.
-void check_shared(const void* p, std::size_t bytes, bool write);
+// The race check of an access of `bytes` bytes at `p` in shared memory;
+// false (the access is then not made) when `p` lies outside it.
+bool check_shared(const void* p, std::size_t bytes, bool write);
 
 // An element of shared memory: reads and writes go through the race check.
 template <typename T>
 struct Ref {
     T* p;
-    operator T() const {
-        check_shared(p, sizeof(T), false);
-        return *p;
-    }
+    operator T() const { return check_shared(p, sizeof(T), false) ? *p : T(); }
     Ref& operator=(T v) {
-        check_shared(p, sizeof(T), true);
-        *p = v;
+        if (check_shared(p, sizeof(T), true)) *p = v;
         return *this;
     }
     Ref& operator=(const Ref& o) { return *this = static_cast<T>(o); }
@@ -146,10 +147,10 @@ T warp_exchange(T v, unsigned src) {
     uint64_t bits = 0;
     std::memcpy(&bits, &v, sizeof(T));
     block->exchange[me] = bits;
-    __syncwarp();
+    block->shuffle_barriers[me / 32]->arrive_and_wait();
     const unsigned partner = (me & ~31u) | (src & 31u);
     const uint64_t other = block->exchange[partner < blockDim.x ? partner : me];
-    __syncwarp();
+    block->shuffle_barriers[me / 32]->arrive_and_wait();
     T out;
     std::memcpy(&out, &other, sizeof(T));
     return out;

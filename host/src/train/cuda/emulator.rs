@@ -77,28 +77,26 @@ impl EmulatedGpu {
     }
 
     /// After `what`: every buffer's guards still hold their NaN bytes, or the
-    /// first write outside a buffer (which is then restored, reported once).
+    /// first write outside a buffer (within 4 KiB of it, of a byte other than
+    /// 0xFF). Every damaged guard is restored, so the next launch starts clean.
     fn check_guards(&mut self, what: &str) -> Result<(), GpuError> {
+        let mut first = None;
         for (id, (words, size)) in self.buffers.iter_mut().zip(&self.sizes).enumerate() {
             let Some(w) = words.as_mut() else { continue };
             let bytes = bytemuck::cast_slice_mut::<u64, u8>(w);
             let end = GUARD + size;
             let before = bytes[..GUARD].iter().rposition(|b| *b != 0xFF);
             let after = bytes[end..].iter().position(|b| *b != 0xFF);
-            if before.is_some() || after.is_some() {
-                let at = match (before, after) {
-                    (Some(i), _) => format!("at byte offset -{}", GUARD - i),
-                    (None, Some(i)) => format!("at byte offset {}", size + i),
-                    (None, None) => String::new(),
-                };
-                bytes[..GUARD].fill(0xFF);
-                bytes[end..].fill(0xFF);
-                return Err(GpuError::OutOfBounds {
-                    what: format!("{what}: a write {at} of buffer {id}, outside its {size} bytes"),
-                });
-            }
+            let at = match (before, after) {
+                (Some(i), _) => format!("at byte offset -{}", GUARD - i),
+                (None, Some(i)) => format!("at byte offset {}", size + i),
+                (None, None) => continue,
+            };
+            bytes[..GUARD].fill(0xFF);
+            bytes[end..].fill(0xFF);
+            first.get_or_insert_with(|| format!("{what}: a write {at} of buffer {id}, outside its {size} bytes"));
         }
-        Ok(())
+        first.map_or(Ok(()), |what| Err(GpuError::OutOfBounds { what }))
     }
 }
 

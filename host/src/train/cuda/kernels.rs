@@ -136,18 +136,30 @@ pub fn cache_path(dir: &Path, file: &KernelFile, arch: &str) -> PathBuf {
 /// from the cache.
 pub fn cached_ptx(file: &KernelFile, arch: &'static str, dir: Option<&Path>) -> Result<(String, bool), GpuError> {
     let path = dir.map(|d| cache_path(d, file, arch));
-    if let Some(ptx) = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
-        // A PTX module names its entries; a truncated or foreign file is recompiled.
-        if file.kernels.iter().all(|k| ptx.contains(&format!(".entry {k}("))) {
-            return Ok((ptx, true));
+    // The entry is the PTX and a last line with its SHA-256: a truncated or
+    // altered entry is compiled again.
+    if let Some(text) = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+        if let Some((ptx, sum)) = text.rsplit_once(SUM_LINE) {
+            if sum.trim_end() == sha256_hex(ptx) {
+                return Ok((ptx.to_string(), true));
+            }
         }
     }
     let ptx = compile_ptx(file, arch)?;
     if let Some(p) = &path {
         let _ = p.parent().map(std::fs::create_dir_all);
-        let _ = crate::io::write_atomically(p, ptx.as_bytes());
+        let entry = format!("{ptx}{SUM_LINE}{}\n", sha256_hex(&ptx));
+        let _ = crate::io::write_atomically(p, entry.as_bytes());
     }
     Ok((ptx, false))
+}
+
+/// The line that ends a cache entry, before the PTX's SHA-256.
+const SUM_LINE: &str = "\n// lflow ptx sha256 ";
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What `ptxas -v` says of one kernel compiled to machine code.

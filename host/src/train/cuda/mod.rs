@@ -333,10 +333,24 @@ impl<G: Gpu> CudaBackend<G> {
             Some(d) => (d.spikes, d.observed, d.bins),
             None => return Err(refused("no epoch begun")),
         };
+        supported(model)?;
         let wts = self.weights.ok_or_else(|| refused("no parameters"))?;
         let n = trials.len();
         if n == 0 {
             return Ok(LossSums::default());
+        }
+        let resident_trials = self.data.as_ref().map_or(0, |d| d.identity.0 / (bins * model.n_out).max(1));
+        if let Some(&bad) = trials.iter().find(|&&i| i >= resident_trials) {
+            return Err(refused(&format!("trial {bad} of a resident data set of {resident_trials} trials")));
+        }
+        if log_rates.len() < n * bins * model.n_out {
+            return Err(refused(&format!(
+                "{} log-rates to fill, {} trials of {bins} bins and {} neurons need {}",
+                log_rates.len(),
+                n,
+                model.n_out,
+                n * bins * model.n_out
+            )));
         }
         // The trials' indices and (zero) seeds, in a buffer of their own.
         let need = (n * 4).div_ceil(8) * 8 + n * 8;
