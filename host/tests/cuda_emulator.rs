@@ -87,3 +87,17 @@ fn a_shuffle_does_not_order_shared_memory_across_warps() {
     // Warp 1 posted 2; thread 0's shuffle read its own lane 0 (0).
     assert_eq!(race("faulty_shuffle_as_barrier", 64, true).unwrap()[0], 2.0);
 }
+
+#[test]
+fn a_barrier_that_returned_threads_never_reach_fails_instead_of_hanging() {
+    let err = race("faulty_divergent_barrier", 64, true).unwrap_err();
+    assert!(err.contains("__syncthreads reached by threads of a block whose other threads had returned"), "{err}");
+    // sync = 2: a shuffle in a warp whose upper lanes returned.
+    let mut gpu = EmulatedGpu::new();
+    let out = DevPtr { buf: gpu.alloc(64 * 4).unwrap(), offset: 0 };
+    let dims = LaunchDims { grid: (2, 1), block: 64, smem: 0 };
+    let err = gpu.launch("faulty_divergent_barrier", dims, &[Arg::Ptr(out), Arg::I32(2)]).unwrap_err().to_string();
+    assert!(err.contains("a shuffle reached by lanes of a warp whose other lanes had returned"), "{err}");
+    // No barrier after the return (sync = 0): a kernel whose threads return early is fine.
+    assert!(race("faulty_divergent_barrier", 64, false).is_ok());
+}

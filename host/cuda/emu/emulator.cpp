@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -78,8 +79,8 @@ bool check_shared(const void* p, std::size_t bytes, bool write) {
         return false;
     }
     const unsigned tid = threadIdx.x, warp = tid / 32;
-    const uint32_t epoch = b->epoch->load(std::memory_order_relaxed);
-    const uint32_t warp_epoch = b->warp_epochs[warp].load(std::memory_order_relaxed);
+    const uint32_t epoch = b->phases->completed.load(std::memory_order_relaxed);
+    const uint32_t warp_epoch = b->warp_phases[warp].completed.load(std::memory_order_relaxed);
     // Ordered: another barrier phase, or the same warp after its own barrier (__syncwarp, a shuffle).
     auto unordered = [&](int32_t other, uint32_t e, uint32_t we) {
         return other >= 0 && unsigned(other) != tid && e == epoch && !(unsigned(other) / 32 == warp && we != warp_epoch);
@@ -154,7 +155,7 @@ const Entry KERNELS[] = {
     LFLOW_KERNEL(layer_norm_backward), LFLOW_KERNEL(layer_norm_param_grads), LFLOW_KERNEL(poisson_kl_loss), LFLOW_KERNEL(assemble_batch),
     // Deliberately broken kernels (faulty.cu): the emulator's tests.
     LFLOW_KERNEL(faulty_block_chain), LFLOW_KERNEL(faulty_block_broadcast), LFLOW_KERNEL(faulty_out_of_bounds),
-    LFLOW_KERNEL(faulty_missing_sync), LFLOW_KERNEL(faulty_shuffle_as_barrier),
+    LFLOW_KERNEL(faulty_missing_sync), LFLOW_KERNEL(faulty_shuffle_as_barrier), LFLOW_KERNEL(faulty_divergent_barrier),
 };
 
 // OS threads kept across launches: a launch of N threads wakes the first N
@@ -216,32 +217,66 @@ constexpr unsigned CONCURRENT_BLOCKS = 3;
 // The shared state of one block slot: a block runs on it, then the next.
 struct Slot {
     explicit Slot(unsigned threads, unsigned long smem)
-        : barrier(threads, lflow_emu::Tick{&epoch}),
-          warp_epochs((threads + 31) / 32),
+        : threads(threads),
+          warps((threads + 31) / 32),
+          boundary(threads),
+          warp_phases(new lflow_emu::Phases[(threads + 31) / 32]),
+          shuffle_phases(new lflow_emu::Phases[(threads + 31) / 32]),
+          warp_barriers(warps),
+          shuffle_barriers(warps),
           exchange(threads),
           dynamic(smem + 16),
           static_smem(lflow_emu::STATIC_SMEM) {
-        const unsigned warps = (threads + 31) / 32;
+        phases.divergent = "__syncthreads reached by threads of a block whose other threads had returned";
         for (unsigned w = 0; w < warps; ++w) {
-            const unsigned lanes = std::min(32u, threads - 32 * w);
-            warps_.push_back(std::make_unique<lflow_emu::Barrier>(lanes, lflow_emu::Tick{&warp_epochs[w]}));
-            warp_ptrs.push_back(warps_.back().get());
-            shuffles_.push_back(std::make_unique<lflow_emu::Barrier>(lanes, lflow_emu::Tick{nullptr}));
-            shuffle_ptrs.push_back(shuffles_.back().get());
+            warp_phases[w].divergent = "__syncwarp reached by lanes of a warp whose other lanes had returned";
+            shuffle_phases[w].divergent = "a shuffle reached by lanes of a warp whose other lanes had returned";
+        }
+        rebuild();
+        for (unsigned w = 0; w < warps; ++w) {
+            warp_ptrs.push_back(&*warp_barriers[w]);
+            shuffle_ptrs.push_back(&*shuffle_barriers[w]);
         }
         shadow.static_words.resize(lflow_emu::STATIC_SMEM / 4);
         shadow.dynamic_words.resize((smem + 3) / 4 + 1);
-        block = lflow_emu::Block{&barrier,        warp_ptrs.data(),   shuffle_ptrs.data(), exchange.data(),
-                                 dynamic.data(),  smem,               static_smem.data(),  &epoch,
-                                 warp_epochs.data(), &shadow};
+        block = lflow_emu::Block{&*barrier,          warp_ptrs.data(),      shuffle_ptrs.data(),
+                                 &phases,            warp_phases.get(),     shuffle_phases.get(),
+                                 exchange.data(),    dynamic.data(),        smem,
+                                 static_smem.data(), &shadow};
     }
-    std::atomic<uint32_t> epoch{0};
-    lflow_emu::Barrier barrier;
-    std::vector<std::atomic<uint32_t>> warp_epochs;
-    std::vector<std::unique_ptr<lflow_emu::Barrier>> warps_;
-    std::vector<lflow_emu::Barrier*> warp_ptrs;
-    std::vector<std::unique_ptr<lflow_emu::Barrier>> shuffles_;
-    std::vector<lflow_emu::Barrier*> shuffle_ptrs;
+
+    // Fresh barriers for the next block (those of the last lost the threads
+    // that returned); the phase counts go on, so the race check's epochs too.
+    void rebuild() {
+        barrier.emplace(threads, lflow_emu::Tick{&phases});
+        phases.waiting = 0, phases.exited = 0;
+        for (unsigned w = 0; w < warps; ++w) {
+            const unsigned lanes = std::min(32u, threads - 32 * w);
+            warp_barriers[w].emplace(lanes, lflow_emu::Tick{&warp_phases[w]});
+            shuffle_barriers[w].emplace(lanes, lflow_emu::Tick{&shuffle_phases[w]});
+            warp_phases[w].waiting = 0, warp_phases[w].exited = 0;
+            shuffle_phases[w].waiting = 0, shuffle_phases[w].exited = 0;
+        }
+    }
+
+    // Thread `t` has returned from the kernel: it leaves its block's barriers.
+    void leave(unsigned t) {
+        const unsigned w = t / 32;
+        phases.exited.fetch_add(1);
+        barrier->arrive_and_drop();
+        warp_phases[w].exited.fetch_add(1);
+        warp_barriers[w]->arrive_and_drop();
+        shuffle_phases[w].exited.fetch_add(1);
+        shuffle_barriers[w]->arrive_and_drop();
+    }
+
+    const unsigned threads, warps;
+    std::barrier<> boundary;  // between blocks, apart from the kernel's own barriers
+    lflow_emu::Phases phases;
+    std::unique_ptr<lflow_emu::Phases[]> warp_phases, shuffle_phases;
+    std::optional<lflow_emu::Barrier> barrier;
+    std::vector<std::optional<lflow_emu::Barrier>> warp_barriers, shuffle_barriers;
+    std::vector<lflow_emu::Barrier*> warp_ptrs, shuffle_ptrs;
     std::vector<uint64_t> exchange;
     std::vector<unsigned char> dynamic, static_smem;
     lflow_emu::Shadow shadow;
@@ -297,12 +332,13 @@ int lflow_emu_launch(const char* name, unsigned gx, unsigned gy, unsigned gz, un
         lflow_emu::thread_idx = dim3{t, 0, 0};
         for (;;) {
             if (t == 0) {
+                s.rebuild();
                 s.current = next.fetch_add(1);
                 // Shared memory holds garbage on a GPU: NaN bytes here.
                 std::fill(s.dynamic.begin(), s.dynamic.end(), 0xFF);
                 std::fill(s.static_smem.begin(), s.static_smem.begin() + s.static_used, 0xFF);
             }
-            s.barrier.arrive_and_wait();
+            s.boundary.arrive_and_wait();
             const unsigned i = s.current;
             if (i >= blocks) break;
             const unsigned b = order[i];
@@ -310,8 +346,9 @@ int lflow_emu_launch(const char* name, unsigned gx, unsigned gy, unsigned gz, un
             lflow_emu::static_cursor = 0;
             launch(args);
             if (t == 0) s.static_used = lflow_emu::static_cursor;
+            s.leave(t);
             // Block boundary: every thread leaves the block before the next starts on this slot.
-            s.barrier.arrive_and_wait();
+            s.boundary.arrive_and_wait();
         }
     });
     if (const char* f = lflow_emu::failure.load()) {

@@ -45,3 +45,14 @@ extern "C" __global__ void faulty_shuffle_as_barrier(float* __restrict__ out, in
     if (sync) __syncthreads();
     if (t == 0) out[0] = posted[1] + mine;
 }
+
+// Threads past the first warp return, the rest wait at a barrier (`sync` 1)
+// or a shuffle (`sync` 2) that the returned ones never reach: a hang or
+// undefined behaviour on a GPU.
+extern "C" __global__ void faulty_divergent_barrier(float* __restrict__ out, int sync) {
+    const unsigned t = threadIdx.x;
+    if (t >= (sync == 2 ? 16u : 32u)) return;
+    if (sync == 1) __syncthreads();
+    if (sync == 2) out[t] = __shfl_sync(0xffffffffu, (float)t, 0);
+    out[t] = 1.0f;
+}

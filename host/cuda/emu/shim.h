@@ -16,7 +16,10 @@
 //   4-byte word between two barriers, at least one writing, fail the launch
 //   (a warp's own `__syncwarp` orders its lanes' accesses; a shuffle does
 //   not). Kernels reach shared memory through `LFLOW_SMEM(T)` pointers, plain
-//   `T*` on a GPU.
+//   `T*` on a GPU;
+// - a thread that returns leaves its block's barriers: a `__syncthreads`,
+//   `__syncwarp` or shuffle that other threads then reach fails the launch
+//   (on a GPU it hangs or is undefined) instead of hanging the emulator.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -42,12 +45,28 @@ namespace lflow_emu {
 // Static shared memory of one block (`LFLOW_SHARED` arrays), bytes.
 constexpr std::size_t STATIC_SMEM = 48 * 1024;
 
-// A barrier's completion: counts the phases it has completed (the epochs
-// that separate accesses for the race check).
+// Records that the running launch broke a rule (reported as the launch's error).
+void fail(const char* what);
+
+// What one barrier counts: the phases it has completed (the epochs that
+// separate accesses for the race check), the threads waiting in the current
+// phase, and the threads of the block that have returned (and dropped out).
+struct Phases {
+    std::atomic<uint32_t> completed{0};
+    std::atomic<int> waiting{0};
+    std::atomic<int> exited{0};
+    const char* divergent = "";  // the failure of a phase some threads wait in after others returned
+};
+
+// A barrier's completion: counts the phase, and fails the launch when threads
+// waited in it while others of the block (or warp) had returned, which on a
+// GPU hangs or is undefined (what compute-sanitizer's synccheck reports).
 struct Tick {
-    std::atomic<uint32_t>* phases;  // null: a barrier that orders no memory (a shuffle's)
+    Phases* p;
     void operator()() noexcept {
-        if (phases) phases->fetch_add(1, std::memory_order_relaxed);
+        p->completed.fetch_add(1, std::memory_order_relaxed);
+        if (p->waiting.load() > 0 && p->exited.load() > 0) fail(p->divergent);
+        p->waiting.store(0);
     }
 };
 using Barrier = std::barrier<Tick>;
@@ -60,12 +79,13 @@ struct Block {
     Barrier* barrier;
     Barrier** warp_barriers;     // `__syncwarp`: one per warp of 32 lanes (the last may be partial)
     Barrier** shuffle_barriers;  // a shuffle's exchange: synchronises the warp, orders no shared memory
+    Phases* phases;              // of `barrier`
+    Phases* warp_phases;         // of each warp's barrier
+    Phases* shuffle_phases;      // of each warp's shuffle barrier
     uint64_t* exchange;       // one 8-byte slot per thread, for shuffles
     unsigned char* dynamic_smem;
     std::size_t dynamic_bytes;
     unsigned char* static_smem;
-    std::atomic<uint32_t>* epoch;        // phases of `barrier`
-    std::atomic<uint32_t>* warp_epochs;  // phases of each warp's barrier
     Shadow* shadow;
 };
 extern thread_local dim3 thread_idx, block_idx;
@@ -75,9 +95,6 @@ extern thread_local Block* block;
 // order, so all get the same addresses. Reset at each block's start.
 extern thread_local std::size_t static_cursor;
 extern dim3 block_dim, grid_dim;
-
-// Records that the running launch broke a rule (reported as the launch's error).
-void fail(const char* what);
 
 // The race check of an access of `bytes` bytes at `p` in shared memory;
 // false (the access is then not made) when `p` lies outside it.
@@ -133,9 +150,16 @@ T* shared_array(std::size_t n) {
 #define LFLOW_SMEM(T) lflow_emu::SPtr<T>
 #define LFLOW_SMEM_CAST(T, p) lflow_emu::SPtr<T>(p)
 
-inline void __syncthreads() { lflow_emu::block->barrier->arrive_and_wait(); }
+inline void __syncthreads() {
+    lflow_emu::block->phases->waiting.fetch_add(1);
+    lflow_emu::block->barrier->arrive_and_wait();
+}
 
-inline void __syncwarp(unsigned = 0xffffffffu) { lflow_emu::block->warp_barriers[threadIdx.x / 32]->arrive_and_wait(); }
+inline void __syncwarp(unsigned = 0xffffffffu) {
+    const unsigned w = threadIdx.x / 32;
+    lflow_emu::block->warp_phases[w].waiting.fetch_add(1);
+    lflow_emu::block->warp_barriers[w]->arrive_and_wait();
+}
 
 namespace lflow_emu {
 // Every lane of the warp posts `v`, then reads lane `src` of its own warp
@@ -147,9 +171,11 @@ T warp_exchange(T v, unsigned src) {
     uint64_t bits = 0;
     std::memcpy(&bits, &v, sizeof(T));
     block->exchange[me] = bits;
+    block->shuffle_phases[me / 32].waiting.fetch_add(1);
     block->shuffle_barriers[me / 32]->arrive_and_wait();
     const unsigned partner = (me & ~31u) | (src & 31u);
     const uint64_t other = block->exchange[partner < blockDim.x ? partner : me];
+    block->shuffle_phases[me / 32].waiting.fetch_add(1);
     block->shuffle_barriers[me / 32]->arrive_and_wait();
     T out;
     std::memcpy(&out, &other, sizeof(T));
