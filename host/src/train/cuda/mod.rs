@@ -230,25 +230,11 @@ impl<G: Gpu> CudaBackend<G> {
                 bins: data.bins(),
             });
         }
-        let n = order.len();
-        let need = (n * 4).div_ceil(8) * 8 + n * 8;
         let old_epoch = self.data.as_ref().and_then(|d| d.epoch);
-        let epoch_buf = match old_epoch {
-            Some((b, cap)) if cap >= need => b,
-            other => {
-                if let Some((b, _)) = other {
-                    self.gpu.free(b);
-                }
-                self.gpu.alloc(need)?
-            }
-        };
-        let order_ptr = gpu::DevPtr { buf: epoch_buf, offset: 0 };
-        let seeds_ptr = gpu::DevPtr { buf: epoch_buf, offset: (n * 4).div_ceil(8) * 8 };
-        let order32: Vec<i32> = order.iter().map(|&i| i as i32).collect();
-        self.gpu.upload(order_ptr, bytemuck::cast_slice(&order32))?;
+        let (epoch_buf, order_ptr, seeds_ptr) = index_buffer(&mut self.gpu, old_epoch, order)?;
         self.gpu.upload(seeds_ptr, bytemuck::cast_slice(seeds))?;
         if let Some(d) = self.data.as_mut() {
-            d.epoch = Some((epoch_buf, need.max(old_epoch.map_or(0, |(_, c)| c))));
+            d.epoch = Some(epoch_buf);
             d.order = order_ptr;
             d.seeds = seeds_ptr;
         }
@@ -283,28 +269,11 @@ impl<G: Gpu> CudaBackend<G> {
         let shape = Shape { trials: len, observed, bins };
         let a = self.arena(model, shape)?;
         let use_cd = cd_rate > 0.0 && cd_rate < 1.0;
-        let args = [
-            Arg::Ptr(spikes),
-            Arg::Ptr(gpu::DevPtr { offset: order.offset + 4 * start, ..order }),
-            Arg::Ptr(gpu::DevPtr { offset: seeds.offset + 8 * start, ..seeds }),
-            Arg::Ptr(a.seeds),
-            Arg::Ptr(a.input),
-            Arg::Ptr(a.targets),
-            Arg::Ptr(a.grad_mask),
-            Arg::Ptr(a.noise),
-            Arg::I32(len as i32),
-            Arg::I32(bins as i32),
-            Arg::I32(observed as i32),
-            Arg::I32(model.n_in as i32),
-            Arg::I32(model.n_out as i32),
-            Arg::I32(model.hidden as i32),
-            Arg::F32(cd_rate),
-            Arg::I32(use_cd as i32),
-            Arg::I32(!model.mode.is_streaming() as i32),
-            Arg::I32(1),
-        ];
-        let dims = gpu::LaunchDims { grid: (len.div_ceil(32) as u32, 1), block: 32, smem: 0 };
-        self.gpu.launch("assemble_batch", dims, &args)?;
+        let (order, seeds) = (
+            gpu::DevPtr { offset: order.offset + 4 * start, ..order },
+            gpu::DevPtr { offset: seeds.offset + 8 * start, ..seeds },
+        );
+        assemble(&mut self.gpu, model, [spikes, order, seeds], a, shape, use_cd.then_some(cd_rate), true)?;
         // Offsets of each tensor in the flat buffer: the layout only, no values.
         let Some(layout) = self.layout.take() else {
             return Err(GpuError::Refused { what: "train_batch".into(), detail: "no epoch begun".into() });
@@ -353,47 +322,12 @@ impl<G: Gpu> CudaBackend<G> {
             )));
         }
         // The trials' indices and (zero) seeds, in a buffer of their own.
-        let need = (n * 4).div_ceil(8) * 8 + n * 8;
-        let buf = match self.eval_indices {
-            Some((b, cap)) if cap >= need => b,
-            other => {
-                if let Some((b, _)) = other {
-                    self.gpu.free(b);
-                }
-                let b = self.gpu.alloc(need)?;
-                self.eval_indices = Some((b, need));
-                b
-            }
-        };
-        let order = gpu::DevPtr { buf, offset: 0 };
-        let seeds = gpu::DevPtr { buf, offset: (n * 4).div_ceil(8) * 8 };
-        let idx: Vec<i32> = trials.iter().map(|&i| i as i32).collect();
-        self.gpu.upload(order, bytemuck::cast_slice(&idx))?;
+        let (buf, order, seeds) = index_buffer(&mut self.gpu, self.eval_indices, trials)?;
+        self.eval_indices = Some(buf);
         self.gpu.zero(seeds, n * 8)?;
         let shape = Shape { trials: n, observed, bins };
         let a = self.arena(model, shape)?;
-        let args = [
-            Arg::Ptr(spikes),
-            Arg::Ptr(order),
-            Arg::Ptr(seeds),
-            Arg::Ptr(a.seeds),
-            Arg::Ptr(a.input),
-            Arg::Ptr(a.targets),
-            Arg::Ptr(a.grad_mask),
-            Arg::Ptr(a.noise),
-            Arg::I32(n as i32),
-            Arg::I32(bins as i32),
-            Arg::I32(observed as i32),
-            Arg::I32(model.n_in as i32),
-            Arg::I32(model.n_out as i32),
-            Arg::I32(model.hidden as i32),
-            Arg::F32(1.0),
-            Arg::I32(0),
-            Arg::I32(!model.mode.is_streaming() as i32),
-            Arg::I32(0),
-        ];
-        let dims = gpu::LaunchDims { grid: (n.div_ceil(32) as u32, 1), block: 32, smem: 0 };
-        self.gpu.launch("assemble_batch", dims, &args)?;
+        assemble(&mut self.gpu, model, [spikes, order, seeds], a, shape, None, false)?;
         self.launches += 1;
         let Some(layout) = self.layout.take() else { return Err(refused("no epoch begun")) };
         let sums = self.pass(model, &layout, shape, false, a, wts, 0.0, None, None, Some(log_rates), None);
@@ -475,6 +409,69 @@ impl<G: Gpu> Resident for CudaBackend<G> {
     ) -> Result<LossSums, BackendError> {
         self.try_evaluate(model, trials, log_rates).map_err(|e| self.failed(e))
     }
+}
+
+/// A buffer of `trials.len()` trial indices (i32, uploaded) followed by as many
+/// seeds (u64, left to the caller), reusing `old` (buffer, capacity in bytes)
+/// when it is large enough; returns it with its capacity, and both pointers.
+fn index_buffer(
+    gpu: &mut dyn Gpu,
+    old: Option<(gpu::BufId, usize)>,
+    trials: &[usize],
+) -> Result<((gpu::BufId, usize), gpu::DevPtr, gpu::DevPtr), GpuError> {
+    let n = trials.len();
+    let seeds_at = (n * 4).div_ceil(8) * 8;
+    let need = seeds_at + n * 8;
+    let held = match old {
+        Some((b, cap)) if cap >= need => (b, cap),
+        other => {
+            if let Some((b, _)) = other {
+                gpu.free(b);
+            }
+            (gpu.alloc(need)?, need)
+        }
+    };
+    let order = gpu::DevPtr { buf: held.0, offset: 0 };
+    let idx: Vec<i32> = trials.iter().map(|&i| i as i32).collect();
+    gpu.upload(order, bytemuck::cast_slice(&idx))?;
+    Ok((held, order, gpu::DevPtr { buf: held.0, offset: seeds_at }))
+}
+
+/// `assemble_batch` (`host/cuda/batch.cu`): the trials at `order` (with their
+/// seeds) of the resident `spikes` into the arena's input, targets and noise;
+/// `cd_rate: Some(cd)` applies coordinated dropout, and without `noise` every
+/// draw is zero (mean mode: validation).
+fn assemble(
+    gpu: &mut dyn Gpu,
+    model: &ModelConfig,
+    [spikes, order, seeds]: [gpu::DevPtr; 3],
+    a: Arena,
+    shape: Shape,
+    cd_rate: Option<f32>,
+    noise: bool,
+) -> Result<(), GpuError> {
+    let n = shape.trials;
+    let args = [
+        Arg::Ptr(spikes),
+        Arg::Ptr(order),
+        Arg::Ptr(seeds),
+        Arg::Ptr(a.seeds),
+        Arg::Ptr(a.input),
+        Arg::Ptr(a.targets),
+        Arg::Ptr(a.grad_mask),
+        Arg::Ptr(a.noise),
+        Arg::I32(n as i32),
+        Arg::I32(shape.bins as i32),
+        Arg::I32(shape.observed as i32),
+        Arg::I32(model.n_in as i32),
+        Arg::I32(model.n_out as i32),
+        Arg::I32(model.hidden as i32),
+        Arg::F32(cd_rate.unwrap_or(1.0)),
+        Arg::I32(cd_rate.is_some() as i32),
+        Arg::I32(!model.mode.is_streaming() as i32),
+        Arg::I32(noise as i32),
+    ];
+    gpu.launch("assemble_batch", gpu::LaunchDims { grid: (n.div_ceil(32) as u32, 1), block: 32, smem: 0 }, &args)
 }
 
 /// The arguments of `adam_step` (`host/cuda/adam.cu`): parameters, gradients,
