@@ -10,12 +10,12 @@
 pub fn exp(x: f32) -> f32 {
     #[cfg(feature = "fast-math")]
     {
-        // micromath's exp misbehaves far outside f32's finite range of e^x.
-        if x > 88.8 {
-            return f32::INFINITY;
-        }
-        if x < -103.0 {
-            return 0.0;
+        // micromath's exp leaves its exponent's range beyond about +-88 (a
+        // debug assertion, garbage bits without one) and fails on NaN: there,
+        // libm's exp (overflow to infinity, underflow through subnormals to 0,
+        // NaN stays NaN for the decoder's non-finite check).
+        if !(-87.0..=88.0).contains(&x) {
+            return libm::expf(x);
         }
         micromath::F32Ext::exp(x)
     }
@@ -117,5 +117,25 @@ mod tests {
         assert_eq!(tanh(1000.0), 1.0);
         assert_eq!(tanh(-1000.0), -1.0);
         assert_eq!(sigmoid(-1000.0), 0.0);
+    }
+
+    #[test]
+    fn nan_stays_nan_without_a_panic() {
+        assert!(exp(f32::NAN).is_nan() && sigmoid(f32::NAN).is_nan() && tanh(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn every_finite_input_gives_a_value_in_range_without_a_panic() {
+        // Every 1/64 from -200 to 100, the subnormal range of e^x included.
+        for i in -12_800..=6_400 {
+            let x = i as f32 / 64.0;
+            let (e, want) = (exp(x), (x as f64).exp());
+            if want > f32::MAX as f64 {
+                assert_eq!(e, f32::INFINITY, "exp({x})");
+            } else {
+                assert!(e >= 0.0 && (e as f64 - want).abs() <= 5e-3 * want + 1.2e-38, "exp({x}) = {e}, e^x = {want}");
+            }
+            assert!((0.0..=1.0).contains(&sigmoid(x)) && (-1.0..=1.0).contains(&tanh(x)), "{x}");
+        }
     }
 }
