@@ -5,7 +5,7 @@
 #   - parity: the golden fixtures and random shapes (H = 12 to 280) on the GPU
 #     against the CPU backend (host/tests/cuda_emulated.rs, its --ignored tests);
 #   - bench: `lflow bench train --device cuda` at H = 64, 128, 280, batch 256
-#     (trials/s, ms per step, launches per step);
+#     (trials/s, ms per step, launches and graph replays per step);
 #   - training: Lorenz trained with configs/lorenz.toml for a fixed number of
 #     epochs on the GPU and on the CPU, and the largest difference of their
 #     per-epoch training losses.
@@ -19,7 +19,8 @@
 #
 # Environment: LD_LIBRARY_PATH to the CUDA libraries if they are not on the
 # default path (e.g. a PyTorch install's site-packages/nvidia/*/lib);
-# GPU_CHECK_EPOCHS (default 40) for the training comparison.
+# GPU_CHECK_EPOCHS (default 40) for the training comparison; LFLOW_CUDA_GRAPHS=0
+# to run every stage with each kernel launched instead of replayed graphs.
 set -uo pipefail
 
 if [ "${1:-}" = "--build" ]; then

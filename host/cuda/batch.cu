@@ -12,15 +12,19 @@ __device__ __forceinline__ Xoshiro trial_stream(u64 seed, u64 which) {
 
 __device__ __forceinline__ float uniform24(Xoshiro* r) { return (float)(xoshiro_next(r) >> 8) * (1.0f / 16777216.0f); }
 
-// spikes [trials_all, TT, N_out]; order/seeds: this batch's trial indices and seeds.
-extern "C" __global__ void assemble_batch(const float* __restrict__ spikes, const int* __restrict__ order,
-                                          const u64* __restrict__ seeds, u64* __restrict__ seeds_out,
+// spikes [trials_all, TT, N_out]; order/seeds: the epoch's trial indices and seeds, of which
+// this batch takes `bc` from `step->batch_start` on (device memory: it changes every step).
+extern "C" __global__ void assemble_batch(const float* __restrict__ spikes, const int* __restrict__ order_all,
+                                          const u64* __restrict__ seeds_all, const StepScalars* __restrict__ step,
+                                          u64* __restrict__ seeds_out,
                                           float* __restrict__ input, float* __restrict__ targets,
                                           float* __restrict__ grad_mask, float* __restrict__ noise, int bc, int tt,
                                           int t_obs, int n_in, int n_out, int h, float cd, int use_cd, int paper,
                                           int draw_noise) {
     const int k = blockIdx.x * blockDim.x + threadIdx.x;
     if (k >= bc) return;
+    const int* order = order_all + step->batch_start;
+    const u64* seeds = seeds_all + step->batch_start;
     const float* s = spikes + (long)order[k] * tt * n_out;
     for (long i = 0; i < (long)tt * n_out; ++i) targets[(long)k * tt * n_out + i] = s[i];
     float* x = input + (long)k * t_obs * n_in;

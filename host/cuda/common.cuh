@@ -19,6 +19,17 @@ typedef unsigned int u32;
 
 #define LFLOW_WARP 32
 
+// The numbers that change from one training step to the next, read from
+// device memory (written by the host before each step) so that a step
+// captured once as a CUDA graph replays with this step's values. The layout
+// is `StepScalars` in host/src/train/cuda/scalars.rs: twelve 4-byte fields.
+struct StepScalars {
+    float nll_scale, kl_scale;
+    float beta1, one_minus_beta1, beta2, one_minus_beta2, eps, step_size, bc2_sqrt, weight_decay;
+    int batch_start, reserved;
+};
+static_assert(sizeof(StepScalars) == 48, "StepScalars: the host's layout");
+
 // Sum of `v` over the block; every thread gets the total. `scratch` holds one
 // value per warp (32 values at most: blocks of up to 1024 threads).
 template <typename T>

@@ -1,7 +1,7 @@
 // GRU encoder (MODEL.md section 1; gate order r, z (`u`), n): input gather,
-// dropout masks, and the fused gate step forward and backward. The matrix
-// products (all input projections at once, one recurrent product per step)
-// go through cuBLAS. Layouts are time-major: `[TT, Bc, X]`.
+// dropout masks, and the recurrence forward and backward, each one persistent
+// kernel over all bins. The input projections (all bins at once) and the
+// weight gradients go through cuBLAS. Layouts are time-major: `[TT, Bc, X]`.
 #include "common.cuh"
 
 // xg[t, b, :] = input[b, s(t), :], where s(t) is the bin the encoder reads at
@@ -47,62 +47,126 @@ extern "C" __global__ void dropout_masks(const u64* __restrict__ seeds, u64 whic
 
 __device__ __forceinline__ float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-// One GRU step over the chunk: gates from the input projection `gi [Bc, 3H]`
-// (without bias), the recurrent projection `gh [Bc, 3H]` (without bias; not
-// read at the first step, where h_{-1} = 0) and both biases. Keeps r, u, n and
-// the recurrent n-gate term for the backward pass; h = ((1-u) n + u h_prev) * mask.
-extern "C" __global__ void gru_gates_forward(const float* __restrict__ gi, const float* __restrict__ gh,
-                                             const float* __restrict__ b_ih, const float* __restrict__ b_hh,
-                                             const float* __restrict__ h_prev, const float* __restrict__ mask,
-                                             float* __restrict__ r_out, float* __restrict__ u_out,
-                                             float* __restrict__ n_out, float* __restrict__ ghn_out,
-                                             float* __restrict__ h_out, int bc, int h, int first) {
-    const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= bc * h) return;
-    const int b = i / h, k = i % h;
-    const float* gir = gi + (long)b * 3 * h;
-    const float* ghr = gh + (long)b * 3 * h;
-    const float hr = first ? b_hh[k] : ghr[k] + b_hh[k];
-    const float hu = first ? b_hh[h + k] : ghr[h + k] + b_hh[h + k];
-    const float hn = first ? b_hh[2 * h + k] : ghr[2 * h + k] + b_hh[2 * h + k];
-    const float r = sigmoidf_((gir[k] + b_ih[k]) + hr);
-    const float u = sigmoidf_((gir[h + k] + b_ih[h + k]) + hu);
-    const float n = tanhf((gir[2 * h + k] + b_ih[2 * h + k]) + r * hn);
-    const float prev = first ? 0.0f : h_prev[i];
-    r_out[i] = r;
-    u_out[i] = u;
-    n_out[i] = n;
-    ghn_out[i] = hn;
-    h_out[i] = ((1.0f - u) * n + u * prev) * mask[i];
+// Trials per block of the persistent GRU kernels: a row (forward) or column
+// (backward) of W_hh that a thread reads once per bin serves them all.
+// `GRU_TRIALS` in host/src/train/cuda/step.rs sizes the grid to match.
+#define LFLOW_GRU_TRIALS 4
+
+// The encoder's whole recurrence in one launch (a persistent kernel, as
+// cuDNN's persistent RNN, but a block owns trials rather than a slice of
+// W_hh: at H = 280, W_hh's 940 KB exceed one SM's registers and shared memory
+// together, and slicing it across SMs would need a grid-wide barrier per bin).
+// Block per LFLOW_GRU_TRIALS trials, bins 0 .. TT-1 in a loop:
+//   1. gh = h_{t-1} W_hh^T (not at t = 0, where h_{-1} = 0), a row of W_hh
+//      per thread, read through L1/L2 once per bin for all the block's
+//      trials, into shared memory `[LFLOW_GRU_TRIALS, 3H]`;
+//   2. the gates (gate order r, z (`u`), n) and h_t = ((1-u) n + u h_{t-1}) * mask.
+// `gi [TT, Bc, 3H]` input projections (no bias); keeps r, u, n and the
+// recurrent n-gate term (bias included) for the backward pass; all `[TT, Bc, H]`.
+// h_{t-1} is read back from `h_out`: the barrier that ends a bin orders those
+// global writes for the whole block.
+extern "C" __global__ void gru_forward(const float* __restrict__ gi, const float* __restrict__ w_hh,
+                                       const float* __restrict__ b_ih, const float* __restrict__ b_hh,
+                                       const float* __restrict__ mask, float* __restrict__ r_out,
+                                       float* __restrict__ u_out, float* __restrict__ n_out,
+                                       float* __restrict__ ghn_out, float* h_out, int bc, int h, int tt) {
+    LFLOW_DYN_SMEM(smem);
+    LFLOW_SMEM(float) ghs = LFLOW_SMEM_CAST(float, smem);
+    const int b0 = blockIdx.x * LFLOW_GRU_TRIALS;
+    const int trials = min(LFLOW_GRU_TRIALS, bc - b0);
+    const long step = (long)bc * h;
+    for (int t = 0; t < tt; ++t) {
+        if (t > 0) {
+            const float* hp = h_out + (t - 1) * step + (long)b0 * h;
+            for (int j = threadIdx.x; j < 3 * h; j += blockDim.x) {
+                const float* w = w_hh + (long)j * h;
+                float acc[LFLOW_GRU_TRIALS];
+                for (int q = 0; q < LFLOW_GRU_TRIALS; ++q) acc[q] = 0.0f;
+                for (int k = 0; k < h; ++k) {
+                    const float wk = w[k];
+                    for (int q = 0; q < LFLOW_GRU_TRIALS; ++q)
+                        if (q < trials) acc[q] += wk * hp[(long)q * h + k];
+                }
+                for (int q = 0; q < trials; ++q) ghs[q * 3 * h + j] = acc[q];
+            }
+        }
+        __syncthreads();
+        for (int i = threadIdx.x; i < trials * h; i += blockDim.x) {
+            const int q = i / h, k = i % h;
+            const long at = t * step + (long)(b0 + q) * h + k;
+            const float* gir = gi + (t * (long)bc + b0 + q) * 3 * h;
+            const float hr = t == 0 ? b_hh[k] : ghs[q * 3 * h + k] + b_hh[k];
+            const float hu = t == 0 ? b_hh[h + k] : ghs[q * 3 * h + h + k] + b_hh[h + k];
+            const float hn = t == 0 ? b_hh[2 * h + k] : ghs[q * 3 * h + 2 * h + k] + b_hh[2 * h + k];
+            const float r = sigmoidf_((gir[k] + b_ih[k]) + hr);
+            const float u = sigmoidf_((gir[h + k] + b_ih[h + k]) + hu);
+            const float n = tanhf((gir[2 * h + k] + b_ih[2 * h + k]) + r * hn);
+            const float prev = t == 0 ? 0.0f : h_out[at - step];
+            r_out[at] = r;
+            u_out[at] = u;
+            n_out[at] = n;
+            ghn_out[at] = hn;
+            h_out[at] = ((1.0f - u) * n + u * prev) * mask[at];
+        }
+        __syncthreads();
+    }
 }
 
-// Backward of one GRU step: from d h_t (`dh`, upstream and recurrent parts
-// summed) to the pre-activation gradients of both projections `dgi`, `dgh`
-// [Bc, 3H], and the direct part d h_{t-1} += dh * u (not at the first step).
-extern "C" __global__ void gru_gates_backward(float* __restrict__ dh, const float* __restrict__ mask,
-                                              const float* __restrict__ r_in, const float* __restrict__ u_in,
-                                              const float* __restrict__ n_in, const float* __restrict__ ghn_in,
-                                              const float* __restrict__ h_prev, float* __restrict__ dh_prev,
-                                              float* __restrict__ dgi, float* __restrict__ dgh, int bc, int h,
-                                              int first) {
-    const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= bc * h) return;
-    const int b = i / h, k = i % h;
-    const float g = dh[i] * mask[i];
-    const float r = r_in[i], u = u_in[i], n = n_in[i], ghn = ghn_in[i];
-    const float prev = first ? 0.0f : h_prev[i];
-    const float dn = g * (1.0f - u);
-    const float du = g * (prev - n);
-    const float dan = dn * (1.0f - n * n);
-    const float dar = dan * ghn * r * (1.0f - r);
-    const float dau = du * u * (1.0f - u);
-    float* gi = dgi + (long)b * 3 * h;
-    float* gh = dgh + (long)b * 3 * h;
-    gi[k] = dar;
-    gi[h + k] = dau;
-    gi[2 * h + k] = dan;
-    gh[k] = dar;
-    gh[h + k] = dau;
-    gh[2 * h + k] = dan * r;
-    if (!first) dh_prev[i] += g * u;
+// Backpropagation through the recurrence in one launch, bins TT-1 .. 0, block
+// per LFLOW_GRU_TRIALS trials. `dh [TT, Bc, H]` arrives holding d loss / d h_t
+// from everything above the encoder; the recurrent parts are added in place
+// as the kernel walks back: dh_{t-1} += g_t u_t + dgh_t W_hh, g_t = dh_t * mask.
+// Writes the pre-activation gradients of both projections `dgi`, `dgh`
+// `[TT, Bc, 3H]` (for the weight gradients' GEMMs after it).
+//   1. per element: g_t, the gates' gradients, dh_{t-1} += g_t u_t;
+//   2. dh_{t-1} += dgh_t W_hh, a column of W_hh per thread (coalesced), read
+//      once per bin for all the block's trials; dgh_t is read back from
+//      global memory, ordered by the barrier between the two.
+extern "C" __global__ void gru_backward(float* dh, const float* __restrict__ w_hh, const float* __restrict__ mask,
+                                        const float* __restrict__ r_in, const float* __restrict__ u_in,
+                                        const float* __restrict__ n_in, const float* __restrict__ ghn_in,
+                                        const float* __restrict__ h_in, float* __restrict__ dgi, float* dgh, int bc,
+                                        int h, int tt) {
+    const int b0 = blockIdx.x * LFLOW_GRU_TRIALS;
+    const int trials = min(LFLOW_GRU_TRIALS, bc - b0);
+    const long step = (long)bc * h;
+    for (int t = tt - 1; t >= 0; --t) {
+        for (int i = threadIdx.x; i < trials * h; i += blockDim.x) {
+            const int q = i / h, k = i % h;
+            const long at = t * step + (long)(b0 + q) * h + k;
+            const float g = dh[at] * mask[at];
+            const float r = r_in[at], u = u_in[at], n = n_in[at], ghn = ghn_in[at];
+            const float prev = t == 0 ? 0.0f : h_in[at - step];
+            const float dn = g * (1.0f - u);
+            const float du = g * (prev - n);
+            const float dan = dn * (1.0f - n * n);
+            const float dar = dan * ghn * r * (1.0f - r);
+            const float dau = du * u * (1.0f - u);
+            float* gi = dgi + (t * (long)bc + b0 + q) * 3 * h;
+            float* gh = dgh + (t * (long)bc + b0 + q) * 3 * h;
+            gi[k] = dar;
+            gi[h + k] = dau;
+            gi[2 * h + k] = dan;
+            gh[k] = dar;
+            gh[h + k] = dau;
+            gh[2 * h + k] = dan * r;
+            if (t > 0) dh[at - step] += g * u;
+        }
+        __syncthreads();
+        if (t > 0) {
+            const float* gh = dgh + (t * (long)bc + b0) * 3 * h;
+            float* dp = dh + (t - 1) * step + (long)b0 * h;
+            for (int k = threadIdx.x; k < h; k += blockDim.x) {
+                float acc[LFLOW_GRU_TRIALS];
+                for (int q = 0; q < LFLOW_GRU_TRIALS; ++q) acc[q] = 0.0f;
+                for (int j = 0; j < 3 * h; ++j) {
+                    const float w = w_hh[(long)j * h + k];
+                    for (int q = 0; q < LFLOW_GRU_TRIALS; ++q)
+                        if (q < trials) acc[q] += gh[(long)q * 3 * h + j] * w;
+                }
+                for (int q = 0; q < trials; ++q) dp[(long)q * h + k] += acc[q];
+            }
+        }
+        __syncthreads();
+    }
 }

@@ -97,13 +97,15 @@ extern "C" __global__ void assemble_latents(const float* __restrict__ z, const f
 }
 
 // Langevin steps backwards for every trial (block per trial, blockDim >= H):
-// adds the velocity KL's gradient kl_scale * v_t / var_v at t >= 1, carries
+// adds the velocity KL's gradient kl_scale * v_t / var_v (kl_scale from `s`) at t >= 1, carries
 // dz, dv back to bin 0, and writes this trial's d loss / d taps [12] (f64).
 // Shared memory: H floats of dv_t, H of z_{t-1}, the 12 taps, blockDim doubles.
 extern "C" __global__ void langevin_backward(const float* __restrict__ taps_in, const float* __restrict__ z,
                                              const float* __restrict__ v, float* __restrict__ dz,
                                              float* __restrict__ dv, double* __restrict__ dtaps, int bc, int tt,
-                                             int h, float gamma, float eps, float kl_scale, float var_v) {
+                                             int h, float gamma, float eps, const StepScalars* __restrict__ s,
+                                             float var_v) {
+    const float kl_scale = s->kl_scale;
     LFLOW_DYN_SMEM(smem);
     LFLOW_SMEM(double) red = LFLOW_SMEM_CAST(double, smem);
     LFLOW_SMEM(float) ws = LFLOW_SMEM_CAST(float, red + blockDim.x);
@@ -189,7 +191,9 @@ extern "C" __global__ void posterior_backward(const float* __restrict__ dz, cons
                                               const float* __restrict__ mu_v, const float* __restrict__ lv_v,
                                               const float* __restrict__ noise, float* __restrict__ dmu_z,
                                               float* __restrict__ dlv_z, float* __restrict__ dmu_v,
-                                              float* __restrict__ dlv_v, int bc, int h, int tt, float kl_scale) {
+                                              float* __restrict__ dlv_v, int bc, int h, int tt,
+                                              const StepScalars* __restrict__ s) {
+    const float kl_scale = s->kl_scale;
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= bc * h) return;
     const int b = i / h, k = i % h;

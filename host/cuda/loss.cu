@@ -2,6 +2,7 @@
 // coordinated dropout's blocking of held-in observed elements, and the KL
 // sums of bin 0 and of the velocities. Each block writes its partial sums
 // (f64) to `partials [grid, 2]` = (NLL, KL); the host adds the few blocks up.
+// The NLL's scale comes from `s` (device memory).
 #include "common.cuh"
 
 extern "C" __global__ void poisson_kl_loss(const float* __restrict__ log_rates, const float* __restrict__ targets,
@@ -9,8 +10,10 @@ extern "C" __global__ void poisson_kl_loss(const float* __restrict__ log_rates, 
                                            const float* __restrict__ mu_z, const float* __restrict__ lv_z,
                                            const float* __restrict__ mu_v, const float* __restrict__ lv_v,
                                            const float* __restrict__ v, double* __restrict__ partials, int bc,
-                                           int tt, int t_obs, int n_out, int n_in, int h, float nll_scale,
-                                           float gamma, float var_v, int want_grad) {
+                                           int tt, int t_obs, int n_out, int n_in, int h,
+                                           const StepScalars* __restrict__ s, float gamma, float var_v,
+                                           int want_grad) {
+    const float nll_scale = s->nll_scale;
     LFLOW_SHARED(double, red, 32);
     const long stride = (long)gridDim.x * blockDim.x;
     const long first = blockIdx.x * (long)blockDim.x + threadIdx.x;

@@ -20,6 +20,8 @@ use lflow_host::train::cpu::CpuBackend;
 use lflow_host::train::cuda::emulator::EmulatedGpu;
 #[cfg(feature = "cuda-emu")]
 use lflow_host::train::cuda::gpu::{download_f32, upload_f32, DevPtr, LaunchDims};
+#[cfg(feature = "cuda-emu")]
+use lflow_host::train::cuda::scalars::StepScalars;
 use lflow_host::train::cuda::{CudaBackend, Gpu};
 use lflow_host::train::model::{LossScale, LossSums};
 use lflow_host::train::params::PARAMS;
@@ -206,7 +208,8 @@ fn the_shapes_a_gpu_trains_match_the_cpu_backend_on_a_real_gpu() {
 
 /// The shapes the hardware sees: H = 64 (the demo's sizes, 60 bins), H = 128
 /// and H = 280 (the published model: several warps per Langevin block) at 180
-/// bins, batches of several blocks, with the emulator's race check and guards on.
+/// bins, batches of several blocks (9 trials: three blocks of the persistent
+/// GRU, the last partial), with the emulator's race check and guards on.
 fn hardware_shapes<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
     let model = |hidden: usize, ff: usize, mode: Mode| ModelConfig {
         n_in: 29,
@@ -219,7 +222,7 @@ fn hardware_shapes<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
         anchor_every: 0,
     };
     let h64 = model(64, 128, Mode::Streaming { window: 32 });
-    compare("streaming H=64 W=32 T=50+10, 3 trials", &h64, &random_batch(&h64, 3, 50, 60, 3), make());
+    compare("streaming H=64 W=32 T=50+10, 9 trials", &h64, &random_batch(&h64, 9, 50, 60, 3), make());
     let h128 = model(128, 64, Mode::Streaming { window: 32 });
     compare("streaming H=128 W=32 T=140+40, 2 trials", &h128, &random_batch(&h128, 2, 140, 180, 5), make());
     let h280 = model(280, 64, Mode::PAPER);
@@ -242,13 +245,14 @@ fn adam_kernel_matches_the_host_optimiser() {
     let mut gpu = EmulatedGpu::new();
     let buf = |gpu: &mut EmulatedGpu| DevPtr { buf: gpu.alloc(n * 4).unwrap(), offset: 0 };
     let (p, gr, m, v) = (buf(&mut gpu), buf(&mut gpu), buf(&mut gpu), buf(&mut gpu));
+    let scalars = DevPtr { buf: gpu.alloc(48).unwrap(), offset: 0 };
     upload_f32(&mut gpu, p, &p0.data).unwrap();
     for _ in 0..3 {
         host.update(&conf, lr, wd, &mut want, &g);
         let k = conf.constants(lr, host.step);
         upload_f32(&mut gpu, gr, &g.data).unwrap();
-        let args = lflow_host::train::cuda::adam_step_args([p, gr, m, v], n, k, wd);
-        gpu.launch("adam_step", LaunchDims { grid: (4, 1), block: 64, smem: 0 }, &args).unwrap();
+        gpu.upload(scalars, StepScalars::new(None, Some((k, wd)), 0).bytes()).unwrap();
+        lflow_host::train::cuda::adam_step(&mut gpu, [p, gr, m, v], n, scalars).unwrap();
         g.data.iter_mut().for_each(|x| *x *= -0.7);
     }
     let mut got = vec![0.0; n];
@@ -350,10 +354,13 @@ fn a_short_training_run_on_a_real_gpu_follows_the_cpu_loss_curve() {
 }
 
 /// The launch count the README states: a training step (batch assembly,
-/// forward, backward, Adam) is `4 (T + F) + 78` kernel launches and GEMM calls.
+/// forward, backward, Adam) is 82 kernel launches and GEMM calls whatever the
+/// number of bins (the GRU's recurrence is one persistent kernel each way:
+/// 36 forward, 44 backward, assembly and Adam), captured once as a graph and
+/// then replayed with one call per step; without graphs, the same 82 one by one.
 #[cfg(feature = "cuda-emu")]
 #[test]
-fn a_training_step_takes_4_bins_plus_78_launches() {
+fn a_training_step_is_one_graph_replay_of_82_launches_whatever_the_bins() {
     use lflow_host::data::lorenz::{generate, LorenzConfig};
     use lflow_host::train::backend::{AdamStep, Backend, OptimizerState};
     use lflow_host::train::train_config::TrainConfig;
@@ -372,22 +379,78 @@ fn a_training_step_takes_4_bins_plus_78_launches() {
         });
         let model = ModelConfig { n_in: 6, n_out: 8, hidden: 4, ff: 8, gamma: 0.55, eps: 0.01, mode, anchor_every: 0 };
         let state = Trainer::new(model.clone(), TrainConfig::default(), CpuBackend::new(1).unwrap()).state;
-        let mut gpu = CudaBackend::new(EmulatedGpu::new());
         let order: Vec<usize> = data.indices(lflow_host::data::Split::Train);
         let seeds: Vec<u64> = (0..order.len() as u64).collect();
-        let resident = gpu.resident().unwrap();
-        resident
-            .begin_epoch(&model, &data, OptimizerState { params: &state.params, adam: &state.adam }, &order, &seeds)
-            .unwrap();
-        let scale = LossScale { nll: 1e-3, kl: 0.1 };
-        let step = AdamStep { adam: AdamConfig::default(), weight_decay: 0.0, step: 1 };
-        // Counted twice: by the backend, and by the emulator at each launch and GEMM it runs.
-        let (before, emulated) = (gpu.launches(), gpu.gpu().launches());
-        gpu.resident().unwrap().train_batch(&model, 0, 8, 0.5, 0.05, scale, step).unwrap();
         let bins = observed + forward;
-        assert_eq!(gpu.launches() - before, 4 * bins + 78, "{mode:?}, T + F = {bins}");
-        assert_eq!(gpu.gpu().launches() - emulated, 4 * bins + 78, "{mode:?}, T + F = {bins}: the emulator's count");
+        for graphs in [true, false] {
+            let mut gpu = CudaBackend::new(EmulatedGpu::new()).with_graphs(graphs);
+            let resident = gpu.resident().unwrap();
+            resident
+                .begin_epoch(&model, &data, OptimizerState { params: &state.params, adam: &state.adam }, &order, &seeds)
+                .unwrap();
+            let scale = LossScale { nll: 1e-3, kl: 0.1 };
+            for (n, start) in [(1u64, 0), (2, 8)] {
+                let step = AdamStep { adam: AdamConfig::default(), weight_decay: 0.0, step: n };
+                // Counted twice: by the backend, and by the emulator at each launch and GEMM it runs.
+                let (before, emulated) = (gpu.launches(), gpu.gpu().launches());
+                gpu.resident().unwrap().train_batch(&model, start, 8, 0.5, 0.05, scale, step).unwrap();
+                let label = format!("{mode:?}, T + F = {bins}, graphs {graphs}, step {n}");
+                assert_eq!(gpu.launches() - before, 82, "{label}");
+                assert_eq!(gpu.gpu().launches() - emulated, 82, "{label}: the emulator's count");
+            }
+            let expected = if graphs { (1, 2) } else { (0, 0) };
+            assert_eq!((gpu.graph_captures(), gpu.graph_replays()), expected, "graphs {graphs}: captures, replays");
+            assert_eq!((gpu.gpu().captures(), gpu.gpu().replays()), expected, "graphs {graphs}: the emulator's");
+        }
     }
+}
+
+/// Training replayed from captured graphs is the same computation as
+/// launching every kernel: two epochs (a partial last batch, validation
+/// included) end at the same parameters and Adam moments bit for bit, and the
+/// second epoch captures nothing new (its steps change only device memory).
+#[cfg(feature = "cuda-emu")]
+#[test]
+fn graph_replayed_training_equals_launching_each_kernel() {
+    use lflow_host::data::lorenz::{generate, LorenzConfig};
+    use lflow_host::train::train_config::TrainConfig;
+    use lflow_host::train::trainer::Trainer;
+    let data = generate(&LorenzConfig {
+        trials: 60,
+        eval_trials: 12,
+        observed: 9,
+        forward: 3,
+        held_in: 7,
+        held_out: 3,
+        seed: 8,
+        ..LorenzConfig::default()
+    });
+    let model =
+        ModelConfig { mode: Mode::Streaming { window: 5 }, ..ModelConfig::paper(data.n_in, data.n_out, 12, 16) };
+    let train = TrainConfig { batch_size: 10, cd_rate: 0.7, dropout: 0.1, ramp_epochs: 2, ..TrainConfig::default() };
+    let trainer =
+        |graphs| Trainer::new(model.clone(), train.clone(), CudaBackend::new(EmulatedGpu::new()).with_graphs(graphs));
+    let (mut replayed, mut direct) = (trainer(true), trainer(false));
+    let (mut captured, mut replays) = (0, 0);
+    for epoch in 0..2 {
+        let (a, b) = (replayed.epoch(&data).unwrap(), direct.epoch(&data).unwrap());
+        assert_eq!(a.train_loss.to_bits(), b.train_loss.to_bits(), "epoch {epoch}: training loss");
+        assert_eq!(a.valid_nll.to_bits(), b.valid_nll.to_bits(), "epoch {epoch}: validation NLL");
+        let gpu = replayed.backend();
+        if epoch == 0 {
+            (captured, replays) = (gpu.graph_captures(), gpu.graph_replays());
+            assert!(captured >= 2, "{captured} graphs: a full and a partial training batch at least");
+            assert!(replays > captured, "{replays} replays of {captured} graphs");
+        } else {
+            assert_eq!(gpu.graph_captures(), captured, "the second epoch captured again");
+            assert_eq!(gpu.graph_replays(), 2 * replays, "every step of the second epoch replayed");
+        }
+    }
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert!(bits(&replayed.state.params.data) == bits(&direct.state.params.data), "parameters differ");
+    assert!(bits(&replayed.state.adam.m.data) == bits(&direct.state.adam.m.data), "first moments differ");
+    assert!(bits(&replayed.state.adam.v.data) == bits(&direct.state.adam.v.data), "second moments differ");
+    assert_eq!(direct.backend().graph_captures(), 0);
 }
 
 /// Validation after a resident epoch assembles its batches on the device from
@@ -419,9 +482,11 @@ fn validation_assembles_its_batches_on_the_device() {
     let before = t.backend().gpu().uploaded();
     let s = t.epoch(&data).unwrap();
     let uploaded = t.backend().gpu().uploaded() - before;
-    // Parameters and Adam's two moments, the epoch's order (i32) and seeds (u64), the validation indices.
+    // Parameters and Adam's two moments, the epoch's order (i32) and seeds (u64), the validation
+    // indices, and each batch's 48 bytes of step scalars (loss scales, Adam's constants, batch start).
     let train_trials = data.indices(Split::Train).len();
-    let expected = 3 * 4 * t.state.params.len() + 12 * train_trials + 4 * valid;
+    let batches = train_trials.div_ceil(8) + valid.div_ceil(8);
+    let expected = 3 * 4 * t.state.params.len() + 12 * train_trials + 4 * valid + 48 * batches;
     assert!(uploaded <= expected, "{uploaded} bytes uploaded in an epoch, {expected} expected at most");
     let (nll, co_bps) = t.validation(&data).unwrap(); // host-assembled batches, same device
     assert!((s.valid_nll - nll).abs() <= 1e-12 * nll.abs(), "valid NLL {} vs {nll}", s.valid_nll);

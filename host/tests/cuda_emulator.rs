@@ -101,3 +101,40 @@ fn a_barrier_that_returned_threads_never_reach_fails_instead_of_hanging() {
     // No barrier after the return (sync = 0): a kernel whose threads return early is fine.
     assert!(race("faulty_divergent_barrier", 64, false).is_ok());
 }
+
+/// Stream capture as CUDA does it: recording runs nothing; a replay runs the
+/// recorded work on the buffers' contents at replay time; a copy to or from
+/// the host during capture is refused and invalidates the capture; a graph
+/// whose buffer was freed does not replay.
+#[test]
+fn a_graph_runs_nothing_when_recorded_and_its_work_on_current_memory_when_replayed() {
+    use lflow_host::train::cuda::gpu::{download_f32, upload_f32};
+    let mut gpu = EmulatedGpu::new();
+    let (x, bias) = (ints(&mut gpu, 4), ints(&mut gpu, 2));
+    upload_f32(&mut gpu, x, &[1.0, 2.0, 3.0, 4.0]).unwrap();
+    upload_f32(&mut gpu, bias, &[10.0, 20.0]).unwrap();
+    let dims = LaunchDims { grid: (1, 1), block: 32, smem: 0 };
+    let args = [Arg::Ptr(x), Arg::Ptr(bias), Arg::I32(2), Arg::I32(2)];
+    gpu.begin_capture().unwrap();
+    gpu.launch("add_bias", dims, &args).unwrap();
+    let graph = gpu.end_capture().unwrap();
+    let mut got = [0.0f32; 4];
+    download_f32(&mut gpu, x, &mut got).unwrap();
+    assert_eq!(got, [1.0, 2.0, 3.0, 4.0], "recording ran the kernel");
+    gpu.replay(graph).unwrap();
+    upload_f32(&mut gpu, bias, &[100.0, 200.0]).unwrap();
+    gpu.replay(graph).unwrap();
+    download_f32(&mut gpu, x, &mut got).unwrap();
+    assert_eq!(got, [111.0, 222.0, 113.0, 224.0], "the second replay read the bias as uploaded after capture");
+    assert_eq!((gpu.captures(), gpu.replays(), gpu.graph_len(graph)), (1, 2, Some(1)));
+
+    gpu.begin_capture().unwrap();
+    let refused = gpu.download(x, &mut [0u8; 4]).unwrap_err().to_string();
+    assert!(refused.contains("during stream capture"), "{refused}");
+    let invalid = gpu.end_capture().unwrap_err().to_string();
+    assert!(invalid.contains("capture invalidated by download"), "{invalid}");
+
+    gpu.free(bias.buf);
+    let stale = gpu.replay(graph).unwrap_err().to_string();
+    assert!(stale.contains("not allocated"), "{stale}");
+}

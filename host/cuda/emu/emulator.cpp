@@ -146,8 +146,8 @@ struct Entry {
 #define LFLOW_KERNEL(k) Entry{#k, [](void** a) { call(k, a); }}
 const Entry KERNELS[] = {
     LFLOW_KERNEL(adam_step),          LFLOW_KERNEL(attention_forward),   LFLOW_KERNEL(attention_backward),
-    LFLOW_KERNEL(gather_input),       LFLOW_KERNEL(dropout_masks),       LFLOW_KERNEL(gru_gates_forward),
-    LFLOW_KERNEL(gru_gates_backward), LFLOW_KERNEL(add_bias),            LFLOW_KERNEL(column_sums),
+    LFLOW_KERNEL(gather_input),       LFLOW_KERNEL(dropout_masks),       LFLOW_KERNEL(gru_forward),
+    LFLOW_KERNEL(gru_backward), LFLOW_KERNEL(add_bias),            LFLOW_KERNEL(column_sums),
     LFLOW_KERNEL(residual_dropout),   LFLOW_KERNEL(relu_dropout),        LFLOW_KERNEL(mul_mask),
     LFLOW_KERNEL(split_latent_grads), LFLOW_KERNEL(potential_taps),      LFLOW_KERNEL(posterior_sample),
     LFLOW_KERNEL(langevin_forward),   LFLOW_KERNEL(assemble_latents),    LFLOW_KERNEL(langevin_backward),

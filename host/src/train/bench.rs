@@ -64,8 +64,12 @@ pub struct TrainBenchResult {
     pub gemm_share: Option<f64>,
     /// Milliseconds per training step (one batch: forward, backward, Adam).
     pub ms_per_step: f64,
-    /// Kernel launches and GEMM calls per step (GPU; null on the CPU).
+    /// Kernel launches and GEMM calls run per step, those inside replayed
+    /// graphs included (GPU; null on the CPU).
     pub launches_per_step: Option<f64>,
+    /// Graph replays per step: the host's launch calls when steps replay
+    /// captured graphs (GPU; null on the CPU).
+    pub graph_replays_per_step: Option<f64>,
 }
 
 /// FLOPs of one trial's forward and backward pass: every matrix product
@@ -143,6 +147,7 @@ pub fn run(b: &TrainBench) -> Result<TrainBenchResult, BenchError> {
     crate::train::gemm::take_gemm_nanos();
     crate::train::gemm::set_profiling(true);
     let launches_before = trainer.backend().launches();
+    let replays_before = trainer.backend().graph_replays();
     let started = std::time::Instant::now();
     let mut trials = 0usize;
     let mut train_secs = 0.0f64;
@@ -172,6 +177,11 @@ pub fn run(b: &TrainBench) -> Result<TrainBenchResult, BenchError> {
             .backend()
             .launches()
             .zip(launches_before)
+            .map(|(after, before)| (after - before) as f64 / b.batches.max(1) as f64),
+        graph_replays_per_step: trainer
+            .backend()
+            .graph_replays()
+            .zip(replays_before)
             .map(|(after, before)| (after - before) as f64 / b.batches.max(1) as f64),
     })
 }

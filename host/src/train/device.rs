@@ -90,6 +90,14 @@ impl AnyBackend {
         }
     }
 
+    /// Graph replays so far (the GPU's; `None` on the CPU).
+    pub fn graph_replays(&self) -> Option<usize> {
+        match self {
+            AnyBackend::Cpu(_) => None,
+            AnyBackend::Cuda(b) => Some(b.graph_replays()),
+        }
+    }
+
     /// The CPU backend's worker threads (0 on a GPU).
     pub fn threads(&self) -> usize {
         match self {

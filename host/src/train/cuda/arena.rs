@@ -27,14 +27,15 @@ impl Shape {
 /// Blocks of the fused loss kernel; its partial sums are downloaded.
 pub const LOSS_BLOCKS: usize = 32;
 
-/// Buffers only the device holds: the batch's inputs and seeds, the loss's
-/// partial sums, the potential's taps, and the extra buffers of its kernels.
+/// Buffers only the device holds: the step's scalars, the batch's inputs and
+/// seeds, the loss's partial sums, the potential's taps, and the extra buffers of its kernels.
 /// `name: (elements, bytes each)`.
 macro_rules! device_only {
     ($consumer:ident, $($shared:tt)*) => {
         $consumer! {
             [
                 taps: |_s: &Shape, _c: &StepShape| (12, 4),
+                scalars: |_s: &Shape, _c: &StepShape| (1, core::mem::size_of::<super::scalars::StepScalars>()),
                 dtaps: |s: &Shape, _c: &StepShape| (s.trials * 12, 8),
                 partials: |_s: &Shape, _c: &StepShape| (LOSS_BLOCKS * 2, 8),
                 input: |s: &Shape, c: &StepShape| (s.trials * s.observed * c.n_in, 4),

@@ -1,12 +1,14 @@
 //! The real GPU through cudarc: the driver API for memory and launches, NVRTC
 //! for the kernels (compiled once per process for the device's architecture),
-//! cuBLAS for the GEMMs. Everything runs on the context's default stream.
+//! cuBLAS for the GEMMs. Everything runs on one stream of its own (the legacy
+//! default stream cannot be captured into a graph), and cuBLAS gets a
+//! workspace of its own, as its documentation asks of graph capture.
 
-use super::gpu::{Arg, BufId, DevPtr, Gpu, GpuError, LaunchDims, Sgemm};
+use super::gpu::{Arg, BufId, DevPtr, Gpu, GpuError, GraphId, LaunchDims, Sgemm};
 use super::kernels;
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::driver::sys::CUdeviceptr;
-use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
+use cudarc::driver::{CudaContext, CudaFunction, CudaGraph, CudaStream};
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -40,7 +42,14 @@ pub struct CudaGpu {
     blas: cudarc::cublas::CudaBlas,
     functions: HashMap<&'static str, CudaFunction>,
     buffers: Vec<Option<(CUdeviceptr, usize)>>,
+    /// cuBLAS's workspace (bytes), set on the handle so that captured GEMMs allocate nothing.
+    workspace: (CUdeviceptr, usize),
+    capturing: bool,
+    graphs: Vec<Option<CudaGraph>>,
 }
+
+/// cuBLAS's workspace: 32 MiB, what its documentation recommends for Hopper.
+const CUBLAS_WORKSPACE: usize = 32 << 20;
 
 impl CudaGpu {
     /// Open device `ordinal`, after checking that the driver, NVRTC and cuBLAS
@@ -49,9 +58,15 @@ impl CudaGpu {
     pub fn new(ordinal: usize) -> Result<CudaGpu, GpuError> {
         check_libraries()?;
         let ctx = CudaContext::new(ordinal).map_err(|source| GpuError::NoDevice { ordinal, source })?;
-        let stream = ctx.default_stream();
+        let stream = ctx.new_stream().map_err(call_err("create a stream"))?;
         let blas =
             cudarc::cublas::CudaBlas::new(stream.clone()).map_err(|source| GpuError::Blas { what: "init", source })?;
+        // SAFETY: a fresh allocation, owned by this CudaGpu and freed in Drop.
+        let ws = unsafe { cudarc::driver::result::malloc_sync(CUBLAS_WORKSPACE) }.map_err(call_err("cuMemAlloc"))?;
+        // SAFETY: the handle is live; the workspace outlives it (freed after it in Drop).
+        let status =
+            unsafe { cudarc::cublas::sys::cublasSetWorkspace_v2(*blas.handle(), ws as *mut c_void, CUBLAS_WORKSPACE) };
+        status.result().map_err(|source| GpuError::Blas { what: "cublasSetWorkspace", source })?;
         let (major, minor) = ctx.compute_capability().map_err(call_err("compute capability"))?;
         let arch: &'static str = Box::leak(format!("sm_{major}{minor}").into_boxed_str());
         let mut functions = HashMap::new();
@@ -65,7 +80,25 @@ impl CudaGpu {
                 functions.insert(k, module.load_function(k).map_err(call_err(format!("load kernel {k}")))?);
             }
         }
-        Ok(CudaGpu { ctx, stream, blas, functions, buffers: Vec::new() })
+        Ok(CudaGpu {
+            ctx,
+            stream,
+            blas,
+            functions,
+            buffers: Vec::new(),
+            workspace: (ws, CUBLAS_WORKSPACE),
+            capturing: false,
+            graphs: Vec::new(),
+        })
+    }
+
+    /// Refuse `what` while capturing: it would synchronise or allocate, which
+    /// a capture cannot hold (CUDA would invalidate the capture).
+    fn outside_capture(&self, what: &str) -> Result<(), GpuError> {
+        if self.capturing {
+            return Err(GpuError::Refused { what: what.into(), detail: "not allowed during stream capture".into() });
+        }
+        Ok(())
     }
 
     fn ptr(&self, p: DevPtr, len: usize, what: &str) -> Result<CUdeviceptr, GpuError> {
@@ -81,7 +114,9 @@ impl CudaGpu {
 impl Drop for CudaGpu {
     fn drop(&mut self) {
         let _ = self.stream.synchronize();
-        for (ptr, _) in self.buffers.drain(..).flatten() {
+        self.graphs.clear();
+        let (ws, _) = self.workspace;
+        for (ptr, _) in self.buffers.drain(..).flatten().chain([(ws, 0)]) {
             // SAFETY: allocated by `alloc` in this context and freed once.
             unsafe {
                 let _ = cudarc::driver::result::free_sync(ptr);
@@ -97,6 +132,7 @@ impl Gpu for CudaGpu {
     }
 
     fn alloc(&mut self, bytes: usize) -> Result<BufId, GpuError> {
+        self.outside_capture("alloc")?;
         self.ctx.bind_to_thread().map_err(call_err("bind context"))?;
         // SAFETY: a fresh allocation, zeroed on the stream before any use.
         let ptr = unsafe { cudarc::driver::result::malloc_sync(bytes.max(1)) }.map_err(call_err("cuMemAlloc"))?;
@@ -107,6 +143,9 @@ impl Gpu for CudaGpu {
     }
 
     fn free(&mut self, buf: BufId) {
+        if self.capturing {
+            return;
+        }
         if let Some(slot) = self.buffers.get_mut(buf.0) {
             if let Some((ptr, _)) = slot.take() {
                 let _ = self.stream.synchronize();
@@ -119,6 +158,7 @@ impl Gpu for CudaGpu {
     }
 
     fn upload(&mut self, dst: DevPtr, data: &[u8]) -> Result<(), GpuError> {
+        self.outside_capture("upload")?;
         let ptr = self.ptr(dst, data.len(), "upload")?;
         // SAFETY: in bounds; the host slice outlives the copy because we synchronise.
         unsafe { cudarc::driver::result::memcpy_htod_async(ptr, data, self.stream.cu_stream()) }
@@ -127,6 +167,7 @@ impl Gpu for CudaGpu {
     }
 
     fn download(&mut self, src: DevPtr, out: &mut [u8]) -> Result<(), GpuError> {
+        self.outside_capture("download")?;
         let ptr = self.ptr(src, out.len(), "download")?;
         // SAFETY: in bounds; synchronised before `out` is read.
         unsafe { cudarc::driver::result::memcpy_dtoh_async(out, ptr, self.stream.cu_stream()) }
@@ -197,5 +238,44 @@ impl Gpu for CudaGpu {
             )
         }
         .map_err(|source| GpuError::Blas { what: "cublasSgemm", source })
+    }
+
+    fn begin_capture(&mut self) -> Result<(), GpuError> {
+        self.outside_capture("begin_capture")?;
+        let mode = cudarc::driver::sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL;
+        self.stream.begin_capture(mode).map_err(call_err("begin stream capture"))?;
+        self.capturing = true;
+        Ok(())
+    }
+
+    fn end_capture(&mut self) -> Result<GraphId, GpuError> {
+        if !self.capturing {
+            return Err(GpuError::Refused { what: "end_capture".into(), detail: "no capture begun".into() });
+        }
+        self.capturing = false;
+        let flags = cudarc::driver::sys::CUgraphInstantiate_flags(0);
+        let graph = self.stream.end_capture(flags).map_err(call_err("end stream capture"))?;
+        let graph = graph.ok_or_else(|| GpuError::Refused {
+            what: "end_capture".into(),
+            detail: "the capture recorded nothing".into(),
+        })?;
+        graph.upload().map_err(call_err("upload a graph"))?;
+        self.graphs.push(Some(graph));
+        Ok(GraphId(self.graphs.len() - 1))
+    }
+
+    fn replay(&mut self, graph: GraphId) -> Result<(), GpuError> {
+        self.outside_capture("replay")?;
+        let what = format!("replay of graph {}", graph.0);
+        match self.graphs.get(graph.0).and_then(|g| g.as_ref()) {
+            Some(g) => g.launch().map_err(call_err(what)),
+            None => Err(GpuError::Refused { what, detail: "no such graph".into() }),
+        }
+    }
+
+    fn drop_graph(&mut self, graph: GraphId) {
+        if let Some(slot) = self.graphs.get_mut(graph.0) {
+            *slot = None;
+        }
     }
 }

@@ -3,10 +3,11 @@
 //! of a block as OS threads, `__syncthreads` as a barrier; several blocks at
 //! once in a seeded random order; shuffles and `__syncwarp` within a warp;
 //! shared memory per block, NaN bytes until written), device memory as host
-//! buffers, and `cublasSgemm` as a naive column-major GEMM with cuBLAS's
-//! exact argument conventions.
+//! buffers, `cublasSgemm` as a naive column-major GEMM with cuBLAS's exact
+//! argument conventions, and stream capture as a recorded list of calls that
+//! a replay runs again (refusing, as CUDA does, work that cannot be captured).
 
-use super::gpu::{Arg, BufId, DevPtr, Gpu, GpuError, LaunchDims, Sgemm};
+use super::gpu::{Arg, BufId, DevPtr, Gpu, GpuError, GraphId, LaunchDims, Sgemm};
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CString};
 
 extern "C" {
@@ -31,6 +32,23 @@ extern "C" {
 const GUARD: usize = 4096;
 const GUARD_WORDS: usize = GUARD / 8;
 
+/// One call recorded during a capture.
+#[derive(Clone, Debug)]
+enum Recorded {
+    Launch(&'static str, LaunchDims, Vec<Arg>),
+    Sgemm(Sgemm),
+    Copy(DevPtr, DevPtr, usize),
+    Zero(DevPtr, usize),
+}
+
+/// A capture in progress: what it recorded, and the first call it had to
+/// refuse (which, as in CUDA, invalidates the whole capture).
+#[derive(Default)]
+struct Capture {
+    calls: Vec<Recorded>,
+    broken: Option<String>,
+}
+
 /// Device memory and kernels emulated on the CPU.
 #[derive(Default)]
 pub struct EmulatedGpu {
@@ -39,6 +57,10 @@ pub struct EmulatedGpu {
     sizes: Vec<usize>,
     launches: usize,
     uploaded: usize,
+    capture: Option<Capture>,
+    graphs: Vec<Option<Vec<Recorded>>>,
+    captures: usize,
+    replays: usize,
 }
 
 impl EmulatedGpu {
@@ -55,6 +77,68 @@ impl EmulatedGpu {
     /// Bytes copied from the host so far.
     pub fn uploaded(&self) -> usize {
         self.uploaded
+    }
+
+    /// Graphs captured so far.
+    pub fn captures(&self) -> usize {
+        self.captures
+    }
+
+    /// Graph replays so far.
+    pub fn replays(&self) -> usize {
+        self.replays
+    }
+
+    /// Kernel launches and GEMMs in a graph (its nodes), if it exists.
+    pub fn graph_len(&self, graph: GraphId) -> Option<usize> {
+        self.graphs
+            .get(graph.0)?
+            .as_ref()
+            .map(|calls| calls.iter().filter(|c| !matches!(c, Recorded::Copy(..) | Recorded::Zero(..))).count())
+    }
+
+    /// Refuse `what` while capturing (it cannot be captured: the capture
+    /// is invalidated, as CUDA's is).
+    fn outside_capture(&mut self, what: &str) -> Result<(), GpuError> {
+        match self.capture.as_mut() {
+            None => Ok(()),
+            Some(c) => {
+                let detail = "not allowed during stream capture".to_string();
+                c.broken.get_or_insert_with(|| format!("{what}: {detail}"));
+                Err(GpuError::Refused { what: what.into(), detail })
+            }
+        }
+    }
+
+    /// Record `call` if capturing (after checking its buffers exist); `false` to run it now.
+    fn recorded(&mut self, call: &Recorded) -> Result<bool, GpuError> {
+        if self.capture.is_none() {
+            return Ok(false);
+        }
+        self.live(call, "capture")?;
+        if let Some(c) = self.capture.as_mut() {
+            c.calls.push(call.clone());
+        }
+        Ok(true)
+    }
+
+    /// Every buffer `call` names is allocated.
+    fn live(&self, call: &Recorded, what: &str) -> Result<(), GpuError> {
+        let ptrs: Vec<DevPtr> = match call {
+            Recorded::Launch(_, _, args) => {
+                args.iter().filter_map(|a| if let Arg::Ptr(p) = a { Some(*p) } else { None }).collect()
+            }
+            Recorded::Sgemm(g) => vec![g.a, g.b, g.c],
+            Recorded::Copy(d, s, _) => vec![*d, *s],
+            Recorded::Zero(d, _) => vec![*d],
+        };
+        match ptrs.iter().find(|p| self.buffers.get(p.buf.0).is_none_or(|b| b.is_none())) {
+            Some(p) => Err(GpuError::Refused {
+                what: what.into(),
+                detail: format!("buffer {} is not allocated (freed after the graph was captured?)", p.buf.0),
+            }),
+            None => Ok(()),
+        }
     }
 
     fn bytes(&mut self, p: DevPtr, len: usize, what: &str) -> Result<&mut [u8], GpuError> {
@@ -106,6 +190,7 @@ impl Gpu for EmulatedGpu {
     }
 
     fn alloc(&mut self, bytes: usize) -> Result<BufId, GpuError> {
+        self.outside_capture("alloc")?;
         // Zeroed, as the backend's allocations are, between NaN guards; the
         // after-guard starts right at the buffer's last byte.
         let mut words = vec![u64::MAX; 2 * GUARD_WORDS + bytes.div_ceil(8) + 1];
@@ -116,34 +201,48 @@ impl Gpu for EmulatedGpu {
     }
 
     fn free(&mut self, buf: BufId) {
+        if self.outside_capture("free").is_err() {
+            return;
+        }
         if let Some(slot) = self.buffers.get_mut(buf.0) {
             *slot = None;
         }
     }
 
     fn upload(&mut self, dst: DevPtr, data: &[u8]) -> Result<(), GpuError> {
+        self.outside_capture("upload")?;
         self.bytes(dst, data.len(), "upload")?.copy_from_slice(data);
         self.uploaded += data.len();
         Ok(())
     }
 
     fn download(&mut self, src: DevPtr, out: &mut [u8]) -> Result<(), GpuError> {
+        self.outside_capture("download")?;
         out.copy_from_slice(self.bytes(src, out.len(), "download")?);
         Ok(())
     }
 
     fn copy(&mut self, dst: DevPtr, src: DevPtr, bytes: usize) -> Result<(), GpuError> {
+        if self.recorded(&Recorded::Copy(dst, src, bytes))? {
+            return Ok(());
+        }
         let data = self.bytes(src, bytes, "copy")?.to_vec();
         self.bytes(dst, bytes, "copy")?.copy_from_slice(&data);
         Ok(())
     }
 
     fn zero(&mut self, dst: DevPtr, bytes: usize) -> Result<(), GpuError> {
+        if self.recorded(&Recorded::Zero(dst, bytes))? {
+            return Ok(());
+        }
         self.bytes(dst, bytes, "zero")?.fill(0);
         Ok(())
     }
 
     fn launch(&mut self, kernel: &'static str, dims: LaunchDims, args: &[Arg]) -> Result<(), GpuError> {
+        if self.recorded(&Recorded::Launch(kernel, dims, args.to_vec()))? {
+            return Ok(());
+        }
         let what = format!("launch {kernel}");
         let mut values = Vec::with_capacity(args.len());
         for a in args {
@@ -188,6 +287,9 @@ impl Gpu for EmulatedGpu {
     }
 
     fn sgemm(&mut self, g: &Sgemm) -> Result<(), GpuError> {
+        if self.recorded(&Recorded::Sgemm(*g))? {
+            return Ok(());
+        }
         // Column-major: element (i, j) of a matrix with leading dimension ld is at i + j * ld.
         let (rows_a, cols_a) = if g.trans_a { (g.k, g.m) } else { (g.m, g.k) };
         let (rows_b, cols_b) = if g.trans_b { (g.n, g.k) } else { (g.k, g.n) };
@@ -217,5 +319,53 @@ impl Gpu for EmulatedGpu {
         self.bytes(g.c, n * 4, "sgemm C")?.copy_from_slice(bytemuck::cast_slice(&c));
         self.launches += 1;
         self.check_guards("sgemm")
+    }
+
+    fn begin_capture(&mut self) -> Result<(), GpuError> {
+        self.outside_capture("begin_capture")?;
+        self.capture = Some(Capture::default());
+        Ok(())
+    }
+
+    fn end_capture(&mut self) -> Result<GraphId, GpuError> {
+        let Some(c) = self.capture.take() else {
+            return Err(GpuError::Refused { what: "end_capture".into(), detail: "no capture begun".into() });
+        };
+        if let Some(first) = c.broken {
+            return Err(GpuError::Refused {
+                what: "end_capture".into(),
+                detail: format!("capture invalidated by {first}"),
+            });
+        }
+        self.graphs.push(Some(c.calls));
+        self.captures += 1;
+        Ok(GraphId(self.graphs.len() - 1))
+    }
+
+    fn replay(&mut self, graph: GraphId) -> Result<(), GpuError> {
+        self.outside_capture("replay")?;
+        let what = format!("replay of graph {}", graph.0);
+        let Some(calls) = self.graphs.get(graph.0).cloned().flatten() else {
+            return Err(GpuError::Refused { what, detail: "no such graph".into() });
+        };
+        for call in &calls {
+            self.live(call, &what)?;
+        }
+        self.replays += 1;
+        for call in calls {
+            match call {
+                Recorded::Launch(kernel, dims, args) => self.launch(kernel, dims, &args)?,
+                Recorded::Sgemm(g) => self.sgemm(&g)?,
+                Recorded::Copy(d, s, n) => self.copy(d, s, n)?,
+                Recorded::Zero(d, n) => self.zero(d, n)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_graph(&mut self, graph: GraphId) {
+        if let Some(slot) = self.graphs.get_mut(graph.0) {
+            *slot = None;
+        }
     }
 }

@@ -7,6 +7,11 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BufId(pub(crate) usize);
 
+/// A recorded sequence of device work ([`Gpu::end_capture`]), replayed with
+/// one call ([`Gpu::replay`]); owned by the [`Gpu`] that made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GraphId(pub(crate) usize);
+
 /// A place in device memory: a buffer and a byte offset into it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DevPtr {
@@ -208,6 +213,19 @@ pub trait Gpu {
     fn launch(&mut self, kernel: &'static str, dims: LaunchDims, args: &[Arg]) -> Result<(), GpuError>;
     /// `cublasSgemm`.
     fn sgemm(&mut self, g: &Sgemm) -> Result<(), GpuError>;
+    /// Start recording the launches, GEMMs, copies and zeroings that follow
+    /// into a graph instead of running them (CUDA stream capture). Until
+    /// [`Gpu::end_capture`], uploads, downloads, allocations and frees are refused.
+    fn begin_capture(&mut self) -> Result<(), GpuError>;
+    /// Finish recording: the graph of what was recorded, ready to replay.
+    /// After an error in between, call it anyway (and drop what it returns)
+    /// to leave capture.
+    fn end_capture(&mut self) -> Result<GraphId, GpuError>;
+    /// Run a recorded graph: its work, in its order, on the buffers it
+    /// recorded (which must still be allocated) with their current contents.
+    fn replay(&mut self, graph: GraphId) -> Result<(), GpuError>;
+    /// Release a graph.
+    fn drop_graph(&mut self, graph: GraphId);
 }
 
 /// Upload f32 values.

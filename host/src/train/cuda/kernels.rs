@@ -24,7 +24,7 @@ pub const FILES: [KernelFile; 8] = [
     KernelFile {
         file: "encoder.cu",
         source: include_str!("../../../cuda/encoder.cu"),
-        kernels: &["gather_input", "dropout_masks", "gru_gates_forward", "gru_gates_backward"],
+        kernels: &["gather_input", "dropout_masks", "gru_forward", "gru_backward"],
     },
     KernelFile {
         file: "latent.cu",

@@ -7,27 +7,37 @@
 //! without CUDA; [`driver::check_libraries`] finds out first what is missing
 //! (cudarc would panic). Without a GPU the same kernels run on the CPU through the
 //! test-only emulator (`cuda-emu` feature, [`emulator::EmulatedGpu`]).
+//!
+//! A training step (batch assembly, forward, backward, Adam) is captured once
+//! per batch shape as a graph and replayed ([`graphs`]); the encoder's
+//! recurrence is one persistent kernel each way (`host/cuda/encoder.cu`).
 
 mod arena;
 pub mod driver;
 #[cfg(feature = "cuda-emu")]
 pub mod emulator;
 pub mod gpu;
+pub mod graphs;
 pub mod kernels;
+pub mod scalars;
 mod step;
+mod work;
 
 pub use gpu::{Gpu, GpuError};
 pub use kernels::nvrtc_present;
+pub use work::adam_step;
 
 use crate::config::ModelConfig;
 use crate::data::Dataset;
-use crate::train::adam::{Adam, StepConstants};
+use crate::train::adam::Adam;
 use crate::train::backend::{AdamStep, Backend, BackendError, Batch, Features, OptimizerState, Pass, Resident};
 use crate::train::model::{LossScale, LossSums};
 use crate::train::params::Params;
 use arena::{Arena, Shape, Weights};
-use gpu::Arg;
 use gpu::{download_f32, upload_f32};
+use graphs::{StepGraphs, StepKey};
+use scalars::StepScalars;
+use work::{assemble, index_buffer, index_bytes, StepWork};
 
 /// The model options the kernels compute.
 fn supported(cfg: &ModelConfig) -> Result<(), GpuError> {
@@ -63,6 +73,7 @@ pub struct CudaBackend<G: Gpu> {
     /// Validation's trial indices and seeds on the device, and their capacity in bytes.
     eval_indices: Option<(gpu::BufId, usize)>,
     launches: usize,
+    graphs: StepGraphs,
 }
 
 impl CudaBackend<driver::CudaGpu> {
@@ -75,7 +86,34 @@ impl CudaBackend<driver::CudaGpu> {
 impl<G: Gpu> CudaBackend<G> {
     /// The backend over `gpu`.
     pub fn new(gpu: G) -> Self {
-        CudaBackend { gpu, arena: None, weights: None, data: None, layout: None, eval_indices: None, launches: 0 }
+        CudaBackend {
+            gpu,
+            arena: None,
+            weights: None,
+            data: None,
+            layout: None,
+            eval_indices: None,
+            launches: 0,
+            graphs: StepGraphs::from_env(),
+        }
+    }
+
+    /// Capture training steps as graphs and replay them (the default, unless
+    /// `LFLOW_CUDA_GRAPHS=0`), or launch each kernel of every step.
+    pub fn with_graphs(mut self, on: bool) -> Self {
+        self.graphs.forget(&mut self.gpu);
+        self.graphs.enabled = on;
+        self
+    }
+
+    /// Training-step graphs captured so far.
+    pub fn graph_captures(&self) -> usize {
+        self.graphs.captures
+    }
+
+    /// Training-step graph replays so far.
+    pub fn graph_replays(&self) -> usize {
+        self.graphs.replays
     }
 
     /// The device.
@@ -83,7 +121,8 @@ impl<G: Gpu> CudaBackend<G> {
         &self.gpu
     }
 
-    /// Kernel launches and GEMM calls so far (memory copies not counted).
+    /// Kernel launches and GEMM calls run so far, those of replayed graphs
+    /// included (memory copies not counted).
     pub fn launches(&self) -> usize {
         self.launches
     }
@@ -93,6 +132,7 @@ impl<G: Gpu> CudaBackend<G> {
             Some((s, a)) if s.holds(&shape) => Ok(*a),
             _ => {
                 if let Some((_, old)) = self.arena.take() {
+                    self.graphs.forget(&mut self.gpu);
                     old.free(&mut self.gpu);
                 }
                 let a = Arena::new(&mut self.gpu, cfg, shape)?;
@@ -107,6 +147,7 @@ impl<G: Gpu> CudaBackend<G> {
             Some(w) if w.len == len => Ok(w),
             _ => {
                 if let Some(old) = self.weights.take() {
+                    self.graphs.forget(&mut self.gpu);
                     self.gpu.free(old.buf);
                 }
                 let w = Weights::new(&mut self.gpu, len)?;
@@ -128,42 +169,28 @@ impl<G: Gpu> CudaBackend<G> {
         a: Arena,
         wts: Weights,
         dropout: f32,
-        scale: Option<LossScale>,
+        grad: bool,
         grads: Option<&mut Params>,
         log_rates: Option<&mut [f32]>,
         features: Option<(Features, &mut [f32])>,
     ) -> Result<LossSums, GpuError> {
-        let mut step = step::Step {
-            gpu: &mut self.gpu,
-            cfg,
-            params,
-            a,
-            wts,
-            trials: shape.trials,
-            observed: shape.observed,
-            bins: shape.bins,
-            has_grad_mask: has_mask,
-            launches: 0,
-        };
-        let sums = step.forward(dropout, scale)?;
-        if let Some(scale) = scale {
-            step.backward(scale)?;
-        }
-        if let Some(g) = grads {
-            download_f32(step.gpu, wts.grads, &mut g.data)?;
-        }
+        let work = StepWork { model: cfg, layout: params, shape, a, wts, dropout, grad, has_mask, train: None };
+        self.run_step(&work)?;
         let rows = shape.trials * shape.bins;
+        let sums = step::Step::loss_sums(&mut self.gpu, &a, rows * cfg.n_out)?;
+        if let Some(g) = grads {
+            download_f32(&mut self.gpu, wts.grads, &mut g.data)?;
+        }
         if let Some(out) = log_rates {
-            download_f32(step.gpu, a.log_rates, &mut out[..rows * cfg.n_out])?;
+            download_f32(&mut self.gpu, a.log_rates, &mut out[..rows * cfg.n_out])?;
         }
         if let Some((which, out)) = features {
             let src = match which {
                 Features::Latents => a.l,
                 Features::DecoderOutput => a.y2,
             };
-            download_f32(step.gpu, src, &mut out[..rows * cfg.d_model()])?;
+            download_f32(&mut self.gpu, src, &mut out[..rows * cfg.d_model()])?;
         }
-        self.launches += step.launches;
         Ok(sums)
     }
 
@@ -191,8 +218,9 @@ impl<G: Gpu> CudaBackend<G> {
         let mut seeds = batch.seeds.clone();
         seeds.resize(batch.trials, 0);
         gpu.upload(a.seeds, bytemuck::cast_slice(&seeds))?;
-        let scale = grads.is_some().then_some(scale);
-        self.pass(cfg, params, shape, has_mask, a, wts, dropout, scale, grads, log_rates, features)
+        let grad = grads.is_some();
+        gpu.upload(a.scalars, StepScalars::new(grad.then_some(scale), None, 0).bytes())?;
+        self.pass(cfg, params, shape, has_mask, a, wts, dropout, grad, grads, log_rates, features)
     }
 
     fn try_begin_epoch(
@@ -211,6 +239,7 @@ impl<G: Gpu> CudaBackend<G> {
         let identity = (data.spikes.len(), hash);
         if self.data.as_ref().is_none_or(|d| d.identity != identity) {
             if let Some(old) = self.data.take() {
+                self.graphs.forget(&mut self.gpu);
                 self.gpu.free(old.buf);
                 if let Some((b, _)) = old.epoch {
                     self.gpu.free(b);
@@ -231,6 +260,9 @@ impl<G: Gpu> CudaBackend<G> {
             });
         }
         let old_epoch = self.data.as_ref().and_then(|d| d.epoch);
+        if old_epoch.is_some_and(|(_, cap)| cap < index_bytes(order.len())) {
+            self.graphs.forget(&mut self.gpu);
+        }
         let (epoch_buf, order_ptr, seeds_ptr) = index_buffer(&mut self.gpu, old_epoch, order)?;
         self.gpu.upload(seeds_ptr, bytemuck::cast_slice(seeds))?;
         if let Some(d) = self.data.as_mut() {
@@ -269,25 +301,68 @@ impl<G: Gpu> CudaBackend<G> {
         let shape = Shape { trials: len, observed, bins };
         let a = self.arena(model, shape)?;
         let use_cd = cd_rate > 0.0 && cd_rate < 1.0;
-        let (order, seeds) = (
-            gpu::DevPtr { offset: order.offset + 4 * start, ..order },
-            gpu::DevPtr { offset: seeds.offset + 8 * start, ..seeds },
-        );
-        assemble(&mut self.gpu, model, [spikes, order, seeds], a, shape, use_cd.then_some(cd_rate), true)?;
+        let k = adam.adam.constants(adam.adam.lr, adam.step);
+        let scalars = StepScalars::new(Some(scale), Some((k, adam.weight_decay)), start);
+        self.gpu.upload(a.scalars, scalars.bytes())?;
         // Offsets of each tensor in the flat buffer: the layout only, no values.
         let Some(layout) = self.layout.take() else {
             return Err(GpuError::Refused { what: "train_batch".into(), detail: "no epoch begun".into() });
         };
-        let sums = self.pass(model, &layout, shape, use_cd, a, wts, dropout, Some(scale), None, None, None);
+        let work = StepWork {
+            model,
+            layout: &layout,
+            shape,
+            a,
+            wts,
+            dropout,
+            grad: true,
+            has_mask: use_cd,
+            train: Some(([spikes, order, seeds], use_cd.then_some(cd_rate))),
+        };
+        let ran = self.run_step(&work);
         self.layout = Some(layout);
-        let sums = sums?;
-        let k = adam.adam.constants(adam.adam.lr, adam.step);
-        let n = wts.len;
-        let args = adam_step_args([wts.params, wts.grads, wts.m, wts.v], n, k, adam.weight_decay);
-        let blocks = n.div_ceil(256).clamp(1, 1024) as u32;
-        self.gpu.launch("adam_step", gpu::LaunchDims { grid: (blocks, 1), block: 256, smem: 0 }, &args)?;
-        self.launches += 2;
-        Ok(sums)
+        ran?;
+        step::Step::loss_sums(&mut self.gpu, &a, len * bins * model.n_out)
+    }
+
+    /// Run one step's device work: replay its graph (captured first if this
+    /// is the first step of its kind), or launch it kernel by kernel.
+    fn run_step(&mut self, s: &StepWork<'_>) -> Result<(), GpuError> {
+        if !self.graphs.enabled {
+            self.launches += s.record(&mut self.gpu)?;
+            return Ok(());
+        }
+        let key = StepKey {
+            model: s.model.clone(),
+            shape: s.shape,
+            dropout: s.dropout.to_bits(),
+            grad: s.grad,
+            has_mask: s.has_mask,
+            train: s.train.map(|(_, cd)| cd.map(f32::to_bits)),
+        };
+        let (graph, launches) = match self.graphs.find(&key) {
+            Some(found) => found,
+            None => {
+                self.gpu.begin_capture()?;
+                let recorded = s.record(&mut self.gpu);
+                let ended = self.gpu.end_capture();
+                match (recorded, ended) {
+                    (Ok(n), Ok(g)) => {
+                        self.graphs.insert(key, g, n);
+                        (g, n)
+                    }
+                    (Err(e), Ok(g)) => {
+                        self.gpu.drop_graph(g);
+                        return Err(e);
+                    }
+                    (Err(e), Err(_)) | (Ok(_), Err(e)) => return Err(e),
+                }
+            }
+        };
+        self.gpu.replay(graph)?;
+        self.graphs.replays += 1;
+        self.launches += launches;
+        Ok(())
     }
 
     /// [`Resident::evaluate`] with its errors.
@@ -327,10 +402,11 @@ impl<G: Gpu> CudaBackend<G> {
         self.gpu.zero(seeds, n * 8)?;
         let shape = Shape { trials: n, observed, bins };
         let a = self.arena(model, shape)?;
+        self.gpu.upload(a.scalars, StepScalars::new(None, None, 0).bytes())?;
         assemble(&mut self.gpu, model, [spikes, order, seeds], a, shape, None, false)?;
         self.launches += 1;
         let Some(layout) = self.layout.take() else { return Err(refused("no epoch begun")) };
-        let sums = self.pass(model, &layout, shape, false, a, wts, 0.0, None, None, Some(log_rates), None);
+        let sums = self.pass(model, &layout, shape, false, a, wts, 0.0, false, None, Some(log_rates), None);
         self.layout = Some(layout);
         sums
     }
@@ -409,92 +485,4 @@ impl<G: Gpu> Resident for CudaBackend<G> {
     ) -> Result<LossSums, BackendError> {
         self.try_evaluate(model, trials, log_rates).map_err(|e| self.failed(e))
     }
-}
-
-/// A buffer of `trials.len()` trial indices (i32, uploaded) followed by as many
-/// seeds (u64, left to the caller), reusing `old` (buffer, capacity in bytes)
-/// when it is large enough; returns it with its capacity, and both pointers.
-fn index_buffer(
-    gpu: &mut dyn Gpu,
-    old: Option<(gpu::BufId, usize)>,
-    trials: &[usize],
-) -> Result<((gpu::BufId, usize), gpu::DevPtr, gpu::DevPtr), GpuError> {
-    let n = trials.len();
-    let seeds_at = (n * 4).div_ceil(8) * 8;
-    let need = seeds_at + n * 8;
-    let held = match old {
-        Some((b, cap)) if cap >= need => (b, cap),
-        other => {
-            if let Some((b, _)) = other {
-                gpu.free(b);
-            }
-            (gpu.alloc(need)?, need)
-        }
-    };
-    let order = gpu::DevPtr { buf: held.0, offset: 0 };
-    let idx: Vec<i32> = trials.iter().map(|&i| i as i32).collect();
-    gpu.upload(order, bytemuck::cast_slice(&idx))?;
-    Ok((held, order, gpu::DevPtr { buf: held.0, offset: seeds_at }))
-}
-
-/// `assemble_batch` (`host/cuda/batch.cu`): the trials at `order` (with their
-/// seeds) of the resident `spikes` into the arena's input, targets and noise;
-/// `cd_rate: Some(cd)` applies coordinated dropout, and without `noise` every
-/// draw is zero (mean mode: validation).
-fn assemble(
-    gpu: &mut dyn Gpu,
-    model: &ModelConfig,
-    [spikes, order, seeds]: [gpu::DevPtr; 3],
-    a: Arena,
-    shape: Shape,
-    cd_rate: Option<f32>,
-    noise: bool,
-) -> Result<(), GpuError> {
-    let n = shape.trials;
-    let args = [
-        Arg::Ptr(spikes),
-        Arg::Ptr(order),
-        Arg::Ptr(seeds),
-        Arg::Ptr(a.seeds),
-        Arg::Ptr(a.input),
-        Arg::Ptr(a.targets),
-        Arg::Ptr(a.grad_mask),
-        Arg::Ptr(a.noise),
-        Arg::I32(n as i32),
-        Arg::I32(shape.bins as i32),
-        Arg::I32(shape.observed as i32),
-        Arg::I32(model.n_in as i32),
-        Arg::I32(model.n_out as i32),
-        Arg::I32(model.hidden as i32),
-        Arg::F32(cd_rate.unwrap_or(1.0)),
-        Arg::I32(cd_rate.is_some() as i32),
-        Arg::I32(!model.mode.is_streaming() as i32),
-        Arg::I32(noise as i32),
-    ];
-    gpu.launch("assemble_batch", gpu::LaunchDims { grid: (n.div_ceil(32) as u32, 1), block: 32, smem: 0 }, &args)
-}
-
-/// The arguments of `adam_step` (`host/cuda/adam.cu`): parameters, gradients,
-/// first and second moments (`n` f32 each), the step's constants, the weight decay.
-pub fn adam_step_args(
-    [params, grads, m, v]: [gpu::DevPtr; 4],
-    n: usize,
-    k: StepConstants,
-    weight_decay: f32,
-) -> [Arg; 13] {
-    [
-        Arg::Ptr(params),
-        Arg::Ptr(grads),
-        Arg::Ptr(m),
-        Arg::Ptr(v),
-        Arg::I64(n as i64),
-        Arg::F32(k.beta1),
-        Arg::F32(k.one_minus_beta1),
-        Arg::F32(k.beta2),
-        Arg::F32(k.one_minus_beta2),
-        Arg::F32(k.eps),
-        Arg::F32(k.step_size),
-        Arg::F32(k.bc2_sqrt),
-        Arg::F32(weight_decay),
-    ]
 }

@@ -1,13 +1,15 @@
 //! One pass of the model over a batch on the device: the same computation as
 //! `crate::train::model` (MODEL.md sections 1-6), as cuBLAS GEMMs and the fused
 //! kernels of `host/cuda/`. Rows of row-major matrices map to cuBLAS's
-//! column-major convention in [`Step::mm`].
+//! column-major convention in [`Step::mm`]. Nothing here copies between host
+//! and device, and the numbers that change from step to step are read from
+//! the arena's `scalars`, so a step can be captured as a graph.
 
 use super::arena::{Arena, Weights, LOSS_BLOCKS};
 use super::gpu::{Arg, DevPtr, Gpu, GpuError, LaunchDims, Sgemm};
 use crate::config::ModelConfig;
 use crate::train::gemm::Op;
-use crate::train::model::{LossScale, LossSums, POSTERIOR_HEADS, V_PRIOR_VAR};
+use crate::train::model::{LossSums, POSTERIOR_HEADS, V_PRIOR_VAR};
 use crate::train::params::Params;
 use lflow_core::blob::Tensor;
 use lflow_core::layer_norm::LAYER_NORM_EPS;
@@ -19,6 +21,9 @@ const ATTENTION_THREADS: u32 = 64;
 /// One warp per LayerNorm row: D = 3H is a few hundred wide, and a warp's
 /// reduction needs no shared-memory round trip between warps.
 const LAYER_NORM_THREADS: u32 = 32;
+/// Trials per block of the persistent GRU kernels (`LFLOW_GRU_TRIALS` in
+/// `host/cuda/encoder.cu`: the two must agree).
+const GRU_TRIALS: usize = 4;
 /// Threads per block of the fused loss (a grid-stride reduction).
 const LOSS_THREADS: u32 = 128;
 /// Largest dynamic shared memory a kernel asks for (the default limit).
@@ -138,6 +143,13 @@ impl Step<'_> {
         Ok(())
     }
 
+    /// Launch shape of the persistent GRU kernels: a block per [`GRU_TRIALS`]
+    /// trials, threads enough for the 3H rows of `W_hh` (256 at most).
+    fn gru_launch(&self, smem: u32) -> LaunchDims {
+        let grid = self.trials.div_ceil(GRU_TRIALS).max(1) as u32;
+        LaunchDims { grid: (grid, 1), block: block_for(3 * self.cfg.hidden).min(256), smem }
+    }
+
     fn shape(&self, t: Tensor) -> (usize, usize) {
         let (r, c) = t.shape(&self.cfg.dims(0));
         (r as usize, c as usize)
@@ -168,8 +180,9 @@ impl Step<'_> {
         (dims, kt, 1.0 / (hd as f32).sqrt())
     }
 
-    /// The forward pass and the loss; `d_log_rates` too when `nll_scale` is given.
-    pub fn forward(&mut self, dropout: f32, scale: Option<LossScale>) -> Result<LossSums, GpuError> {
+    /// The forward pass and the loss's per-block sums ([`Step::loss_sums`]);
+    /// `d_log_rates` too when `grad` (scaled by the arena's `scalars`).
+    pub fn forward(&mut self, dropout: f32, grad: bool) -> Result<(), GpuError> {
         let (cfg, a) = (self.cfg, self.a);
         let (bc, t_obs, tt) = (self.trials, self.observed, self.bins);
         let (h, d, ff, nin, nout) = (cfg.hidden, cfg.d_model(), cfg.ff, cfg.n_in, cfg.n_out);
@@ -180,30 +193,22 @@ impl Step<'_> {
         self.elementwise("gather_input", enc * nin, &[&gather[..], &[I32(previous)]].concat())?;
         self.masks(1, dropout, a.h_mask, h, true)?;
         self.mm(a.gi, a.xg, Op::N, self.w(Tensor::EncoderWeightIh), Op::T, enc, nin, 3 * h, false)?;
-        for t in 0..tt {
-            let prev = a.h.at_f32(t.saturating_sub(1) * step);
-            if t > 0 {
-                self.mm(a.gh, prev, Op::N, self.w(Tensor::EncoderWeightHh), Op::T, bc, h, 3 * h, false)?;
-            }
-            let at = |p: DevPtr| Ptr(p.at_f32(t * step));
-            let args = [
-                Ptr(a.gi.at_f32(t * bc * 3 * h)),
-                Ptr(a.gh),
-                Ptr(self.w(Tensor::EncoderBiasIh)),
-                Ptr(self.w(Tensor::EncoderBiasHh)),
-                Ptr(prev),
-                at(a.h_mask),
-                at(a.r),
-                at(a.u),
-                at(a.n),
-                at(a.ghn),
-                at(a.h),
-                I32(bc as i32),
-                I32(h as i32),
-                I32((t == 0) as i32),
-            ];
-            self.elementwise("gru_gates_forward", step, &args)?;
-        }
+        let args = [
+            Ptr(a.gi),
+            Ptr(self.w(Tensor::EncoderWeightHh)),
+            Ptr(self.w(Tensor::EncoderBiasIh)),
+            Ptr(self.w(Tensor::EncoderBiasHh)),
+            Ptr(a.h_mask),
+            Ptr(a.r),
+            Ptr(a.u),
+            Ptr(a.n),
+            Ptr(a.ghn),
+            Ptr(a.h),
+            I32(bc as i32),
+            I32(h as i32),
+            I32(tt as i32),
+        ];
+        self.launch("gru_forward", self.gru_launch((GRU_TRIALS * 3 * h * 4) as u32), &args)?;
         // Posterior at bin 0, then the Langevin steps.
         for ((w, b), out) in POSTERIOR_HEADS.into_iter().zip([a.mu_z, a.lv_z, a.mu_v, a.lv_v]) {
             self.linear(out, a.h, w, b, bc)?;
@@ -279,21 +284,26 @@ impl Step<'_> {
             I32(nout as i32),
             I32(nin as i32),
             I32(h as i32),
-            F32(scale.map_or(0.0, |s| s.nll)),
+            Ptr(a.scalars),
             F32(cfg.gamma),
             F32(V_PRIOR_VAR),
-            I32(scale.is_some() as i32),
+            I32(grad as i32),
         ];
         self.launch(
             "poisson_kl_loss",
             LaunchDims { grid: (LOSS_BLOCKS as u32, 1), block: LOSS_THREADS, smem: 0 },
             &args,
-        )?;
+        )
+    }
+
+    /// The loss of the last [`Step::forward`] on arena `a`: its per-block
+    /// sums, downloaded and added up, over `elements` log-rates.
+    pub fn loss_sums(gpu: &mut dyn Gpu, a: &Arena, elements: usize) -> Result<LossSums, GpuError> {
         let mut partials = [0u8; LOSS_BLOCKS * 16];
-        self.gpu.download(a.partials, &mut partials)?;
+        gpu.download(a.partials, &mut partials)?;
         let sums: &[f64] = bytemuck::cast_slice(&partials);
         let (nll, kl) = sums.chunks_exact(2).fold((0.0, 0.0), |(n, k), p| (n + p[0], k + p[1]));
-        Ok(LossSums { nll, kl, elements: rows * nout })
+        Ok(LossSums { nll, kl, elements })
     }
 
     fn layer_norm(
@@ -340,8 +350,8 @@ impl Step<'_> {
         self.elementwise("layer_norm_param_grads", d, &args)
     }
 
-    /// The backward pass after [`Step::forward`] with a loss scale: d loss / d params into `grads`.
-    pub fn backward(&mut self, scale: LossScale) -> Result<(), GpuError> {
+    /// The backward pass after [`Step::forward`] with `grad`: d loss / d params into `grads`.
+    pub fn backward(&mut self) -> Result<(), GpuError> {
         let (cfg, a) = (self.cfg, self.a);
         let (bc, tt) = (self.trials, self.bins);
         let (h, d, ff, nin) = (cfg.hidden, cfg.d_model(), cfg.ff, cfg.n_in);
@@ -406,7 +416,7 @@ impl Step<'_> {
             I32(h as i32),
             F32(cfg.gamma),
             F32(cfg.eps),
-            F32(scale.kl),
+            Ptr(a.scalars),
             F32(V_PRIOR_VAR),
         ];
         self.launch("langevin_backward", dims, &args)?;
@@ -429,37 +439,29 @@ impl Step<'_> {
             I32(bc as i32),
             I32(h as i32),
             I32(tt as i32),
-            F32(scale.kl),
+            Ptr(a.scalars),
         ];
         self.elementwise("posterior_backward", step, &args)?;
         for ((w, b), dout) in POSTERIOR_HEADS.into_iter().zip([a.dmu_z, a.dlv_z, a.dmu_v, a.dlv_v]) {
             self.linear_backward(dout, a.h, w, b, bc, Some((a.dh, true)))?;
         }
         // GRU backpropagation through time.
-        let w_hh = self.w(Tensor::EncoderWeightHh);
-        for t in (0..tt).rev() {
-            let prev = t.saturating_sub(1) * step;
-            let at = |p: DevPtr| Ptr(p.at_f32(t * step));
-            let args = [
-                at(a.dh),
-                at(a.h_mask),
-                at(a.r),
-                at(a.u),
-                at(a.n),
-                at(a.ghn),
-                Ptr(a.h.at_f32(prev)),
-                Ptr(a.dh.at_f32(prev)),
-                Ptr(a.dgi.at_f32(t * bc * 3 * h)),
-                Ptr(a.dgh.at_f32(t * bc * 3 * h)),
-                I32(bc as i32),
-                I32(h as i32),
-                I32((t == 0) as i32),
-            ];
-            self.elementwise("gru_gates_backward", step, &args)?;
-            if t > 0 {
-                self.mm(a.dh.at_f32(prev), a.dgh.at_f32(t * bc * 3 * h), Op::N, w_hh, Op::N, bc, 3 * h, h, true)?;
-            }
-        }
+        let args = [
+            Ptr(a.dh),
+            Ptr(self.w(Tensor::EncoderWeightHh)),
+            Ptr(a.h_mask),
+            Ptr(a.r),
+            Ptr(a.u),
+            Ptr(a.n),
+            Ptr(a.ghn),
+            Ptr(a.h),
+            Ptr(a.dgi),
+            Ptr(a.dgh),
+            I32(bc as i32),
+            I32(h as i32),
+            I32(tt as i32),
+        ];
+        self.launch("gru_backward", self.gru_launch(0), &args)?;
         self.mm(self.g(Tensor::EncoderWeightIh), a.dgi, Op::T, a.xg, Op::N, 3 * h, enc, nin, false)?;
         self.column_sums(a.dgi, self.g(Tensor::EncoderBiasIh), enc, 3 * h)?;
         self.gpu.zero(a.h_prev, bytes(step))?;
