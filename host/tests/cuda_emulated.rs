@@ -67,7 +67,7 @@ fn real_gpu() -> CudaBackend<lflow_host::train::cuda::driver::CudaGpu> {
 #[cfg(feature = "cuda-emu")]
 #[test]
 fn golden_fixtures_on_the_emulated_gpu() {
-    golden_fixtures(|| CudaBackend::new(EmulatedGpu::new()));
+    golden_fixtures(|| CudaBackend::new(EmulatedGpu::new()).with_graphs(true));
 }
 
 #[test]
@@ -101,7 +101,8 @@ fn golden_fixtures<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
         let e_loss = rel(nll + beta as f64 * kl, c.g.get("output.loss")[0]);
         let e_kl = rel(kl, c.g.get("output.kl")[0]);
         eprintln!(
-            "{name}: {launches} launches; logrates {e_lr:.2e} latents {e_lat:.2e} kl {e_kl:.2e} loss {e_loss:.2e}"
+            "{name}: {launches} launches in {} graph replay(s); logrates {e_lr:.2e} latents {e_lat:.2e} kl {e_kl:.2e} loss {e_loss:.2e}",
+            cuda.graph_replays()
         );
         assert!(e_lr < 1e-4 && e_lat < 1e-4 && e_kl < 1e-4 && e_loss < 1e-4, "{name}: outputs");
         let mut worst = (0.0f64, "");
@@ -166,7 +167,7 @@ fn compare<G: Gpu>(label: &str, cfg: &ModelConfig, batch: &Batch, mut cuda: Cuda
 #[cfg(feature = "cuda-emu")]
 #[test]
 fn awkward_shapes_match_the_cpu_backend_emulated() {
-    awkward_shapes(|| CudaBackend::new(EmulatedGpu::new()));
+    awkward_shapes(|| CudaBackend::new(EmulatedGpu::new()).with_graphs(true));
 }
 
 #[test]
@@ -197,7 +198,7 @@ fn awkward_shapes<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
 #[cfg(feature = "cuda-emu")]
 #[test]
 fn the_shapes_a_gpu_trains_match_the_cpu_backend_emulated() {
-    hardware_shapes(|| CudaBackend::new(EmulatedGpu::new()));
+    hardware_shapes(|| CudaBackend::new(EmulatedGpu::new()).with_graphs(true));
 }
 
 #[test]
@@ -344,7 +345,7 @@ fn training_follows_the_cpu<B: Backend>(backend: B, trials: usize, hidden: usize
 #[cfg(feature = "cuda-emu")]
 #[test]
 fn resident_training_on_the_emulated_gpu_follows_the_cpu() {
-    training_follows_the_cpu(CudaBackend::new(EmulatedGpu::new()), 60, 8, 3, 1e-4);
+    training_follows_the_cpu(CudaBackend::new(EmulatedGpu::new()).with_graphs(true), 60, 8, 3, 1e-4);
 }
 
 #[test]
@@ -409,6 +410,8 @@ fn a_training_step_is_one_graph_replay_of_82_launches_whatever_the_bins() {
 /// launching every kernel: two epochs (a partial last batch, validation
 /// included) end at the same parameters and Adam moments bit for bit, and the
 /// second epoch captures nothing new (its steps change only device memory).
+/// A device that refuses capture falls back to launching each kernel, says
+/// why, and trains the same.
 #[cfg(feature = "cuda-emu")]
 #[test]
 fn graph_replayed_training_equals_launching_each_kernel() {
@@ -428,13 +431,17 @@ fn graph_replayed_training_equals_launching_each_kernel() {
     let model =
         ModelConfig { mode: Mode::Streaming { window: 5 }, ..ModelConfig::paper(data.n_in, data.n_out, 12, 16) };
     let train = TrainConfig { batch_size: 10, cd_rate: 0.7, dropout: 0.1, ramp_epochs: 2, ..TrainConfig::default() };
-    let trainer =
-        |graphs| Trainer::new(model.clone(), train.clone(), CudaBackend::new(EmulatedGpu::new()).with_graphs(graphs));
-    let (mut replayed, mut direct) = (trainer(true), trainer(false));
+    let trainer = |gpu: EmulatedGpu, graphs| {
+        Trainer::new(model.clone(), train.clone(), CudaBackend::new(gpu).with_graphs(graphs))
+    };
+    let (mut replayed, mut direct) = (trainer(EmulatedGpu::new(), true), trainer(EmulatedGpu::new(), false));
+    let mut refused = trainer(EmulatedGpu::new().without_capture(), true);
     let (mut captured, mut replays) = (0, 0);
     for epoch in 0..2 {
         let (a, b) = (replayed.epoch(&data).unwrap(), direct.epoch(&data).unwrap());
+        let c = refused.epoch(&data).unwrap();
         assert_eq!(a.train_loss.to_bits(), b.train_loss.to_bits(), "epoch {epoch}: training loss");
+        assert_eq!(c.train_loss.to_bits(), b.train_loss.to_bits(), "epoch {epoch}: training loss after the fallback");
         assert_eq!(a.valid_nll.to_bits(), b.valid_nll.to_bits(), "epoch {epoch}: validation NLL");
         let gpu = replayed.backend();
         if epoch == 0 {
@@ -451,6 +458,11 @@ fn graph_replayed_training_equals_launching_each_kernel() {
     assert!(bits(&replayed.state.adam.m.data) == bits(&direct.state.adam.m.data), "first moments differ");
     assert!(bits(&replayed.state.adam.v.data) == bits(&direct.state.adam.v.data), "second moments differ");
     assert_eq!(direct.backend().graph_captures(), 0);
+    assert!(bits(&refused.state.params.data) == bits(&direct.state.params.data), "parameters after the fallback");
+    let why = refused.backend().graph_fallback().unwrap_or_default();
+    assert!(why.contains("stream capture is not supported"), "fallback reason: {why:?}");
+    assert_eq!((refused.backend().graph_captures(), refused.backend().graph_replays()), (0, 0));
+    assert!(replayed.backend().graph_fallback().is_none());
 }
 
 /// Validation after a resident epoch assembles its batches on the device from

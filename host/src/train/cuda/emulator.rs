@@ -61,6 +61,7 @@ pub struct EmulatedGpu {
     graphs: Vec<Option<Vec<Recorded>>>,
     captures: usize,
     replays: usize,
+    cannot_capture: bool,
 }
 
 impl EmulatedGpu {
@@ -77,6 +78,13 @@ impl EmulatedGpu {
     /// Bytes copied from the host so far.
     pub fn uploaded(&self) -> usize {
         self.uploaded
+    }
+
+    /// A device whose driver refuses stream capture (as an old driver or a
+    /// library that cannot be captured would): for tests of the fallback.
+    pub fn without_capture(mut self) -> Self {
+        self.cannot_capture = true;
+        self
     }
 
     /// Graphs captured so far.
@@ -323,6 +331,10 @@ impl Gpu for EmulatedGpu {
 
     fn begin_capture(&mut self) -> Result<(), GpuError> {
         self.outside_capture("begin_capture")?;
+        if self.cannot_capture {
+            let detail = "stream capture is not supported by this device".into();
+            return Err(GpuError::Refused { what: "begin_capture".into(), detail });
+        }
         self.capture = Some(Capture::default());
         Ok(())
     }

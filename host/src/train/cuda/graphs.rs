@@ -41,13 +41,15 @@ pub struct StepGraphs {
     pub captures: usize,
     /// Graph replays.
     pub replays: usize,
+    /// Why capture failed and graphs were turned off, if they were.
+    pub fallback: Option<String>,
 }
 
 impl StepGraphs {
     /// On unless [`GRAPHS_ENV`] is `0`.
     pub fn from_env() -> StepGraphs {
         let enabled = std::env::var(GRAPHS_ENV).map_or(true, |v| v.trim() != "0");
-        StepGraphs { enabled, held: Vec::new(), captures: 0, replays: 0 }
+        StepGraphs { enabled, held: Vec::new(), captures: 0, replays: 0, fallback: None }
     }
 
     /// The graph of `key` and its kernel launches and GEMMs, if captured.
@@ -59,6 +61,21 @@ impl StepGraphs {
     pub fn insert(&mut self, key: StepKey, graph: GraphId, launches: usize) {
         self.held.push((key, graph, launches));
         self.captures += 1;
+    }
+
+    /// Capture failed with `why`: turn graphs off for good on this backend,
+    /// and say so once on stderr.
+    pub fn give_up(&mut self, gpu: &mut dyn Gpu, why: &dyn std::error::Error) {
+        self.forget(gpu);
+        self.enabled = false;
+        let mut text = why.to_string();
+        let mut source = why.source();
+        while let Some(s) = source {
+            text.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        eprintln!("lflow: CUDA graph capture failed ({text}); launching each kernel instead ({GRAPHS_ENV}=0 skips the attempt)");
+        self.fallback = Some(text);
     }
 
     /// Drop every graph (a buffer they name is about to be freed).

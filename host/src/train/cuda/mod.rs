@@ -342,27 +342,45 @@ impl<G: Gpu> CudaBackend<G> {
         };
         let (graph, launches) = match self.graphs.find(&key) {
             Some(found) => found,
-            None => {
-                self.gpu.begin_capture()?;
-                let recorded = s.record(&mut self.gpu);
-                let ended = self.gpu.end_capture();
-                match (recorded, ended) {
-                    (Ok(n), Ok(g)) => {
-                        self.graphs.insert(key, g, n);
-                        (g, n)
-                    }
-                    (Err(e), Ok(g)) => {
-                        self.gpu.drop_graph(g);
-                        return Err(e);
-                    }
-                    (Err(e), Err(_)) | (Ok(_), Err(e)) => return Err(e),
+            None => match self.capture(s) {
+                Ok((g, n)) => {
+                    self.graphs.insert(key, g, n);
+                    (g, n)
                 }
-            }
+                Err(e) => {
+                    // A driver or library that cannot capture this step still
+                    // runs it, kernel by kernel; a real fault fails there too.
+                    self.graphs.give_up(&mut self.gpu, &e);
+                    self.launches += s.record(&mut self.gpu)?;
+                    return Ok(());
+                }
+            },
         };
         self.gpu.replay(graph)?;
         self.graphs.replays += 1;
         self.launches += launches;
         Ok(())
+    }
+
+    /// Record `s` into a new graph: the graph and its launches.
+    fn capture(&mut self, s: &StepWork<'_>) -> Result<(gpu::GraphId, usize), GpuError> {
+        self.gpu.begin_capture()?;
+        let recorded = s.record(&mut self.gpu);
+        let ended = self.gpu.end_capture();
+        match (recorded, ended) {
+            (Ok(n), Ok(g)) => Ok((g, n)),
+            (Err(e), Ok(g)) => {
+                self.gpu.drop_graph(g);
+                Err(e)
+            }
+            (Err(e), Err(_)) | (Ok(_), Err(e)) => Err(e),
+        }
+    }
+
+    /// Why graphs were given up on this device, if they were (capture failed;
+    /// steps then launch each kernel).
+    pub fn graph_fallback(&self) -> Option<&str> {
+        self.graphs.fallback.as_deref()
     }
 
     /// [`Resident::evaluate`] with its errors.
