@@ -59,6 +59,16 @@ fn pass(b: &mut dyn Backend, cfg: &ModelConfig, p: &Params, batch: &Batch, dropo
     Out { sums, grads, log_rates, latents }
 }
 
+/// The passes replayed captured graphs and capture never fell back to
+/// launching each kernel (unless `LFLOW_CUDA_GRAPHS=0` asked for that): on a
+/// real GPU, parity is then that of the graph path.
+fn assert_graphs_ran<G: Gpu>(cuda: &CudaBackend<G>, label: &str) {
+    assert!(cuda.graph_fallback().is_none(), "{label}: graph capture fell back: {:?}", cuda.graph_fallback());
+    if std::env::var("LFLOW_CUDA_GRAPHS").map_or(true, |v| v.trim() != "0") {
+        assert!(cuda.graph_replays() > 0, "{label}: no graph replayed");
+    }
+}
+
 /// Device 0; a test that asks for it fails when there is none.
 fn real_gpu() -> CudaBackend<lflow_host::train::cuda::driver::CudaGpu> {
     CudaBackend::open(0).unwrap_or_else(|e| panic!("a real-GPU test was run (--ignored) but: {e}"))
@@ -93,6 +103,7 @@ fn golden_fixtures<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
         let mut cuda = make();
         let out = pass(&mut cuda, &c.cfg, &c.params, &batch, 0.0, beta);
         let launches = cuda.launches();
+        assert_graphs_ran(&cuda, name);
         let nll = out.sums.nll / out.sums.elements as f64;
         let kl = out.sums.kl / c.b as f64;
         let rel = |got: f64, want: f32| (got - want as f64).abs() / (want as f64).abs();
@@ -149,6 +160,7 @@ fn compare<G: Gpu>(label: &str, cfg: &ModelConfig, batch: &Batch, mut cuda: Cuda
     }
     let cpu = pass(&mut CpuBackend::new(1).unwrap(), cfg, &params, batch, 0.2, 0.3);
     let gpu = pass(&mut cuda, cfg, &params, batch, 0.2, 0.3);
+    assert_graphs_ran(&cuda, label);
     let e_lr = rel_err(&gpu.log_rates, &cpu.log_rates);
     let e_nll = (gpu.sums.nll - cpu.sums.nll).abs() / cpu.sums.nll.abs();
     let e_kl = (gpu.sums.kl - cpu.sums.kl).abs() / cpu.sums.kl.abs();
@@ -209,8 +221,9 @@ fn the_shapes_a_gpu_trains_match_the_cpu_backend_on_a_real_gpu() {
 
 /// The shapes the hardware sees: H = 64 (the demo's sizes, 60 bins), H = 128
 /// and H = 280 (the published model: several warps per Langevin block) at 180
-/// bins, batches of several blocks (9 trials: three blocks of the persistent
-/// GRU, the last partial), with the emulator's race check and guards on.
+/// bins, batches of several blocks (9 and 5 trials: three and two blocks of
+/// the persistent GRU, the last partial), with the emulator's race check and
+/// guards on.
 fn hardware_shapes<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
     let model = |hidden: usize, ff: usize, mode: Mode| ModelConfig {
         n_in: 29,
@@ -227,7 +240,7 @@ fn hardware_shapes<G: Gpu>(make: impl Fn() -> CudaBackend<G>) {
     let h128 = model(128, 64, Mode::Streaming { window: 32 });
     compare("streaming H=128 W=32 T=140+40, 2 trials", &h128, &random_batch(&h128, 2, 140, 180, 5), make());
     let h280 = model(280, 64, Mode::PAPER);
-    compare("paper H=280 T=140+40, 2 trials", &h280, &random_batch(&h280, 2, 140, 180, 4), make());
+    compare("paper H=280 T=140+40, 5 trials", &h280, &random_batch(&h280, 5, 140, 180, 4), make());
 }
 
 #[cfg(feature = "cuda-emu")]
@@ -279,7 +292,7 @@ fn device_errors_are_reported_not_panics() {
 /// Train `epochs` epochs on `backend` and on the CPU from the same seed: the
 /// device path (data set, batches, noise, masks and Adam on the device) must
 /// follow the CPU's loss curve and end at the same parameters.
-fn training_follows_the_cpu<B: Backend>(backend: B, trials: usize, hidden: usize, epochs: usize, bound: f64) {
+fn training_follows_the_cpu<G: Gpu>(backend: CudaBackend<G>, trials: usize, hidden: usize, epochs: usize, bound: f64) {
     use lflow_host::data::lorenz::{generate, LorenzConfig};
     use lflow_host::train::train_config::TrainConfig;
     use lflow_host::train::trainer::Trainer;
@@ -339,6 +352,7 @@ fn training_follows_the_cpu<B: Backend>(backend: B, trials: usize, hidden: usize
         assert!(e < 10.0 * bound, "{}: {e:.2e}", t.pytorch_name());
     }
     assert_eq!(dev.state.adam.step, cpu.state.adam.step);
+    assert_graphs_ran(dev.backend(), "training");
     assert!(e < bound && em < bound, "parameters {e:.2e}, moments {em:.2e}");
 }
 
@@ -436,6 +450,14 @@ fn graph_replayed_training_equals_launching_each_kernel() {
     };
     let (mut replayed, mut direct) = (trainer(EmulatedGpu::new(), true), trainer(EmulatedGpu::new(), false));
     let mut refused = trainer(EmulatedGpu::new().without_capture(), true);
+    // Batches of 10: a full one and a partial last one, for training and for validation.
+    let (train_trials, valid_trials) =
+        (data.indices(lflow_host::data::Split::Train).len(), data.indices(lflow_host::data::Split::Valid).len());
+    assert!(
+        train_trials > 10 && !train_trials.is_multiple_of(10),
+        "{train_trials} training trials: a partial last batch"
+    );
+    let shapes = |n: usize| if n > 10 && !n.is_multiple_of(10) { 2 } else { 1 };
     let (mut captured, mut replays) = (0, 0);
     for epoch in 0..2 {
         let (a, b) = (replayed.epoch(&data).unwrap(), direct.epoch(&data).unwrap());
@@ -446,7 +468,7 @@ fn graph_replayed_training_equals_launching_each_kernel() {
         let gpu = replayed.backend();
         if epoch == 0 {
             (captured, replays) = (gpu.graph_captures(), gpu.graph_replays());
-            assert!(captured >= 2, "{captured} graphs: a full and a partial training batch at least");
+            assert_eq!(captured, shapes(train_trials) + shapes(valid_trials), "one graph per batch shape");
             assert!(replays > captured, "{replays} replays of {captured} graphs");
         } else {
             assert_eq!(gpu.graph_captures(), captured, "the second epoch captured again");
@@ -463,6 +485,55 @@ fn graph_replayed_training_equals_launching_each_kernel() {
     assert!(why.contains("stream capture is not supported"), "fallback reason: {why:?}");
     assert_eq!((refused.backend().graph_captures(), refused.backend().graph_replays()), (0, 0));
     assert!(replayed.backend().graph_fallback().is_none());
+}
+
+/// An epoch with a shorter order moves the seeds (they follow the order in
+/// one buffer): its steps must not replay graphs that read them where they
+/// were. Graphs on and off end at the same parameters, bit for bit.
+#[cfg(feature = "cuda-emu")]
+#[test]
+fn a_shorter_epoch_is_captured_anew_not_replayed_from_the_old_seeds() {
+    use lflow_host::data::lorenz::{generate, LorenzConfig};
+    use lflow_host::train::backend::{AdamStep, OptimizerState};
+    use lflow_host::train::train_config::TrainConfig;
+    use lflow_host::train::trainer::Trainer;
+    let data = generate(&LorenzConfig {
+        trials: 24,
+        eval_trials: 4,
+        observed: 6,
+        forward: 2,
+        held_in: 5,
+        held_out: 2,
+        seed: 5,
+        ..LorenzConfig::default()
+    });
+    let model =
+        ModelConfig { n_in: 5, n_out: 7, hidden: 8, ff: 8, gamma: 0.55, eps: 0.01, mode: Mode::PAPER, anchor_every: 0 };
+    let mut state = Trainer::new(model.clone(), TrainConfig::default(), CpuBackend::new(1).unwrap()).state;
+    let run = |graphs: bool, state: &mut lflow_host::train::state::TrainState| {
+        let mut gpu = CudaBackend::new(EmulatedGpu::new()).with_graphs(graphs);
+        let scale = LossScale { nll: 1e-3, kl: 0.1 };
+        let mut step = 0;
+        for (epoch, trials) in [(0u64, 16usize), (1, 10)] {
+            let order: Vec<usize> = (0..trials).collect();
+            let seeds: Vec<u64> = (0..trials as u64).map(|i| 1000 * (epoch + 1) + i).collect();
+            let r = gpu.resident().unwrap();
+            r.begin_epoch(&model, &data, OptimizerState { params: &state.params, adam: &state.adam }, &order, &seeds)
+                .unwrap();
+            for start in (0..trials).step_by(8) {
+                step += 1;
+                let adam = AdamStep { adam: AdamConfig::default(), weight_decay: 0.0, step };
+                r.train_batch(&model, start, 8.min(trials - start), 0.6, 0.0, scale, adam).unwrap();
+            }
+            r.end_epoch(&mut state.params, &mut state.adam).unwrap();
+        }
+        gpu.graph_replays()
+    };
+    let mut direct = state.clone();
+    assert!(run(true, &mut state) >= 4, "the steps replayed graphs");
+    run(false, &mut direct);
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert!(bits(&state.params.data) == bits(&direct.params.data), "parameters differ after the shorter epoch");
 }
 
 /// Validation after a resident epoch assembles its batches on the device from

@@ -39,7 +39,8 @@ pub fn check_libraries() -> Result<(), GpuError> {
 pub struct CudaGpu {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
-    blas: cudarc::cublas::CudaBlas,
+    /// cuBLAS's handle; `None` only while dropping (it goes before its workspace).
+    blas: Option<cudarc::cublas::CudaBlas>,
     functions: HashMap<&'static str, CudaFunction>,
     buffers: Vec<Option<(CUdeviceptr, usize)>>,
     /// cuBLAS's workspace (bytes), set on the handle so that captured GEMMs allocate nothing.
@@ -66,7 +67,13 @@ impl CudaGpu {
         // SAFETY: the handle is live; the workspace outlives it (freed after it in Drop).
         let status =
             unsafe { cudarc::cublas::sys::cublasSetWorkspace_v2(*blas.handle(), ws as *mut c_void, CUBLAS_WORKSPACE) };
-        status.result().map_err(|source| GpuError::Blas { what: "cublasSetWorkspace", source })?;
+        if let Err(source) = status.result() {
+            // SAFETY: allocated above, not handed to anything that outlives this call.
+            unsafe {
+                let _ = cudarc::driver::result::free_sync(ws);
+            }
+            return Err(GpuError::Blas { what: "cublasSetWorkspace", source });
+        }
         let (major, minor) = ctx.compute_capability().map_err(call_err("compute capability"))?;
         let arch: &'static str = Box::leak(format!("sm_{major}{minor}").into_boxed_str());
         let mut functions = HashMap::new();
@@ -83,7 +90,7 @@ impl CudaGpu {
         Ok(CudaGpu {
             ctx,
             stream,
-            blas,
+            blas: Some(blas),
             functions,
             buffers: Vec::new(),
             workspace: (ws, CUBLAS_WORKSPACE),
@@ -115,6 +122,7 @@ impl Drop for CudaGpu {
     fn drop(&mut self) {
         let _ = self.stream.synchronize();
         self.graphs.clear();
+        self.blas = None;
         let (ws, _) = self.workspace;
         for (ptr, _) in self.buffers.drain(..).flatten().chain([(ws, 0)]) {
             // SAFETY: allocated by `alloc` in this context and freed once.
@@ -218,10 +226,13 @@ impl Gpu for CudaGpu {
     fn sgemm(&mut self, g: &Sgemm) -> Result<(), GpuError> {
         let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
         let (a, b, c) = (self.ptr(g.a, 0, "sgemm")?, self.ptr(g.b, 0, "sgemm")?, self.ptr(g.c, 0, "sgemm")?);
+        let Some(blas) = self.blas.as_ref() else {
+            return Err(GpuError::Refused { what: "sgemm".into(), detail: "cuBLAS already released".into() });
+        };
         // SAFETY: the handle is bound to this stream; the backend sized the buffers for these shapes.
         unsafe {
             cudarc::cublas::result::sgemm(
-                *self.blas.handle(),
+                *blas.handle(),
                 op(g.trans_a),
                 op(g.trans_b),
                 g.m as i32,

@@ -7,7 +7,7 @@
 //! backend frees one, it forgets every graph.
 
 use super::arena::Shape;
-use super::gpu::{Gpu, GraphId};
+use super::gpu::{DevPtr, Gpu, GraphId};
 use crate::config::ModelConfig;
 
 /// Set to `0` to launch every kernel of a step one by one instead (to tell a
@@ -27,9 +27,10 @@ pub struct StepKey {
     pub grad: bool,
     /// With the loss's gradient mask.
     pub has_mask: bool,
-    /// A training step (batch assembly and Adam included), with coordinated
+    /// A training step (batch assembly and Adam included): where the
+    /// resident spikes, the epoch's order and its seeds are, and coordinated
     /// dropout's keep rate as bits when on; `None` for a pass on an uploaded batch.
-    pub train: Option<Option<u32>>,
+    pub train: Option<([DevPtr; 3], Option<u32>)>,
 }
 
 /// The graphs captured so far, and how often they ran.

@@ -65,11 +65,12 @@ struct ResidentData {
 /// Trains on a [`Gpu`]: the real one or the emulated one.
 pub struct CudaBackend<G: Gpu> {
     gpu: G,
-    arena: Option<(Shape, Arena)>,
+    /// The arena, the shape and model it was laid out for.
+    arena: Option<(Shape, ModelConfig, Arena)>,
     weights: Option<Weights>,
     data: Option<ResidentData>,
     /// The flat parameters' layout (offsets only) of the model being trained.
-    layout: Option<Params>,
+    layout: Option<(ModelConfig, Params)>,
     /// Validation's trial indices and seeds on the device, and their capacity in bytes.
     eval_indices: Option<(gpu::BufId, usize)>,
     launches: usize,
@@ -129,14 +130,14 @@ impl<G: Gpu> CudaBackend<G> {
 
     fn arena(&mut self, cfg: &ModelConfig, shape: Shape) -> Result<Arena, GpuError> {
         match &self.arena {
-            Some((s, a)) if s.holds(&shape) => Ok(*a),
+            Some((s, m, a)) if s.holds(&shape) && m == cfg => Ok(*a),
             _ => {
-                if let Some((_, old)) = self.arena.take() {
+                if let Some((_, _, old)) = self.arena.take() {
                     self.graphs.forget(&mut self.gpu);
                     old.free(&mut self.gpu);
                 }
                 let a = Arena::new(&mut self.gpu, cfg, shape)?;
-                self.arena = Some((shape, a));
+                self.arena = Some((shape, cfg.clone(), a));
                 Ok(a)
             }
         }
@@ -265,6 +266,11 @@ impl<G: Gpu> CudaBackend<G> {
         }
         let (epoch_buf, order_ptr, seeds_ptr) = index_buffer(&mut self.gpu, old_epoch, order)?;
         self.gpu.upload(seeds_ptr, bytemuck::cast_slice(seeds))?;
+        // The seeds follow the order, so they move when its length does: a
+        // graph of the last epoch would read them where they were.
+        if self.data.as_ref().is_some_and(|d| d.order != order_ptr || d.seeds != seeds_ptr) {
+            self.graphs.forget(&mut self.gpu);
+        }
         if let Some(d) = self.data.as_mut() {
             d.epoch = Some(epoch_buf);
             d.order = order_ptr;
@@ -274,8 +280,8 @@ impl<G: Gpu> CudaBackend<G> {
         upload_f32(&mut self.gpu, wts.params, &state.params.data)?;
         upload_f32(&mut self.gpu, wts.m, &state.adam.m.data)?;
         upload_f32(&mut self.gpu, wts.v, &state.adam.v.data)?;
-        if self.layout.as_ref().is_none_or(|l| l.len() != state.params.len()) {
-            self.layout = Some(Params::zeros(model));
+        if self.layout.as_ref().is_none_or(|(m, _)| m != model) {
+            self.layout = Some((model.clone(), Params::zeros(model)));
         }
         Ok(())
     }
@@ -305,9 +311,7 @@ impl<G: Gpu> CudaBackend<G> {
         let scalars = StepScalars::new(Some(scale), Some((k, adam.weight_decay)), start);
         self.gpu.upload(a.scalars, scalars.bytes())?;
         // Offsets of each tensor in the flat buffer: the layout only, no values.
-        let Some(layout) = self.layout.take() else {
-            return Err(GpuError::Refused { what: "train_batch".into(), detail: "no epoch begun".into() });
-        };
+        let layout = self.epoch_layout(model, "train_batch")?;
         let work = StepWork {
             model,
             layout: &layout,
@@ -320,7 +324,7 @@ impl<G: Gpu> CudaBackend<G> {
             train: Some(([spikes, order, seeds], use_cd.then_some(cd_rate))),
         };
         let ran = self.run_step(&work);
-        self.layout = Some(layout);
+        self.layout = Some((model.clone(), layout));
         ran?;
         step::Step::loss_sums(&mut self.gpu, &a, len * bins * model.n_out)
     }
@@ -338,7 +342,7 @@ impl<G: Gpu> CudaBackend<G> {
             dropout: s.dropout.to_bits(),
             grad: s.grad,
             has_mask: s.has_mask,
-            train: s.train.map(|(_, cd)| cd.map(f32::to_bits)),
+            train: s.train.map(|(resident, cd)| (resident, cd.map(f32::to_bits))),
         };
         let (graph, launches) = match self.graphs.find(&key) {
             Some(found) => found,
@@ -347,6 +351,7 @@ impl<G: Gpu> CudaBackend<G> {
                     self.graphs.insert(key, g, n);
                     (g, n)
                 }
+                Err(e @ GpuError::OutOfBounds { .. }) => return Err(e),
                 Err(e) => {
                     // A driver or library that cannot capture this step still
                     // runs it, kernel by kernel; a real fault fails there too.
@@ -360,6 +365,19 @@ impl<G: Gpu> CudaBackend<G> {
         self.graphs.replays += 1;
         self.launches += launches;
         Ok(())
+    }
+
+    /// The parameters' layout of the epoch begun, taken out (put it back
+    /// after use), refusing `what` for a model other than the epoch's.
+    fn epoch_layout(&mut self, model: &ModelConfig, what: &str) -> Result<Params, GpuError> {
+        match self.layout.take() {
+            Some((begun, layout)) if &begun == model => Ok(layout),
+            Some(other) => {
+                self.layout = Some(other);
+                Err(GpuError::Refused { what: what.into(), detail: "a model other than the epoch's".into() })
+            }
+            None => Err(GpuError::Refused { what: what.into(), detail: "no epoch begun".into() }),
+        }
     }
 
     /// Record `s` into a new graph: the graph and its launches.
@@ -423,9 +441,9 @@ impl<G: Gpu> CudaBackend<G> {
         self.gpu.upload(a.scalars, StepScalars::new(None, None, 0).bytes())?;
         assemble(&mut self.gpu, model, [spikes, order, seeds], a, shape, None, false)?;
         self.launches += 1;
-        let Some(layout) = self.layout.take() else { return Err(refused("no epoch begun")) };
+        let layout = self.epoch_layout(model, "evaluate")?;
         let sums = self.pass(model, &layout, shape, false, a, wts, 0.0, false, None, Some(log_rates), None);
-        self.layout = Some(layout);
+        self.layout = Some((model.clone(), layout));
         sums
     }
 
