@@ -358,3 +358,10 @@ pub fn stop_on_ctrl_c() -> &'static AtomicBool {
     STOP.store(false, Ordering::SeqCst);
     &STOP
 }
+
+// A session moves to another thread: the Python bindings train with the GIL
+// released (a backend holding a thread-bound handle would break them).
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<Session>()
+};

@@ -46,8 +46,19 @@ pub struct CudaGpu {
     /// cuBLAS's workspace (bytes), set on the handle so that captured GEMMs allocate nothing.
     workspace: (CUdeviceptr, usize),
     capturing: bool,
-    graphs: Vec<Option<CudaGraph>>,
+    graphs: Graphs,
 }
+
+/// The graphs captured on one [`CudaGpu`]. CUDA's graph objects are not
+/// internally synchronised: two threads must not use one at once. These are
+/// owned by one `CudaGpu` and reached only through `&mut self`, so they move
+/// between threads with it (a training session handed to a worker thread).
+#[derive(Default)]
+struct Graphs(Vec<Option<CudaGraph>>);
+
+// SAFETY: exclusive ownership; every use goes through `&mut CudaGpu`, so no
+// two threads touch a graph at once (see `Graphs`).
+unsafe impl Send for Graphs {}
 
 /// cuBLAS's workspace: 32 MiB, what its documentation recommends for Hopper.
 const CUBLAS_WORKSPACE: usize = 32 << 20;
@@ -95,7 +106,7 @@ impl CudaGpu {
             buffers: Vec::new(),
             workspace: (ws, CUBLAS_WORKSPACE),
             capturing: false,
-            graphs: Vec::new(),
+            graphs: Graphs::default(),
         })
     }
 
@@ -121,7 +132,7 @@ impl CudaGpu {
 impl Drop for CudaGpu {
     fn drop(&mut self) {
         let _ = self.stream.synchronize();
-        self.graphs.clear();
+        self.graphs.0.clear();
         self.blas = None;
         let (ws, _) = self.workspace;
         for (ptr, _) in self.buffers.drain(..).flatten().chain([(ws, 0)]) {
@@ -271,21 +282,21 @@ impl Gpu for CudaGpu {
             detail: "the capture recorded nothing".into(),
         })?;
         graph.upload().map_err(call_err("upload a graph"))?;
-        self.graphs.push(Some(graph));
-        Ok(GraphId(self.graphs.len() - 1))
+        self.graphs.0.push(Some(graph));
+        Ok(GraphId(self.graphs.0.len() - 1))
     }
 
     fn replay(&mut self, graph: GraphId) -> Result<(), GpuError> {
         self.outside_capture("replay")?;
         let what = format!("replay of graph {}", graph.0);
-        match self.graphs.get(graph.0).and_then(|g| g.as_ref()) {
+        match self.graphs.0.get(graph.0).and_then(|g| g.as_ref()) {
             Some(g) => g.launch().map_err(call_err(what)),
             None => Err(GpuError::Refused { what, detail: "no such graph".into() }),
         }
     }
 
     fn drop_graph(&mut self, graph: GraphId) {
-        if let Some(slot) = self.graphs.get_mut(graph.0) {
+        if let Some(slot) = self.graphs.0.get_mut(graph.0) {
             *slot = None;
         }
     }
