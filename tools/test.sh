@@ -2,6 +2,7 @@
 # The whole test suite. Installs what it needs when missing, then runs
 # formatting, lints, every test (also with `fast-math`), the no_std builds
 # for the Cortex-M target, and compiles the benchmarks and the fuzz target.
+# Then the Python package: its wheel, pytest and the quickstart notebook.
 #   tools/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,11 +108,36 @@ test -s "$demo_dir/run-streaming/plots/latents.png"
 grep -q '"mismatches": 0' "$demo_dir/closed_loop.json"
 grep -q '"bins": [1-9]' "$demo_dir/closed_loop.json"
 
+step "Python package: the wheel (maturin), its tests (pytest), the quickstart notebook (nbclient)"
+# A virtual environment in the git-ignored .venv with maturin, numpy, pytest and
+# the notebook's packages from PyPI; the wheel builds with the dev profile
+# (sharing target/ with the builds above) and is installed into it.
+venv="$PWD/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv" || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv "$venv"; }
+fi
+if ! "$venv/bin/python" -c "import maturin, numpy, pytest, nbclient, nbformat, ipykernel, matplotlib" 2>/dev/null; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "maturin>=1.9.4,<2" numpy pytest nbclient nbformat ipykernel matplotlib
+fi
+rm -rf target/wheels
+"$venv/bin/maturin" build --quiet --profile dev --auditwheel skip --features nlb -m python/Cargo.toml --interpreter "$venv/bin/python" --out target/wheels
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps target/wheels/lflow-*.whl
+(cd /tmp && "$venv/bin/python" -c "import lflow; print('import lflow', lflow.__version__)")
+run_tests env LFLOW_BIN="$PWD/target/debug/lflow" LFLOW_SHARED="${LFLOW_SHARED:-$PWD/../shared}" "$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests
+"$venv/bin/python" - <<'PY'
+import nbformat
+from nbclient import NotebookClient
+nb = nbformat.read("python/examples/quickstart.ipynb", as_version=4)
+NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+print("python/examples/quickstart.ipynb: executed,", len(nb.cells), "cells")
+PY
+
 step "benchmarks and fuzz target compile; tools/gpu-check.sh parses"
 bash -n tools/gpu-check.sh
 cargo bench -q -p lflow-core --features std --no-run
 cargo check -q --manifest-path core/fuzz/Cargo.toml
 
 echo
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+awk '/^test result:/ || /^[0-9]+ (passed|failed)/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

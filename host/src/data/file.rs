@@ -99,6 +99,13 @@ fn bytes_f32(v: &[f32]) -> Vec<u8> {
 
 /// Write `d` to `path` atomically.
 pub fn save(path: &Path, d: &Dataset) -> Result<(), DataError> {
+    write_atomically(path, &to_bytes(d)).map_err(|e| DataError::Io { path: e.path, source: e.source })
+}
+
+/// The bytes of `d`'s data set file. Its arrays must have the sizes its
+/// fields imply (`[B, T + F, N_out]` spikes, and so on), as every `Dataset`
+/// this crate builds does.
+pub fn to_bytes(d: &Dataset) -> Vec<u8> {
     let (b, tt) = (d.trials(), d.bins());
     let mut owned: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> =
         vec![("spikes", Dtype::F32, vec![b, tt, d.n_out], bytes_f32(&d.spikes))];
@@ -148,8 +155,7 @@ pub fn save(path: &Path, d: &Dataset) -> Result<(), DataError> {
     if let Some(n) = &d.nlb {
         metadata.insert("nlb".to_string(), serde_json::to_string(&n.meta).expect("metadata serialises"));
     }
-    let bytes = safetensors::serialize(views, Some(metadata)).expect("in-memory serialisation");
-    write_atomically(path, &bytes).map_err(|e| DataError::Io { path: e.path, source: e.source })
+    safetensors::serialize(views, Some(metadata)).expect("in-memory serialisation")
 }
 
 /// The multi-dimensional index of flat element `i` in `shape`.
@@ -198,9 +204,14 @@ impl Reader<'_> {
 /// Read and validate a data set.
 pub fn load(path: &Path) -> Result<Dataset, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    from_bytes(&bytes, path)
+}
+
+/// Read and validate the bytes of a data set file; `path` names them in errors.
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Dataset, DataError> {
     let format = |reason: String| DataError::Format { path: path.to_path_buf(), reason };
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format(e.to_string()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| format(e.to_string()))?;
     let meta_err = |reason: String| DataError::Metadata { path: path.to_path_buf(), key: "lflow".into(), reason };
     let text = header.metadata().as_ref().and_then(|m| m.get("lflow")).ok_or_else(|| meta_err("absent".into()))?;
     let meta: Meta = serde_json::from_str(text).map_err(|e| meta_err(e.to_string()))?;

@@ -9,7 +9,7 @@ mod file;
 pub mod lorenz;
 pub mod nlb;
 
-pub use file::{load, save, DataError};
+pub use file::{from_bytes, load, save, to_bytes, DataError};
 use serde::{Deserialize, Serialize};
 
 /// Which part of the experiment a trial belongs to.

@@ -1,0 +1,78 @@
+"""LangevinFlow for brain-computer interfaces, from Python.
+
+numpy arrays in; firing rates, latents, metrics, plots and microcontroller
+weight blobs out, with the Rust trainer, evaluator and exporter of `lflow`
+underneath (the same code as the `lflow` command, bit for bit)::
+
+    import lflow
+    data = lflow.generate_lorenz(trials=200, seed=1)            # or lflow.Dataset.from_arrays(spikes, ...)
+    run = lflow.train(data, {"model": {"hidden": 16, "ff": 32, "mode": "streaming"},
+                             "train": {"epochs": 20}}, out="runs/lorenz")
+    out = run.predict()                                         # dict of numpy arrays
+    out["rates"].shape                                          # (eval trials, T + F, N_out), spikes per bin
+    run.evaluate()["co_bps"]                                    # the metrics of eval.json
+    run.export("lorenz.lfw", format="i8")                       # a blob the firmware decodes
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Mapping, Optional, Union
+
+from . import nlb
+from ._lflow import Dataset, LflowError, Run, __version__, generate_lorenz
+from ._lflow import train as _train
+
+__all__ = ["Dataset", "LflowError", "Run", "__version__", "generate_lorenz", "nlb", "train"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def train(
+    data: Union[Dataset, PathLike],
+    config: Union[None, Mapping[str, Any], PathLike] = None,
+    *,
+    out: PathLike,
+    device: str = "cpu",
+    epochs: Optional[int] = None,
+    threads: int = 0,
+    progress: bool = True,
+    callback: Optional[Callable[[dict], None]] = None,
+) -> Run:
+    """Train a model on `data` into the new run folder `out`; returns the :class:`Run`.
+
+    `data` is a :class:`Dataset` or the path of a data set file. A Dataset made
+    in memory is saved beside the run as ``<out>.data.safetensors`` (the run
+    records its data file and hash, as ``lflow train`` does).
+
+    `config` is None (MODEL.md's defaults), a dict with the sections of a TOML
+    configuration (``{"model": {...}, "train": {...}, "eval": {...}}``; absent
+    keys take the defaults, unknown keys are errors), or the path of a TOML
+    file. `epochs` overrides ``train.epochs``. `device` is ``"cpu"``,
+    ``"cuda"`` or ``"cuda:N"``; `threads` the CPU backend's (0: one per core).
+
+    The GIL is released while an epoch trains. After each epoch `callback`
+    (if given) receives the metrics row as a dict (``epoch``, ``train_loss``,
+    ``train_nll``, ``valid_nll``, ``valid_co_bps``, ``lr``, ``trials_per_s``);
+    an exception it raises, or Ctrl-C (KeyboardInterrupt), stops training
+    after that epoch with a resumable checkpoint, and is raised here.
+    """
+    config_json = config_path = None
+    if isinstance(config, Mapping):
+        config_json = json.dumps(config)
+    elif config is not None:
+        config_path = os.fspath(config)
+    if not isinstance(data, Dataset):
+        data = os.fspath(data)
+    return _train(
+        data,
+        out=os.fspath(out),
+        config_json=config_json,
+        config_path=config_path,
+        device=device,
+        epochs=epochs,
+        threads=threads,
+        progress=progress,
+        callback=callback,
+    )
