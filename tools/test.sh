@@ -113,8 +113,8 @@ step "Python package: the wheel (maturin), its tests (pytest), the quickstart no
 # the notebook's packages from PyPI; the wheel builds with the dev profile
 # (sharing target/ with the builds above) and is installed into it.
 venv="$PWD/.venv"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv" || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv "$venv"; }
+if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  python3 -m venv --clear "$venv" || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv --clear "$venv"; }
 fi
 if ! "$venv/bin/python" -c "import maturin, numpy, pytest, nbclient, nbformat, ipykernel, matplotlib" 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
@@ -124,12 +124,14 @@ rm -rf target/wheels
 "$venv/bin/maturin" build --quiet --profile dev --auditwheel skip --features nlb -m python/Cargo.toml --interpreter "$venv/bin/python" --out target/wheels
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps target/wheels/lflow-*.whl
 (cd /tmp && "$venv/bin/python" -c "import lflow; print('import lflow', lflow.__version__)")
-run_tests env LFLOW_BIN="$PWD/target/debug/lflow" LFLOW_SHARED="${LFLOW_SHARED:-$PWD/../shared}" "$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests
+run_tests env LFLOW_BIN="$PWD/target/debug/lflow" LFLOW_SHARED="${LFLOW_SHARED:-$PWD/../shared}" "$venv/bin/python" -m pytest -q -p no:cacheprovider --color=no python/tests
 "$venv/bin/python" - <<'PY'
 import nbformat
 from nbclient import NotebookClient
 nb = nbformat.read("python/examples/quickstart.ipynb", as_version=4)
 NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+assert "bytes; co-bps host" in text, "the notebook did not reach its export cell"
 print("python/examples/quickstart.ipynb: executed,", len(nb.cells), "cells")
 PY
 

@@ -1,6 +1,7 @@
 """Types of the Rust extension module behind `lflow` (python/src)."""
 
 import os
+import pathlib
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -58,7 +59,7 @@ class Dataset:
     def save(self, path: _Path) -> None:
         """Write the data set file atomically (what ``lflow train --data`` reads)."""
     @property
-    def path(self) -> Optional[str]:
+    def path(self) -> Optional[pathlib.Path]:
         """The file it was loaded from or last saved to."""
     @property
     def trials(self) -> int: ...
@@ -111,15 +112,15 @@ class Run:
     @staticmethod
     def open(path: _Path) -> "Run": ...
     @property
-    def path(self) -> str: ...
+    def path(self) -> pathlib.Path: ...
     @property
     def config(self) -> dict:
         """The resolved configuration (``model``, ``train``, ``eval``)."""
     @property
-    def data_path(self) -> str:
+    def data_path(self) -> pathlib.Path:
         """The data set file it was trained on."""
     def predict(
-        self, data: Optional[Dataset] = None, *, samples: int = 50, split: str = "eval", threads: int = 0
+        self, data: Optional[Dataset] = None, samples: int = 50, split: str = "eval", *, threads: int = 0
     ) -> dict[str, npt.NDArray[Any]]:
         """The best checkpoint's predictions for the trials of `split` of `data`
         (default: the run's own data set), `n` of them:
@@ -132,7 +133,7 @@ class Run:
         """
     def evaluate(self, data: Optional[Dataset] = None, *, samples: Optional[int] = None, threads: int = 0) -> dict:
         """Score the eval trials as ``lflow eval`` does; writes ``eval.json`` and returns it."""
-    def plot(self, *, threads: int = 0) -> list[str]:
+    def plot(self, *, threads: int = 0) -> list[pathlib.Path]:
         """Draw the run's plots (PNG, ``<run>/plots``); returns their paths."""
     def export(self, path: _Path, *, format: str = "i8", threads: int = 0) -> dict:
         """Export a streaming run's best weights as an LFW1 blob (``"f32"``,

@@ -7,13 +7,48 @@ use lflow_host::data::{Dataset, Split};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Binned spike counts of a set of trials (see `lflow/_lflow.pyi`).
-#[pyclass(name = "Dataset", module = "lflow")]
+#[pyclass(name = "Dataset", module = "lflow", frozen)]
 pub struct PyDataset {
     pub inner: Dataset,
+    /// The file it was loaded from or last saved to (behind a lock: the
+    /// class is frozen, so no borrow is held while the GIL is released).
+    path: Mutex<Option<PathBuf>>,
+}
+
+impl PyDataset {
+    /// A data set not yet in a file, or read from `path`.
+    pub fn new(inner: Dataset, path: Option<PathBuf>) -> PyDataset {
+        PyDataset { inner, path: Mutex::new(path) }
+    }
+
     /// The file it was loaded from or last saved to.
-    pub path: Option<PathBuf>,
+    pub fn file(&self) -> Option<PathBuf> {
+        self.path.lock().map_or(None, |p| p.clone())
+    }
+
+    /// Record that it is now in `path`.
+    pub fn set_file(&self, path: PathBuf) {
+        if let Ok(mut p) = self.path.lock() {
+            *p = Some(path);
+        }
+    }
+}
+
+/// `x` as a count (`name` in the error): a non-negative integer.
+fn count(name: &str, x: i64) -> PyResult<usize> {
+    usize::try_from(x).map_err(|_| value(format!("{name} = {x}: must be a non-negative integer")))
+}
+
+/// `x` as a bin width: finite and positive.
+fn bin_width(x: f64) -> PyResult<f32> {
+    if x.is_finite() && x > 0.0 && (x as f32).is_finite() {
+        Ok(x as f32)
+    } else {
+        Err(value(format!("bin_ms = {x}: must be a finite positive number of milliseconds")))
+    }
 }
 
 fn shape3(name: &str, a: &PyReadonlyArray3<'_, f32>, want: [Option<usize>; 3], what: &str) -> PyResult<()> {
@@ -90,14 +125,15 @@ impl PyDataset {
     fn from_arrays<'py>(
         py: Python<'py>,
         spikes: &Bound<'py, PyAny>,
-        n_in: usize,
-        observed: usize,
-        bin_ms: f32,
+        n_in: i64,
+        observed: i64,
+        bin_ms: f64,
         split: Option<Vec<String>>,
         behavior: Option<&Bound<'py, PyAny>>,
         true_rates: Option<&Bound<'py, PyAny>>,
         condition: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<PyDataset> {
+        let (n_in, observed, bin_ms) = (count("n_in", n_in)?, count("observed", observed)?, bin_width(bin_ms)?);
         let spikes = numeric(py, "spikes", spikes, 3, "[trials, bins, neurons] spike counts", "iuf")?;
         let spikes: PyReadonlyArray3<'py, f32> = spikes.extract()?;
         let behavior = match behavior {
@@ -159,10 +195,10 @@ impl PyDataset {
                 }
                 let mut out = Vec::with_capacity(b);
                 for (i, &v) in c.iter().enumerate() {
-                    out.push(
-                        u32::try_from(v)
-                            .map_err(|_| value(format!("condition[{i}] = {v}: not a condition id (0 to 2^32 - 1)")))?,
-                    );
+                    if !(0..=i64::from(i32::MAX)).contains(&v) {
+                        return Err(value(format!("condition[{i}] = {v}: not a condition id (0 to 2^31 - 1)")));
+                    }
+                    out.push(v as u32);
                 }
                 Some(out)
             }
@@ -185,25 +221,25 @@ impl PyDataset {
         // The file loader's checks, on the bytes it would read.
         let bytes = lflow_host::data::to_bytes(&set);
         let checked = lflow_host::data::from_bytes(&bytes, Path::new("arrays")).map_err(|e| to_py(&e))?;
-        Ok(PyDataset { inner: checked, path: None })
+        Ok(PyDataset::new(checked, None))
     }
 
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<PyDataset> {
         let inner = py.detach(|| lflow_host::data::load(&path)).map_err(|e| to_py(&e))?;
-        Ok(PyDataset { inner, path: Some(path) })
+        Ok(PyDataset::new(inner, Some(path)))
     }
 
-    fn save(&mut self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let inner = &self.inner;
         py.detach(|| lflow_host::data::save(&path, inner)).map_err(|e| to_py(&e))?;
-        self.path = Some(path);
+        self.set_file(path);
         Ok(())
     }
 
     #[getter]
     fn path(&self) -> Option<PathBuf> {
-        self.path.clone()
+        self.file()
     }
 
     #[getter]
@@ -282,7 +318,7 @@ impl PyDataset {
             d.bin_ms,
             d.n_in,
             d.n_out,
-            self.path.as_ref().map_or(String::new(), |p| format!(", {}", p.display()))
+            self.file().map_or(String::new(), |p| format!(", {}", p.display()))
         )
     }
 }
@@ -302,40 +338,53 @@ pub fn split_name(s: Split) -> &'static str {
 #[allow(clippy::too_many_arguments)]
 pub fn generate_lorenz(
     py: Python<'_>,
-    trials: Option<usize>,
-    eval_trials: Option<usize>,
-    valid_fraction: Option<f32>,
-    observed: Option<usize>,
-    forward: Option<usize>,
-    held_in: Option<usize>,
-    held_out: Option<usize>,
-    bin_ms: Option<f32>,
+    trials: Option<i64>,
+    eval_trials: Option<i64>,
+    valid_fraction: Option<f64>,
+    observed: Option<i64>,
+    forward: Option<i64>,
+    held_in: Option<i64>,
+    held_out: Option<i64>,
+    bin_ms: Option<f64>,
     seed: Option<u64>,
 ) -> PyResult<PyDataset> {
     let d = LorenzConfig::default();
+    let or = |name: &str, x: Option<i64>, default: usize| x.map_or(Ok(default), |x| count(name, x));
     let c = LorenzConfig {
-        trials: trials.unwrap_or(d.trials),
-        eval_trials: eval_trials.unwrap_or(d.eval_trials),
-        valid_fraction: valid_fraction.unwrap_or(d.valid_fraction),
-        observed: observed.unwrap_or(d.observed),
-        forward: forward.unwrap_or(d.forward),
-        held_in: held_in.unwrap_or(d.held_in),
-        held_out: held_out.unwrap_or(d.held_out),
-        bin_ms: bin_ms.unwrap_or(d.bin_ms),
+        trials: or("trials", trials, d.trials)?,
+        eval_trials: or("eval_trials", eval_trials, d.eval_trials)?,
+        valid_fraction: valid_fraction.map_or(d.valid_fraction, |v| v as f32),
+        observed: or("observed", observed, d.observed)?,
+        forward: or("forward", forward, d.forward)?,
+        held_in: or("held_in", held_in, d.held_in)?,
+        held_out: or("held_out", held_out, d.held_out)?,
+        bin_ms: bin_ms.map_or(Ok(d.bin_ms), bin_width)?,
         seed: seed.unwrap_or(d.seed),
         ..d
     };
+    // At most 2^28 values per array (1 GiB of f32): past that, a failed
+    // allocation would abort the interpreter.
+    let values = c.trials.checked_mul(c.observed + c.forward).and_then(|x| x.checked_mul(c.held_in + c.held_out));
+    if values.is_none_or(|v| v > 1 << 28) {
+        return Err(value(format!(
+            "trials x bins x neurons = {} x {} x {}: more than 2^28 values",
+            c.trials,
+            c.observed + c.forward,
+            c.held_in + c.held_out
+        )));
+    }
     if c.eval_trials >= c.trials {
         return Err(value(format!("eval_trials = {} of trials = {}: none left to train on", c.eval_trials, c.trials)));
     }
     if c.observed == 0 || c.held_in == 0 {
         return Err(value("observed and held_in must be at least 1"));
     }
-    if c.bin_ms.is_nan() || c.bin_ms <= 0.0 || !(0.0..1.0).contains(&c.valid_fraction) {
+    let fit = c.trials - c.eval_trials;
+    if !(0.0..1.0).contains(&c.valid_fraction) || (fit as f32 * c.valid_fraction).round() as usize >= fit {
         return Err(value(format!(
-            "bin_ms = {} must be positive, valid_fraction = {} in [0, 1)",
-            c.bin_ms, c.valid_fraction
+            "valid_fraction = {} of the {fit} trials left after eval: it must be in [0, 1) and leave one to train on",
+            c.valid_fraction
         )));
     }
-    Ok(PyDataset { inner: py.detach(|| generate(&c)), path: None })
+    Ok(PyDataset::new(py.detach(|| generate(&c)), None))
 }

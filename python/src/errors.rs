@@ -1,9 +1,14 @@
 //! Rust errors as Python exceptions: the message is the error and every
 //! cause under it (`because: ...` lines, as `lflow` prints them); a missing
-//! file is `FileNotFoundError`, bad data `ValueError`, anything else
-//! `lflow.LflowError`.
+//! file is `FileNotFoundError`, bad data or a bad configuration `ValueError`,
+//! another file-system failure `OSError`, anything else `lflow.LflowError`.
 
 use lflow_host::data::DataError;
+use lflow_host::deploy::export::ExportError;
+use lflow_host::eval::plots::PlotError;
+use lflow_host::eval::score_run::EvalError;
+use lflow_host::train::run::RunError;
+use lflow_host::train::session::SessionError;
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::PyErr;
 use std::error::Error;
@@ -27,37 +32,97 @@ pub fn message(e: &(dyn Error + 'static)) -> String {
     text
 }
 
-/// The Python exception for `e`: `FileNotFoundError` when a file was not
-/// found anywhere in its causes, `ValueError` when a data set's content (or
-/// an NLB file's, or an argument) is wrong, `OSError` for other file-system failures, else `LflowError`.
+/// What kind of failure an error is, looking through the host's
+/// `#[error(transparent)]` wrappers (whose `source()` skips the error they wrap).
+#[derive(PartialEq)]
+enum Kind {
+    Missing,
+    BadInput,
+    Io,
+    Other,
+}
+
+fn data_kind(d: &DataError) -> Kind {
+    match d {
+        DataError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Kind::Missing,
+        DataError::Io { .. } => Kind::Io,
+        _ => Kind::BadInput,
+    }
+}
+
+fn run_kind(r: &RunError) -> Kind {
+    match r {
+        RunError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Kind::Missing,
+        RunError::Io { .. } => Kind::Io,
+        RunError::Config { .. } | RunError::OutOfRange { .. } => Kind::BadInput,
+        RunError::Data(d) => data_kind(d),
+        _ => Kind::Other,
+    }
+}
+
+fn kind_of(e: &(dyn Error + 'static)) -> Kind {
+    if let Some(d) = e.downcast_ref::<DataError>() {
+        return data_kind(d);
+    }
+    if let Some(r) = e.downcast_ref::<RunError>() {
+        return run_kind(r);
+    }
+    #[cfg(feature = "nlb")]
+    if let Some(n) = e.downcast_ref::<lflow_host::data::nlb::NlbError>() {
+        use lflow_host::data::nlb::NlbError;
+        return match n {
+            NlbError::Open { file, .. } if !file.exists() => Kind::Missing,
+            NlbError::Missing { .. }
+            | NlbError::Shape { .. }
+            | NlbError::Value { .. }
+            | NlbError::Usage(_)
+            | NlbError::Score(_) => Kind::BadInput,
+            _ => Kind::Other,
+        };
+    }
+    // The host's wrappers: `Data` and `Run` variants are transparent.
+    macro_rules! unwrap_layers {
+        ($($t:ty),*) => {$(
+            if let Some(w) = e.downcast_ref::<$t>() {
+                type W = $t;
+                match w {
+                    W::Data(d) => return data_kind(d),
+                    W::Run(r) => return run_kind(r),
+                    _ => {}
+                }
+            }
+        )*};
+    }
+    unwrap_layers!(SessionError, EvalError, ExportError, PlotError);
+    #[cfg(feature = "nlb")]
+    {
+        use lflow_host::eval::nlb_submit::SubmitError;
+        unwrap_layers!(SubmitError);
+        if let Some(SubmitError::Nlb(n)) = e.downcast_ref::<SubmitError>() {
+            return kind_of(n);
+        }
+    }
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        return if io.kind() == std::io::ErrorKind::NotFound { Kind::Missing } else { Kind::Io };
+    }
+    Kind::Other
+}
+
+/// The Python exception for `e`: the most telling kind along its causes
+/// (a missing file, then bad input, then another file-system failure).
 pub fn to_py(e: &(dyn Error + 'static)) -> PyErr {
     let text = message(e);
+    let mut kinds = Vec::new();
     let mut cause: Option<&(dyn Error + 'static)> = Some(e);
-    let mut io = false;
-    let mut data = false;
     while let Some(c) = cause {
-        if let Some(ioe) = c.downcast_ref::<std::io::Error>() {
-            if ioe.kind() == std::io::ErrorKind::NotFound {
-                return PyFileNotFoundError::new_err(text);
-            }
-            io = true;
-        }
-        if let Some(d) = c.downcast_ref::<DataError>() {
-            data |= !matches!(d, DataError::Io { .. });
-        }
-        #[cfg(feature = "nlb")]
-        if let Some(n) = c.downcast_ref::<lflow_host::data::nlb::NlbError>() {
-            use lflow_host::data::nlb::NlbError;
-            data |= matches!(
-                n,
-                NlbError::Missing { .. } | NlbError::Shape { .. } | NlbError::Value { .. } | NlbError::Usage(_)
-            );
-        }
+        kinds.push(kind_of(c));
         cause = c.source();
     }
-    if data {
+    if kinds.contains(&Kind::Missing) {
+        PyFileNotFoundError::new_err(text)
+    } else if kinds.contains(&Kind::BadInput) {
         PyValueError::new_err(text)
-    } else if io {
+    } else if kinds.contains(&Kind::Io) {
         PyOSError::new_err(text)
     } else {
         LflowError::new_err(text)

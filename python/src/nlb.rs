@@ -30,7 +30,7 @@ pub fn nlb_import(
     };
     let spec = ImportSpec { dir, dataset, bin_ms, phase, valid_every };
     let imported = py.detach(|| import(&spec)).map_err(|e| to_py(&e))?;
-    Ok(PyDataset { inner: imported.data, path: None })
+    Ok(PyDataset::new(imported.data, None))
 }
 
 /// Write the EvalAI submission of the run in `run` to `out`; returns its summary.

@@ -7,7 +7,7 @@ use crate::errors::{to_py, value};
 use lflow_host::data::{Dataset, Split};
 use lflow_host::train::backend::Features;
 use lflow_host::train::predictor::{Predictor, PREDICTION_SEED};
-use lflow_host::train::run::{RunConfig, RunDir, RunRecord};
+use lflow_host::train::run::{RunConfig, RunDir, RunError, RunRecord};
 use lflow_host::train::session::Session;
 use lflow_host::train::Device;
 use pyo3::prelude::*;
@@ -81,7 +81,7 @@ impl PyRun {
         self.record.data.clone()
     }
 
-    #[pyo3(signature = (data=None, *, samples=50, split="eval", threads=0))]
+    #[pyo3(signature = (data=None, samples=50, split="eval", *, threads=0))]
     fn predict<'py>(
         &self,
         py: Python<'py>,
@@ -193,19 +193,49 @@ impl PyRun {
 /// The data set file a run records: the Dataset's own file, or (for one
 /// made in memory) a copy saved beside the run folder as `<out>.data.safetensors`.
 fn data_file(py: Python<'_>, data: &Bound<'_, PyAny>, out: &Path) -> PyResult<PathBuf> {
-    if let Ok(mut d) = data.extract::<PyRefMut<'_, PyDataset>>() {
-        if let Some(p) = &d.path {
-            return Ok(p.clone());
-        }
-        let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "run".into());
-        name.push(".data.safetensors");
-        let file = out.with_file_name(name);
-        let inner = &d.inner;
-        py.detach(|| lflow_host::data::save(&file, inner)).map_err(|e| to_py(&e))?;
-        d.path = Some(file.clone());
-        return Ok(file);
+    let Ok(d) = data.cast::<PyDataset>() else {
+        return data
+            .extract::<PathBuf>()
+            .map_err(|_| value("data: expected an lflow.Dataset or a path to a data set file"));
+    };
+    let d = d.get();
+    if let Some(p) = d.file() {
+        return Ok(p);
     }
-    data.extract::<PathBuf>().map_err(|_| value("data: expected an lflow.Dataset or a path to a data set file"))
+    // Refuse before writing anything beside a folder that already holds a run.
+    if out.join("run.json").exists() {
+        return Err(to_py(&RunError::Exists { path: out.to_path_buf() }));
+    }
+    let mut name = out.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "run".into());
+    name.push(".data.safetensors");
+    let file = out.with_file_name(name);
+    let bytes = lflow_host::data::to_bytes(&d.inner);
+    if file.exists() {
+        // Another run's data (or an older copy): keep it unless it is this very data set.
+        let same = std::fs::read(&file).is_ok_and(|old| old == bytes)
+            || lflow_host::data::load(&file).is_ok_and(|old| old == d.inner);
+        if !same {
+            return Err(crate::errors::LflowError::new_err(format!(
+                "{}: already holds another data set; save this Dataset elsewhere (Dataset.save) and train on that file",
+                file.display()
+            )));
+        }
+    } else {
+        py.detach(|| lflow_host::io::write_atomically(&file, &bytes))
+            .map_err(|e| to_py(&lflow_host::data::DataError::Io { path: e.path, source: e.source }))?;
+    }
+    d.set_file(file.clone());
+    Ok(file)
+}
+
+/// Training stopped by `why` (the callback's exception, KeyboardInterrupt):
+/// write the resumable checkpoint and hand `why` back, with a failure to
+/// write it as its cause.
+fn stopped(py: Python<'_>, session: &mut Session, why: PyErr) -> PyErr {
+    if let Err(e) = session.finish() {
+        why.set_cause(py, Some(to_py(&e)));
+    }
+    why
 }
 
 /// The configuration: defaults, a dict (as JSON text from the wrapper) or a TOML file.
@@ -267,14 +297,12 @@ pub fn train(
             row.set_item("lr", s.lr)?;
             row.set_item("trials_per_s", s.trials_per_s)?;
             if let Err(e) = cb.call1((row,)) {
-                session.finish().map_err(|e| to_py(&e))?;
-                return Err(e);
+                return Err(stopped(py, &mut session, e));
             }
         }
         // Ctrl-C (KeyboardInterrupt) stops after the epoch, leaving a resumable checkpoint.
         if let Err(e) = py.check_signals() {
-            session.finish().map_err(|e| to_py(&e))?;
-            return Err(e);
+            return Err(stopped(py, &mut session, e));
         }
     }
     session.finish().map_err(|e| to_py(&e))?;

@@ -43,16 +43,19 @@ def cli(*args):
 
 
 def tensors(path):
-    """The tensors of a safetensors file: name -> (dtype, shape, bytes)."""
+    """The tensors of a safetensors file, name -> (dtype, shape, bytes), and
+    its metadata (a checkpoint's training state and configuration) as "__metadata__"."""
     raw = open(path, "rb").read()
     (n,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8 : 8 + n])
     body = raw[8 + n :]
-    return {
+    out = {
         k: (v["dtype"], v["shape"], body[v["data_offsets"][0] : v["data_offsets"][1]])
         for k, v in header.items()
         if k != "__metadata__"
     }
+    out["__metadata__"] = header.get("__metadata__")
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +91,7 @@ def test_the_callback_gets_each_epochs_metrics_row(runs):
     rows = runs["rows"]
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     csv = open(os.path.join(runs["path"].path, "metrics.csv")).read().splitlines()[1:]
+    assert len(csv) == len(rows)
     for row, line in zip(rows, csv):
         assert float(line.split(",")[1]) == pytest.approx(row["train_loss"], abs=1e-6)
 
@@ -100,7 +104,7 @@ def test_an_in_memory_dataset_is_saved_beside_the_run(runs):
 
 def test_predict_returns_the_shapes_and_the_rates_eval_scores(runs):
     run, data = runs["path"], runs["data"]
-    out = run.predict(samples=3, threads=1)
+    out = run.predict(None, 3, "eval", threads=1)
     eval_trials = [i for i, s in enumerate(data.split) if s == "eval"]
     n, tt, nout, d = len(eval_trials), data.bins, data.n_out, 3 * 8
     assert out["trials"].tolist() == eval_trials
@@ -176,6 +180,63 @@ def test_missing_files_raise_file_not_found(tmp_path):
         lflow.Dataset.load(tmp_path / "nowhere.safetensors")
     with pytest.raises(FileNotFoundError):
         lflow.Run.open(tmp_path / "no-run")
+    with pytest.raises(FileNotFoundError, match="nowhere.safetensors"):
+        lflow.train(tmp_path / "nowhere.safetensors", out=tmp_path / "r", progress=False)
+
+
+def test_bad_data_files_and_configs_raise_value_errors_through_training(runs, tmp_path):
+    # A file the loader rejects: its error travels through the training session's.
+    raw = bytearray(open(runs["tmp"] / "data.safetensors", "rb").read())
+    (n,) = struct.unpack("<Q", raw[:8])
+    offset = 8 + n + json.loads(raw[8 : 8 + n])["spikes"]["data_offsets"][0]
+    raw[offset : offset + 4] = struct.pack("<f", float("nan"))
+    (tmp_path / "nan.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"tensor `spikes` at index \[0, 0, 0\] is NaN: not finite"):
+        lflow.train(tmp_path / "nan.safetensors", out=tmp_path / "r1", progress=False)
+    with pytest.raises(ValueError, match="model.hidden"):
+        lflow.train(runs["data"], {"model": {"hidden": 7}}, out=tmp_path / "r2", progress=False)
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+def test_an_existing_run_or_data_copy_is_never_overwritten(runs, tmp_path):
+    other = lflow.generate_lorenz(trials=30, eval_trials=5, observed=12, forward=3, held_in=8, held_out=3, seed=99)
+    (tmp_path / "r.data.safetensors").write_bytes(b"someone else's")
+    with pytest.raises(lflow.LflowError, match="already holds another data set"):
+        lflow.train(other, CONFIG, out=tmp_path / "r", progress=False)
+    assert (tmp_path / "r.data.safetensors").read_bytes() == b"someone else's"
+    before = open(os.path.join(runs["dict"].path, "..", "py_dict.data.safetensors"), "rb").read()
+    with pytest.raises(lflow.LflowError, match="already"):
+        lflow.train(other, CONFIG, out=runs["dict"].path, progress=False)
+    assert open(os.path.join(runs["dict"].path, "..", "py_dict.data.safetensors"), "rb").read() == before
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"observed": 9}, "observed = 9: must be 1 to the 6 bins"),
+        ({"observed": -1}, "observed = -1: must be a non-negative integer"),
+        ({"bin_ms": float("inf")}, "bin_ms = inf: must be a finite positive number"),
+        ({"true_rates": np.ones((10, 6, 4))}, "true_rates: shape [10, 6, 4], expected spikes' [10, 6, 5]"),
+        ({"condition": np.arange(9)}, "condition: 9 entries for 10 trials"),
+        ({"condition": np.array([2**40] * 10)}, "condition[0] = 1099511627776: not a condition id"),
+        ({"condition": np.ones(10) * 0.5}, "condition: dtype float64, expected integer values"),
+    ],
+    ids=["observed", "negative", "bin_ms", "true_rates", "condition-length", "condition-range", "condition-dtype"],
+)
+def test_bad_arguments_raise_value_errors(kwargs, message):
+    args = {"n_in": 3, "observed": 4, "bin_ms": 10, **kwargs}
+    with pytest.raises(ValueError) as e:
+        lflow.Dataset.from_arrays(arrays(), **args)
+    assert message in str(e.value)
+
+
+def test_generate_lorenz_refuses_what_it_cannot_make():
+    with pytest.raises(ValueError, match="more than 2\\^28 values"):
+        lflow.generate_lorenz(trials=10**9)
+    with pytest.raises(ValueError, match="leave one to train on"):
+        lflow.generate_lorenz(trials=2, eval_trials=1, valid_fraction=0.6)
+    with pytest.raises(ValueError, match="trials = -3"):
+        lflow.generate_lorenz(trials=-3)
 
 
 def test_a_corrupt_checkpoint_raises_and_names_the_file(runs, tmp_path):
@@ -224,6 +285,27 @@ def test_nlb_import_train_and_submit(tmp_path):
     assert "[100] co-bps" in scored[0]["mc_maze_scaling_20_split"]
     with pytest.raises(ValueError, match="not a benchmark dataset"):
         lflow.nlb.import_(shared_nlb(), "mc_maze_huge", 20)
+
+
+def test_ctrl_c_during_an_epoch_stops_after_it_with_a_resumable_run(runs, tmp_path):
+    # A real SIGINT while the extension trains with the GIL released.
+    import signal
+    import threading
+
+    data = lflow.generate_lorenz(trials=400, eval_trials=40, observed=40, forward=5, held_in=8, held_out=3, seed=3)
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        lflow.train(data, {**CONFIG, "train": {"epochs": 10000, "batch_size": 16}}, out=tmp_path / "r", threads=1,
+                    progress=False)
+    timer.cancel()
+    epochs = len(open(tmp_path / "r" / "metrics.csv").read().splitlines()) - 1
+    assert 1 <= epochs < 10000
+    state = json.loads(tensors(tmp_path / "r" / "last.safetensors")["__metadata__"]["state"])
+    assert state["epoch"] == epochs, "the resumable checkpoint is the last finished epoch's"
+    cli("train", "--data", tmp_path / "r.data.safetensors", "--out", tmp_path / "r", "--resume", "--epochs", epochs + 1,
+        "--threads", 1, "--quiet")
+    assert len(open(tmp_path / "r" / "metrics.csv").read().splitlines()) - 1 == epochs + 1
 
 
 def test_an_interrupt_stops_after_the_epoch_and_the_run_resumes(runs, tmp_path):
