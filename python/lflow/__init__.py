@@ -30,7 +30,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def train(
-    data: Union[Dataset, PathLike],
+    data: Union[None, Dataset, PathLike],
     config: Union[None, Mapping[str, Any], PathLike] = None,
     *,
     out: PathLike,
@@ -39,6 +39,8 @@ def train(
     threads: int = 0,
     progress: bool = True,
     callback: Optional[Callable[[dict], None]] = None,
+    resume: bool = False,
+    hyperparameters: Optional[Mapping[str, float]] = None,
 ) -> Run:
     """Train a model on `data` into the new run folder `out`; returns the :class:`Run`.
 
@@ -57,13 +59,21 @@ def train(
     ``train_nll``, ``valid_nll``, ``valid_co_bps``, ``lr``, ``trials_per_s``);
     an exception it raises, or Ctrl-C (KeyboardInterrupt), stops training
     after that epoch with a resumable checkpoint, and is raised here.
+
+    ``resume=True`` continues the run in `out` from its last checkpoint, up
+    to `epochs` in all, on its own data set (`data` None, or that file). With
+    `hyperparameters` (any of ``lr``, ``dropout``, ``cd_rate``,
+    ``kl_weight``, ``weight_decay``) it continues with those values instead
+    (population-based training's explore step): the parameters, Adam's
+    moments and step, the random stream and the schedule carry on, and a new
+    ``lr`` also replaces the current learning rate.
     """
     config_json = config_path = None
     if isinstance(config, Mapping):
         config_json = json.dumps(config)
     elif config is not None:
         config_path = os.fspath(config)
-    if not isinstance(data, Dataset):
+    if data is not None and not isinstance(data, Dataset):
         data = os.fspath(data)
     return _train(
         data,
@@ -75,4 +85,6 @@ def train(
         threads=threads,
         progress=progress,
         callback=callback,
+        resume=resume,
+        hyperparameters=None if hyperparameters is None else [(k, float(v)) for k, v in hyperparameters.items()],
     )

@@ -141,7 +141,7 @@ class Run:
         path and size and the quality table (host f32, blob, lflow-core)."""
 
 def train(
-    data: Union[Dataset, _Path],
+    data: Union[None, Dataset, _Path],
     *,
     out: _Path,
     config_json: Optional[str] = None,
@@ -151,5 +151,7 @@ def train(
     threads: int = 0,
     progress: bool = True,
     callback: Optional[Callable[[dict], None]] = None,
+    resume: bool = False,
+    hyperparameters: Optional[Sequence[tuple[str, float]]] = None,
 ) -> Run:
     """The extension's training entry point; use :func:`lflow.train`."""

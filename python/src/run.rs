@@ -9,6 +9,7 @@ use lflow_host::train::backend::Features;
 use lflow_host::train::predictor::{Predictor, PREDICTION_SEED};
 use lflow_host::train::run::{RunConfig, RunDir, RunError, RunRecord};
 use lflow_host::train::session::Session;
+use lflow_host::train::train_config::Retune;
 use lflow_host::train::Device;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -253,7 +254,7 @@ fn config(json: Option<&str>, path: Option<PathBuf>) -> PyResult<RunConfig> {
 
 /// Train a model (see `lflow/_lflow.pyi`); the wrapper passes a dict config as JSON text.
 #[pyfunction]
-#[pyo3(signature = (data, *, out, config_json=None, config_path=None, device="cpu", epochs=None, threads=0, progress=true, callback=None))]
+#[pyo3(signature = (data, *, out, config_json=None, config_path=None, device="cpu", epochs=None, threads=0, progress=true, callback=None, resume=false, hyperparameters=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     py: Python<'_>,
@@ -266,14 +267,45 @@ pub fn train(
     threads: usize,
     progress: bool,
     callback: Option<Bound<'_, PyAny>>,
+    resume: bool,
+    hyperparameters: Option<Vec<(String, f64)>>,
 ) -> PyResult<PyRun> {
     let dev = self::device(device)?;
-    let mut c = config(config_json, config_path)?;
-    if let Some(e) = epochs {
-        c.train.epochs = e;
+    let mut retune = Retune::default();
+    for (name, v) in hyperparameters.unwrap_or_default() {
+        if !retune.set(&name, v as f32) {
+            let names = Retune::NAMES.join(", ");
+            return Err(value(format!("hyperparameters: {name:?} is not one of {names}")));
+        }
     }
-    let file = data_file(py, data, &out)?;
-    let mut session = py.detach(|| Session::create(&file, c, &out, dev, threads)).map_err(|e| to_py(&e))?;
+    let mut session = if resume {
+        if config_json.is_some() || config_path.is_some() {
+            return Err(value(
+                "resume: the run keeps its configuration; change hyper-parameters with `hyperparameters`",
+            ));
+        }
+        let file = if data.is_none() {
+            let (dir, record) = RunDir::open(&out).map_err(|e| to_py(&e))?;
+            record.data_file(&dir.path).map_err(|e| to_py(&e))?
+        } else if let Some(p) = data.cast::<PyDataset>().ok().and_then(|d| d.get().file()) {
+            p
+        } else {
+            data.extract::<PathBuf>().map_err(|_| {
+                value("data: to resume, the run's data set file (a path, a Dataset read from it, or None)")
+            })?
+        };
+        py.detach(|| Session::resume_retuned(&out, &file, epochs, dev, threads, &retune)).map_err(|e| to_py(&e))?
+    } else {
+        if !retune.is_empty() {
+            return Err(value("hyperparameters: only for resume=True (a new run takes them in `config`)"));
+        }
+        let mut c = config(config_json, config_path)?;
+        if let Some(e) = epochs {
+            c.train.epochs = e;
+        }
+        let file = data_file(py, data, &out)?;
+        py.detach(|| Session::create(&file, c, &out, dev, threads)).map_err(|e| to_py(&e))?
+    };
     let total = session.trainer().config.epochs;
     while !session.done() {
         let s = py.detach(|| session.epoch()).map_err(|e| to_py(&e))?;

@@ -361,3 +361,47 @@ def test_predicting_a_1000_trial_set_does_not_copy_it(runs, tmp_path):
     assert m["shape"] == [990, 500, 11]
     data = 2 * m["spikes"]  # spikes and true rates
     assert m["peak"] - m["outputs"] < 2 * data, m
+
+
+def test_resuming_without_changes_equals_the_uninterrupted_run(runs, tmp_path):
+    data, config = runs["tmp"] / "data.safetensors", runs["tmp"] / "config.toml"
+    lflow.train(data, config, out=tmp_path / "r", epochs=2, threads=1, progress=False)
+    lflow.train(None, out=tmp_path / "r", resume=True, epochs=3, threads=1, progress=False)
+    want = tensors(os.path.join(runs["cli"].path, "last.safetensors"))
+    got = tensors(tmp_path / "r" / "last.safetensors")
+    assert got.keys() == want.keys() and all(got[k] == want[k] for k in want)
+    # The same hyper-parameters given explicitly change nothing either (the optimiser state carries on).
+    same = {"lr": 0.003, "dropout": 0.05, "cd_rate": 0.5, "kl_weight": 0.1, "weight_decay": 0.00002}
+    lflow.train(data, config, out=tmp_path / "s", epochs=2, threads=1, progress=False)
+    lflow.train(data, out=tmp_path / "s", resume=True, epochs=3, threads=1, progress=False, hyperparameters=same)
+    got = tensors(tmp_path / "s" / "last.safetensors")
+    assert all(got[k] == want[k] for k in want if k != "__metadata__")
+    assert json.loads(got["__metadata__"]["state"]) == json.loads(want["__metadata__"]["state"])
+
+
+def test_resuming_with_new_hyperparameters_keeps_the_optimiser_state(runs, tmp_path):
+    data, config = runs["tmp"] / "data.safetensors", runs["tmp"] / "config.toml"
+    lflow.train(data, config, out=tmp_path / "r", epochs=2, threads=1, progress=False)
+    before = json.loads(tensors(tmp_path / "r" / "last.safetensors")["__metadata__"]["state"])
+    lflow.train(None, out=tmp_path / "r", resume=True, epochs=3, threads=1, progress=False,
+                hyperparameters={"lr": 0.001, "dropout": 0.2, "kl_weight": 0.5})
+    meta = tensors(tmp_path / "r" / "last.safetensors")["__metadata__"]
+    state, train = json.loads(meta["state"]), json.loads(meta["train"])
+    steps_per_epoch = before["adam_step"] // 2
+    assert state["adam_step"] == before["adam_step"] + steps_per_epoch, "Adam's step carried on"
+    assert state["lr"] == pytest.approx(0.001) and train["dropout"] == pytest.approx(0.2)
+    assert train["kl_weight"] == pytest.approx(0.5) and train["cd_rate"] == pytest.approx(0.5)
+    assert lflow.Run.open(tmp_path / "r").config["train"]["lr"] == pytest.approx(0.001), "run.json records them"
+    uninterrupted = tensors(os.path.join(runs["cli"].path, "last.safetensors"))
+    assert tensors(tmp_path / "r" / "last.safetensors")["encoder.weight_ih"] != uninterrupted["encoder.weight_ih"]
+
+
+def test_bad_hyperparameters_are_refused_before_anything_runs(runs, tmp_path):
+    with pytest.raises(ValueError, match='"learning_rate" is not one of lr, dropout'):
+        lflow.train(None, out=runs["path"].path, resume=True, hyperparameters={"learning_rate": 0.1})
+    with pytest.raises(ValueError, match="dropout"):
+        shutil.copytree(runs["path"].path, tmp_path / "copy")
+        lflow.train(runs["tmp"] / "data.safetensors", out=tmp_path / "copy", resume=True, epochs=4,
+                    hyperparameters={"dropout": 1.5}, progress=False)
+    with pytest.raises(ValueError, match="only for resume=True"):
+        lflow.train(runs["data"], out=tmp_path / "new", hyperparameters={"lr": 0.1})

@@ -25,6 +25,7 @@ use crate::train::backend::BackendError;
 use crate::train::checkpoint::{self, Checkpoint, CheckpointError};
 use crate::train::device::{AnyBackend, Device, OpenError};
 use crate::train::run::{RunConfig, RunDir, RunError, RunRecord};
+use crate::train::train_config::Retune;
 use crate::train::trainer::{EpochStats, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -200,6 +201,20 @@ impl Session {
         device: Device,
         threads: usize,
     ) -> Result<Session, SessionError> {
+        Session::resume_retuned(out, data, epochs, device, threads, &Retune::default())
+    }
+
+    /// [`Session::resume`] with the hyper-parameters of `retune` replaced
+    /// (checked as a configuration is, and recorded in `run.json`); the
+    /// parameters, the optimiser's state and the random stream carry on.
+    pub fn resume_retuned(
+        out: &Path,
+        data: &Path,
+        epochs: Option<usize>,
+        device: Device,
+        threads: usize,
+        retune: &Retune,
+    ) -> Result<Session, SessionError> {
         let set = crate::data::load(data)?;
         let backend = open(device, threads)?;
         let (dir, record) = RunDir::open(out)?;
@@ -222,9 +237,17 @@ impl Session {
                 trained_on: record.data.clone(),
             });
         }
-        let mut train = record.config.train.clone();
-        train.epochs = epochs.unwrap_or(train.epochs);
-        Session::start(dir, &set, Trainer::resume(c.model, train, c.state, backend))
+        let mut config = record.config.clone();
+        config.train.epochs = epochs.unwrap_or(config.train.epochs);
+        let mut state = c.state;
+        if !retune.is_empty() {
+            retune.apply(&mut config.train);
+            config.check(&dir.run_json())?;
+            state.lr = retune.lr.unwrap_or(state.lr);
+            let record = RunRecord { config: config.clone(), ..record };
+            dir.write(&dir.run_json(), serde_json::to_string_pretty(&record).unwrap_or_default().as_bytes())?;
+        }
+        Session::start(dir, &set, Trainer::resume(c.model, config.train, state, backend))
     }
 
     fn start(dir: RunDir, set: &Dataset, trainer: Trainer<AnyBackend>) -> Result<Session, SessionError> {

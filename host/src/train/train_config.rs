@@ -99,3 +99,63 @@ pub enum Schedule {
     /// the `k`-th of the `K = epochs - warmup_epochs - 1` epochs after warm-up.
     Cosine,
 }
+
+/// Hyper-parameters replaced when a run resumes: population-based
+/// training's explore step (AutoLFADS's search space). Each `Some` replaces
+/// the configuration's value; a new `lr` also replaces the current learning
+/// rate (which the plateau schedule lowers); everything else of the run (its
+/// parameters, Adam's moments and step, the random stream, the schedule's
+/// counters) carries on.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Retune {
+    /// `train.lr`.
+    pub lr: Option<f32>,
+    /// `train.dropout`.
+    pub dropout: Option<f32>,
+    /// `train.cd_rate`.
+    pub cd_rate: Option<f32>,
+    /// `train.kl_weight`.
+    pub kl_weight: Option<f32>,
+    /// `train.weight_decay`.
+    pub weight_decay: Option<f32>,
+}
+
+impl Retune {
+    /// The names a retune takes, as in the `[train]` section.
+    pub const NAMES: [&'static str; 5] = ["lr", "dropout", "cd_rate", "kl_weight", "weight_decay"];
+
+    /// Set `name` (one of [`Retune::NAMES`]) to `value`; `false` for another name.
+    pub fn set(&mut self, name: &str, value: f32) -> bool {
+        let slot = match name {
+            "lr" => &mut self.lr,
+            "dropout" => &mut self.dropout,
+            "cd_rate" => &mut self.cd_rate,
+            "kl_weight" => &mut self.kl_weight,
+            "weight_decay" => &mut self.weight_decay,
+            _ => return false,
+        };
+        *slot = Some(value);
+        true
+    }
+
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Retune::default()
+    }
+
+    /// Write the replaced values into `c`.
+    pub fn apply(&self, c: &mut TrainConfig) {
+        let pairs = [
+            (self.lr, &mut c.lr),
+            (self.dropout, &mut c.dropout),
+            (self.cd_rate, &mut c.cd_rate),
+            (self.kl_weight, &mut c.kl_weight),
+            (self.weight_decay, &mut c.weight_decay),
+        ];
+        for (new, slot) in pairs {
+            if let Some(v) = new {
+                *slot = v;
+            }
+        }
+    }
+}
