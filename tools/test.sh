@@ -108,17 +108,17 @@ test -s "$demo_dir/run-streaming/plots/latents.png"
 grep -q '"mismatches": 0' "$demo_dir/closed_loop.json"
 grep -q '"bins": [1-9]' "$demo_dir/closed_loop.json"
 
-step "Python package: the wheel (maturin), its tests (pytest), the quickstart notebook (nbclient)"
-# A virtual environment in the git-ignored .venv with maturin, numpy, pytest and
-# the notebook's packages from PyPI; the wheel builds with the dev profile
+step "Python package: the wheel (maturin), its tests (pytest; PBT sweeps on a local Ray), the quickstart notebook (nbclient)"
+# A virtual environment in the git-ignored .venv with maturin, numpy, pytest,
+# the notebook's packages and Ray Tune (lflow.tune's sweeps) from PyPI; the wheel builds with the dev profile
 # (sharing target/ with the builds above) and is installed into it.
 venv="$PWD/.venv"
 if ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
   python3 -m venv --clear "$venv" || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv --clear "$venv"; }
 fi
-if ! "$venv/bin/python" -c "import maturin, numpy, pytest, nbclient, nbformat, ipykernel, matplotlib" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import maturin, numpy, pytest, nbclient, nbformat, ipykernel, matplotlib, ray.tune" 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "maturin>=1.9.4,<2" numpy pytest nbclient nbformat ipykernel matplotlib
+    "maturin>=1.9.4,<2" numpy pytest nbclient nbformat ipykernel matplotlib "ray[tune]>=2.9"
 fi
 rm -rf target/wheels
 "$venv/bin/maturin" build --quiet --profile dev --auditwheel skip --features nlb -m python/Cargo.toml --interpreter "$venv/bin/python" --out target/wheels
