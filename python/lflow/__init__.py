@@ -41,6 +41,7 @@ def train(
     callback: Optional[Callable[[dict], None]] = None,
     resume: bool = False,
     hyperparameters: Optional[Mapping[str, float]] = None,
+    stop_after: Optional[int] = None,
 ) -> Run:
     """Train a model on `data` into the new run folder `out`; returns the :class:`Run`.
 
@@ -67,6 +68,11 @@ def train(
     (population-based training's explore step): the parameters, Adam's
     moments and step, the random stream and the schedule carry on, and a new
     ``lr`` also replaces the current learning rate.
+
+    `stop_after` stops once that many epochs are done, with a resumable
+    checkpoint, while the schedule (cosine, warm-up, KL ramp) still spans
+    all `epochs`: training in intervals, as a sweep does, follows the same
+    schedule as training straight through.
     """
     config_json = config_path = None
     if isinstance(config, Mapping):
@@ -87,4 +93,5 @@ def train(
         callback=callback,
         resume=resume,
         hyperparameters=None if hyperparameters is None else [(k, float(v)) for k, v in hyperparameters.items()],
+        stop_after=stop_after,
     )

@@ -153,5 +153,6 @@ def train(
     callback: Optional[Callable[[dict], None]] = None,
     resume: bool = False,
     hyperparameters: Optional[Sequence[tuple[str, float]]] = None,
+    stop_after: Optional[int] = None,
 ) -> Run:
     """The extension's training entry point; use :func:`lflow.train`."""

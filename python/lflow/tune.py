@@ -104,11 +104,11 @@ def _trial(hp: Dict[str, Any]) -> None:
         if epoch == 0 and checkpoint is None:
             config = json.loads(json.dumps(fixed["config"]))
             config.setdefault("train", {}).update(hyper)
-            train(fixed["data"], config, out=run, epochs=target, threads=fixed["threads"], device=fixed["device"],
-                  progress=False, callback=rows.append)
+            train(fixed["data"], config, out=run, epochs=fixed["epochs"], stop_after=target, threads=fixed["threads"],
+                  device=fixed["device"], progress=False, callback=rows.append)
         else:
-            train(None, out=run, resume=True, epochs=target, threads=fixed["threads"], device=fixed["device"],
-                  progress=False, callback=rows.append, hyperparameters=hyper)
+            train(None, out=run, resume=True, epochs=fixed["epochs"], stop_after=target, threads=fixed["threads"],
+                  device=fixed["device"], progress=False, callback=rows.append, hyperparameters=hyper)
         epoch = target
         metrics = {
             "valid_nll": rows[-1]["valid_nll"],
@@ -124,6 +124,15 @@ def _trial(hp: Dict[str, Any]) -> None:
         with open(os.path.join(fixed["log_dir"], f"{trial_id}.jsonl"), "a") as f:
             f.write(json.dumps({"trial_id": trial_id, **metrics}) + "\n")
         ray_tune.report(metrics, checkpoint=ray_tune.Checkpoint.from_directory(run))
+
+
+def _index(c: Any) -> int:
+    """The population index of a trial's config (a dict on current Ray; a
+    spec with `.config` on older releases)."""
+    try:
+        return int(c["_index"])
+    except (KeyError, TypeError):
+        return int(c.config["_index"])
 
 
 @dataclass
@@ -235,7 +244,7 @@ def tune(
         param_space={
             "_fixed": fixed,
             "_index": ray_tune.grid_search(list(range(samples))),
-            **{n: ray_tune.sample_from(lambda spec, n=n: initial[spec.config["_index"]][n]) for n in space},
+            **{n: ray_tune.sample_from(lambda c, n=n: initial[_index(c)][n]) for n in space},
         },
         tune_config=ray_tune.TuneConfig(scheduler=pbt, metric="valid_nll", mode="min", reuse_actors=False),
         run_config=ray_tune.RunConfig(

@@ -254,7 +254,7 @@ fn config(json: Option<&str>, path: Option<PathBuf>) -> PyResult<RunConfig> {
 
 /// Train a model (see `lflow/_lflow.pyi`); the wrapper passes a dict config as JSON text.
 #[pyfunction]
-#[pyo3(signature = (data, *, out, config_json=None, config_path=None, device="cpu", epochs=None, threads=0, progress=true, callback=None, resume=false, hyperparameters=None))]
+#[pyo3(signature = (data, *, out, config_json=None, config_path=None, device="cpu", epochs=None, threads=0, progress=true, callback=None, resume=false, hyperparameters=None, stop_after=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     py: Python<'_>,
@@ -269,6 +269,7 @@ pub fn train(
     callback: Option<Bound<'_, PyAny>>,
     resume: bool,
     hyperparameters: Option<Vec<(String, f64)>>,
+    stop_after: Option<usize>,
 ) -> PyResult<PyRun> {
     let dev = self::device(device)?;
     let mut retune = Retune::default();
@@ -307,7 +308,9 @@ pub fn train(
         py.detach(|| Session::create(&file, c, &out, dev, threads)).map_err(|e| to_py(&e))?
     };
     let total = session.trainer().config.epochs;
-    while !session.done() {
+    // `stop_after`: stop at that epoch with a resumable checkpoint, the
+    // schedule still spanning all `epochs` (a sweep trains in intervals).
+    while !session.done() && stop_after.is_none_or(|n| session.trainer().state.epoch < n) {
         let s = py.detach(|| session.epoch()).map_err(|e| to_py(&e))?;
         if progress {
             let e = session.trainer().state.epoch;

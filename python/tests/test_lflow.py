@@ -405,3 +405,17 @@ def test_bad_hyperparameters_are_refused_before_anything_runs(runs, tmp_path):
                     hyperparameters={"dropout": 1.5}, progress=False)
     with pytest.raises(ValueError, match="only for resume=True"):
         lflow.train(runs["data"], out=tmp_path / "new", hyperparameters={"lr": 0.1})
+
+
+def test_training_in_intervals_follows_the_schedule_of_training_straight_through(runs, tmp_path):
+    # Cosine decay and warm-up over all 3 epochs, stopped after 1 and 2: the uninterrupted run, bit for bit.
+    data = runs["tmp"] / "data.safetensors"
+    config = {**CONFIG, "train": {**CONFIG["train"], "schedule": "cosine", "warmup_epochs": 1}}
+    lflow.train(data, config, out=tmp_path / "straight", threads=1, progress=False)
+    lflow.train(data, config, out=tmp_path / "steps", stop_after=1, threads=1, progress=False)
+    assert len(open(tmp_path / "steps" / "metrics.csv").read().splitlines()) - 1 == 1, "stopped after epoch 1"
+    lflow.train(None, out=tmp_path / "steps", resume=True, stop_after=2, threads=1, progress=False)
+    lflow.train(None, out=tmp_path / "steps", resume=True, threads=1, progress=False)
+    want = tensors(tmp_path / "straight" / "last.safetensors")
+    got = tensors(tmp_path / "steps" / "last.safetensors")
+    assert got.keys() == want.keys() and all(got[k] == want[k] for k in want)
