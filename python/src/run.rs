@@ -13,6 +13,7 @@ use lflow_host::train::train_config::Retune;
 use lflow_host::train::Device;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// A run folder (see `lflow/_lflow.pyi`).
@@ -46,10 +47,13 @@ impl PyRun {
         Ok(PyRun { dir, record })
     }
 
-    /// The run's own data set (checked against its hash), for calls without `data`.
-    fn own_data(&self, py: Python<'_>) -> PyResult<Dataset> {
+    /// `data`, or the run's own data set (checked against its hash) for calls without it.
+    fn data_or_own<'a>(&self, py: Python<'_>, data: &'a Option<PyRef<'_, PyDataset>>) -> PyResult<Cow<'a, Dataset>> {
+        if let Some(d) = data {
+            return Ok(Cow::Borrowed(&d.inner));
+        }
         let file = self.record.data_file(&self.dir.path).map_err(|e| to_py(&e))?;
-        py.detach(|| lflow_host::data::load(&file)).map_err(|e| to_py(&e))
+        py.detach(|| lflow_host::data::load(&file)).map(Cow::Owned).map_err(|e| to_py(&e))
     }
 }
 
@@ -92,14 +96,8 @@ impl PyRun {
         threads: usize,
     ) -> PyResult<Bound<'py, PyDict>> {
         let which = self::split(split)?;
-        let owned;
-        let set: &Dataset = match &data {
-            Some(d) => &d.inner,
-            None => {
-                owned = self.own_data(py)?;
-                &owned
-            }
-        };
+        let set = self.data_or_own(py, &data)?;
+        let set: &Dataset = &set;
         let trials = set.indices(which);
         let dir = &self.dir;
         let mut p = Predictor::open_run(dir, Device::Cpu, threads).map_err(|e| to_py(&e))?;
@@ -132,14 +130,8 @@ impl PyRun {
         samples: Option<usize>,
         threads: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let owned;
-        let set: &Dataset = match &data {
-            Some(d) => &d.inner,
-            None => {
-                owned = self.own_data(py)?;
-                &owned
-            }
-        };
+        let set = self.data_or_own(py, &data)?;
+        let set: &Dataset = &set;
         let dir = &self.dir;
         let report = py
             .detach(|| lflow_host::eval::score_run::score_run(dir, set, samples, Device::Cpu, threads))

@@ -20,8 +20,9 @@ pub struct AdamConfig {
 }
 
 /// The f32 constants of one Adam step, as `torch.optim.Adam` forms them from
-/// its Python floats (and the CUDA kernel receives them).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// its Python floats (and the CUDA kernel reads them, inside `StepScalars`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct StepConstants {
     /// `beta1`.
     pub beta1: f32,

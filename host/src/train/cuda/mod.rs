@@ -37,7 +37,7 @@ use arena::{Arena, Shape, Weights};
 use gpu::{download_f32, upload_f32};
 use graphs::{StepGraphs, StepKey};
 use scalars::StepScalars;
-use work::{assemble, index_buffer, index_bytes, StepWork};
+use work::{assemble, index_buffer, StepWork};
 
 /// The model options the kernels compute.
 fn supported(cfg: &ModelConfig) -> Result<(), GpuError> {
@@ -261,13 +261,11 @@ impl<G: Gpu> CudaBackend<G> {
             });
         }
         let old_epoch = self.data.as_ref().and_then(|d| d.epoch);
-        if old_epoch.is_some_and(|(_, cap)| cap < index_bytes(order.len())) {
-            self.graphs.forget(&mut self.gpu);
-        }
         let (epoch_buf, order_ptr, seeds_ptr) = index_buffer(&mut self.gpu, old_epoch, order)?;
         self.gpu.upload(seeds_ptr, bytemuck::cast_slice(seeds))?;
-        // The seeds follow the order, so they move when its length does: a
-        // graph of the last epoch would read them where they were.
+        // The seeds follow the order, so they move when its length does, and
+        // both move when the buffer is reallocated: a graph of the last epoch
+        // would read them where they were.
         if self.data.as_ref().is_some_and(|d| d.order != order_ptr || d.seeds != seeds_ptr) {
             self.graphs.forget(&mut self.gpu);
         }

@@ -17,20 +17,8 @@ pub struct StepScalars {
     pub nll_scale: f32,
     /// Scale of the KL terms, `beta / B`.
     pub kl_scale: f32,
-    /// Adam's `beta1`.
-    pub beta1: f32,
-    /// `1 - beta1`, formed in f64.
-    pub one_minus_beta1: f32,
-    /// Adam's `beta2`.
-    pub beta2: f32,
-    /// `1 - beta2`, formed in f64.
-    pub one_minus_beta2: f32,
-    /// Adam's `eps`.
-    pub eps: f32,
-    /// `lr / (1 - beta1^step)`.
-    pub step_size: f32,
-    /// `sqrt(1 - beta2^step)`.
-    pub bc2_sqrt: f32,
+    /// Adam's constants of the step (seven f32, in `common.cuh`'s order).
+    pub adam: StepConstants,
     /// Weight decay of this epoch.
     pub weight_decay: f32,
     /// The batch's first position in the epoch's trial order.
@@ -47,18 +35,8 @@ impl StepScalars {
     /// starting at `batch_start` in the order on the device.
     pub fn new(scale: Option<LossScale>, adam: Option<(StepConstants, f32)>, batch_start: usize) -> StepScalars {
         let (nll_scale, kl_scale) = scale.map_or((0.0, 0.0), |s| (s.nll, s.kl));
-        let mut s = StepScalars { nll_scale, kl_scale, batch_start: batch_start as i32, ..StepScalars::default() };
-        if let Some((k, weight_decay)) = adam {
-            s.beta1 = k.beta1;
-            s.one_minus_beta1 = k.one_minus_beta1;
-            s.beta2 = k.beta2;
-            s.one_minus_beta2 = k.one_minus_beta2;
-            s.eps = k.eps;
-            s.step_size = k.step_size;
-            s.bc2_sqrt = k.bc2_sqrt;
-            s.weight_decay = weight_decay;
-        }
-        s
+        let (adam, weight_decay) = adam.unwrap_or_default();
+        StepScalars { nll_scale, kl_scale, adam, weight_decay, batch_start: batch_start as i32, reserved: 0 }
     }
 
     /// The bytes the kernels read.

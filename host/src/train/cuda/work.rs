@@ -8,11 +8,6 @@ use super::step;
 use crate::config::ModelConfig;
 use crate::train::params::Params;
 
-/// Bytes of an [`index_buffer`] of `n` trials.
-pub(super) fn index_bytes(n: usize) -> usize {
-    (n * 4).div_ceil(8) * 8 + n * 8
-}
-
 /// A buffer of `trials.len()` trial indices (i32, uploaded) followed by as many
 /// seeds (u64, left to the caller), reusing `old` (buffer, capacity in bytes)
 /// when it is large enough; returns it with its capacity, and both pointers.
@@ -23,7 +18,7 @@ pub(super) fn index_buffer(
 ) -> Result<((gpu::BufId, usize), gpu::DevPtr, gpu::DevPtr), GpuError> {
     let n = trials.len();
     let seeds_at = (n * 4).div_ceil(8) * 8;
-    let need = index_bytes(n);
+    let need = seeds_at + n * 8;
     let held = match old {
         Some((b, cap)) if cap >= need => (b, cap),
         other => {
