@@ -6,7 +6,8 @@ A population of trials trains the same model with different regularisation
 lets the bottom quarter of the population copy a top-quarter trial's
 checkpoint (exploit) and continue with its hyper-parameters multiplied by
 0.8 or 1.2 within bounds, or redrawn (explore). Each trial drives
-:func:`lflow.train` in-process; its Ray checkpoint is its run folder
+:func:`lflow.train` in-process and reports every epoch to Ray through its
+callback; at an interval's end the report carries the Ray checkpoint, the run folder
 (``last.safetensors``: parameters, Adam's moments, the random stream, the
 schedule), so an exploited or restarted trial resumes exactly where that
 checkpoint left off (``lflow.train(resume=True, hyperparameters=...)``).
@@ -75,12 +76,16 @@ def _ray():
 
 
 def _trial(hp: Dict[str, Any]) -> None:
-    """One trial: train in chunks of `perturb_epochs` epochs, reporting each
-    chunk's last epoch with the run folder as its checkpoint."""
+    """One trial: train in intervals of `perturb_epochs` epochs, reporting
+    every epoch to Ray through :func:`lflow.train`'s callback and each
+    interval's last epoch with the run folder as its checkpoint (the
+    scheduler perturbs only there: its clock is the epoch)."""
     ray, ray_tune = _ray()
     fixed = hp["_fixed"]
     hyper = {k: float(hp[k]) for k in fixed["names"]}
-    run = os.path.join(ray_tune.get_context().get_trial_dir(), "run")
+    context = ray_tune.get_context()
+    trial_id = context.get_trial_id()
+    run = os.path.join(context.get_trial_dir(), "run")
     start, perturbed = 0, False
     checkpoint = ray_tune.get_checkpoint()
     if checkpoint is not None:
@@ -90,40 +95,60 @@ def _trial(hp: Dict[str, Any]) -> None:
         record = json.load(open(os.path.join(run, "run.json")))
         perturbed = any(not math.isclose(record["config"]["train"][k], v, rel_tol=1e-6) for k, v in hyper.items())
         start = len(open(os.path.join(run, "metrics.csv")).read().splitlines()) - 1
+    log = os.path.join(fixed["log_dir"], f"{trial_id}.jsonl")
+
+    def metrics(row: Dict[str, Any], interval_end: bool) -> Dict[str, Any]:
+        m = {
+            "valid_nll": row["valid_nll"],
+            "valid_co_bps": row["valid_co_bps"],
+            "train_loss": row["train_loss"],
+            "lr_now": row["lr"],
+            "epoch": row["epoch"],
+            "start_epoch": start,
+            "perturbed": perturbed,
+            "interval_end": interval_end,
+            **hyper,
+        }
+        with open(log, "a") as f:
+            f.write(json.dumps({"trial_id": trial_id, **m}) + "\n")
+        return m
+
     fault = fixed.get("fault")
     epoch = start
     while epoch < fixed["epochs"]:
         if fault and start > 0 and not os.path.exists(fault):
             # A test's injected fault: this worker, restored from a checkpoint
-            # the scheduler knows, dies before training on.
+            # the scheduler knows, trains one epoch more and dies.
             with open(fault, "w") as f:
-                json.dump({"trial": ray_tune.get_context().get_trial_id(), "epoch": start}, f)
-            os._exit(1)
-        target = min(epoch + fixed["perturb_epochs"], fixed["epochs"])
-        rows = []
+                json.dump({"trial": trial_id, "epoch": start}, f)
+            target = epoch + 1
+            fault_after = True
+        else:
+            target = min(epoch + fixed["perturb_epochs"], fixed["epochs"])
+            fault_after = False
+        last: Dict[str, Any] = {}
+
+        def each_epoch(row: Dict[str, Any]) -> None:
+            # Every epoch but the interval's last goes to Ray as it ends;
+            # the last waits for its checkpoint, written when train returns.
+            if row["epoch"] < target:
+                ray_tune.report(metrics(row, False))
+            else:
+                last.update(row)
+
+        common = dict(out=run, epochs=fixed["epochs"], stop_after=target, threads=fixed["threads"],
+                      device=fixed["device"], progress=False, callback=each_epoch)
         if epoch == 0 and checkpoint is None:
             config = json.loads(json.dumps(fixed["config"]))
             config.setdefault("train", {}).update(hyper)
-            train(fixed["data"], config, out=run, epochs=fixed["epochs"], stop_after=target, threads=fixed["threads"],
-                  device=fixed["device"], progress=False, callback=rows.append)
+            train(fixed["data"], config, **common)
         else:
-            train(None, out=run, resume=True, epochs=fixed["epochs"], stop_after=target, threads=fixed["threads"],
-                  device=fixed["device"], progress=False, callback=rows.append, hyperparameters=hyper)
+            train(None, resume=True, hyperparameters=hyper, **common)
+        if fault_after:
+            ray_tune.report(metrics(last, False))
+            os._exit(1)
         epoch = target
-        metrics = {
-            "valid_nll": rows[-1]["valid_nll"],
-            "valid_co_bps": rows[-1]["valid_co_bps"],
-            "train_loss": rows[-1]["train_loss"],
-            "lr_now": rows[-1]["lr"],
-            "epoch": epoch,
-            "start_epoch": start,
-            "perturbed": perturbed,
-            **hyper,
-        }
-        trial_id = ray_tune.get_context().get_trial_id()
-        with open(os.path.join(fixed["log_dir"], f"{trial_id}.jsonl"), "a") as f:
-            f.write(json.dumps({"trial_id": trial_id, **metrics}) + "\n")
-        ray_tune.report(metrics, checkpoint=ray_tune.Checkpoint.from_directory(run))
+        ray_tune.report(metrics(last, True), checkpoint=ray_tune.Checkpoint.from_directory(run))
 
 
 def _index(c: Any) -> int:
@@ -139,7 +164,7 @@ def _index(c: Any) -> int:
 class TuneResult:
     """What a sweep leaves in `out`: ``best/`` (the best trial's run folder:
     ``lflow eval``, ``export``, ``nlb submit`` take it), ``trials.csv`` (every
-    trial's hyper-parameters and scores at every perturbation interval),
+    trial's hyper-parameters and scores at every epoch),
     ``population.png`` (the population's validation NLL over epochs)."""
 
     best_run: str
@@ -227,9 +252,22 @@ def tune(
         "log_dir": os.path.join(out, "trajectories"),
     }
     os.makedirs(fixed["log_dir"], exist_ok=True)
-    pbt = PopulationBasedTraining(
-        time_attr="training_iteration",
-        perturbation_interval=1,
+    class IntervalPBT(PopulationBasedTraining):
+        """Ray's PBT deciding only on the reports that carry a checkpoint
+        (an interval's last epoch): a trial it pauses resumes exactly
+        there, never from an older checkpoint that would train epochs
+        again (as a worker restarted after a failure otherwise can)."""
+
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: Dict[str, Any]) -> str:
+            if not result.get("interval_end", True):
+                return self.CONTINUE
+            return super().on_trial_result(tune_controller, trial, result)
+
+    pbt = IntervalPBT(
+        # The clock is the epoch: trials report every epoch and are
+        # perturbed every `perturb_epochs`, where they report a checkpoint.
+        time_attr="epoch",
+        perturbation_interval=int(perturb_epochs),
         hyperparam_mutations={n: ray_tune.loguniform(lo, hi) for n, (lo, hi) in space.items()},
         quantile_fraction=0.25,
         resample_probability=0.25,
@@ -261,14 +299,14 @@ def tune(
 def _collect(results: Any, out: str, names: list) -> TuneResult:
     """The sweep's outputs from the trials' logs and Ray's checkpoints."""
     log_dir = os.path.join(out, "trajectories")
-    rows, seen = [], set()
+    latest: Dict[Tuple[str, int], Dict[str, Any]] = {}
     for name in sorted(os.listdir(log_dir)):
         for line in open(os.path.join(log_dir, name)):
             r = json.loads(line)
-            key = (r["trial_id"], r["epoch"], r["start_epoch"])
-            if key not in seen:  # a worker that died after logging reports again
-                seen.add(key)
-                rows.append(r)
+            # An epoch trained again after a worker died and restarted from
+            # its checkpoint: the later report stands.
+            latest[(r["trial_id"], r["epoch"])] = r
+    rows = list(latest.values())
     rows.sort(key=lambda r: (r["trial_id"], r["epoch"]))
     final = {}
     for r in rows:
@@ -298,10 +336,13 @@ def _collect(results: Any, out: str, names: list) -> TuneResult:
         fig, ax = plt.subplots(figsize=(7, 4))
         for t in sorted(final):
             mine = [r for r in rows if r["trial_id"] == t]
-            ax.plot([r["epoch"] for r in mine], [r["valid_nll"] for r in mine], marker="o", label=t)
+            line, = ax.plot([r["epoch"] for r in mine], [r["valid_nll"] for r in mine], label=t)
+            # An exploit: the first epoch trained from another trial's checkpoint.
+            jumps = [r for r in mine if r["perturbed"] and r["epoch"] == r["start_epoch"] + 1]
+            ax.plot([r["epoch"] for r in jumps], [r["valid_nll"] for r in jumps], "v", color=line.get_color())
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation NLL")
-        ax.set_title("population-based training: each trial's validation NLL")
+        ax.set_title("population-based training: validation NLL per epoch (v: exploit)")
         ax.legend(fontsize="small")
         plot = os.path.join(out, "population.png")
         fig.savefig(plot, dpi=100, bbox_inches="tight")

@@ -1,5 +1,5 @@
 """lflow.tune: population-based training on a local Ray instance (2 CPUs):
-exploits happen, the best trial is at least as good as the median, its run
+every epoch reaches Ray, exploits happen, the best trial is at least as good as the median, its run
 folder evaluates with `lflow eval`, a killed worker resumes from its
 checkpoint, and bad search spaces fail before Ray starts."""
 
@@ -67,6 +67,17 @@ def test_a_pbt_sweep_exploits_and_its_best_trial_beats_the_median(sweep):
     assert os.path.getsize(sweep["result"].plot) > 0
 
 
+def test_every_trial_reports_every_epoch_to_ray(sweep):
+    for result in sweep["result"].results:
+        # Ray's own log of the results it received (result.json restarts with a restored trial)
+        reported = {int(r["epoch"]) for r in csv.DictReader(open(os.path.join(result.path, "progress.csv")))}
+        assert reported == set(range(1, 7)), f"{result.path}: Ray saw epochs {sorted(reported)}"
+    per_trial = {}
+    for r in sweep["rows"]:
+        per_trial.setdefault(r["trial_id"], []).append(int(r["epoch"]))
+    assert all(sorted(e) == list(range(1, 7)) for e in per_trial.values()), per_trial
+
+
 def test_the_best_run_folder_evaluates_with_lflow_eval(sweep):
     run = sweep["result"].best_run
     subprocess.run([os.environ["LFLOW_BIN"], "eval", run, "--threads", "1"], check=True, capture_output=True)
@@ -83,6 +94,11 @@ def test_a_killed_worker_resumes_from_its_checkpoint(sweep):
     after = [r for r in mine if int(r["epoch"]) > fault["epoch"]]
     assert after, f"trial {fault['trial']} reported nothing after its worker died: {mine}"
     assert int(after[0]["start_epoch"]) >= fault["epoch"], "restarted from zero, not from its checkpoint"
+    log = sweep["tmp"] / "out" / "trajectories" / f"{fault['trial']}.jsonl"
+    reports = [json.loads(line)["epoch"] for line in open(log)]
+    assert sorted(e for e in reports if e <= fault["epoch"]) == list(range(1, fault["epoch"] + 1)), (
+        f"epochs up to the checkpoint trained again: {reports}")
+    assert reports.count(fault["epoch"] + 1) == 2, f"the epoch the worker died after, trained once more: {reports}"
     assert max(int(r["epoch"]) for r in mine) == 6
     assert sweep["result"].results.num_errors == 0
 
