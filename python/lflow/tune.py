@@ -109,6 +109,12 @@ def _trial(hp: Dict[str, Any]) -> None:
             "interval_end": interval_end,
             **hyper,
         }
+        if os.path.exists(log):
+            again = sum(1 for r in _records(log) if r["epoch"] == row["epoch"])
+            if again > fixed["max_failures"] + 1:
+                # A scheduler restoring this trial from an older checkpoint
+                # over and over would burn the cluster's hours: stop it.
+                raise RuntimeError(f"trial {trial_id}: epoch {row['epoch']} trained {again + 1} times")
         with open(log, "a") as f:
             f.write(json.dumps({"trial_id": trial_id, **m}) + "\n")
         return m
@@ -151,6 +157,17 @@ def _trial(hp: Dict[str, Any]) -> None:
         ray_tune.report(metrics(last, True), checkpoint=ray_tune.Checkpoint.from_directory(run))
 
 
+def _records(path: str) -> list:
+    """A trial's JSON-lines log, without a last line torn by a killed worker."""
+    out = []
+    for line in open(path):
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return out
+
+
 def _index(c: Any) -> int:
     """The population index of a trial's config (a dict on current Ray; a
     spec with `.config` on older releases)."""
@@ -189,6 +206,7 @@ def tune(
     max_failures: int = 3,
     seed: int = 0,
     num_cpus: Optional[int] = None,
+    verbose: int = 0,
     _fault: Optional[str] = None,
 ) -> TuneResult:
     """Run a PBT sweep of `samples` trials of `epochs` epochs on `data` (a
@@ -200,7 +218,8 @@ def tune(
     machine's cores), ``"auto"`` joins a running cluster. `gpus_per_trial`
     below 1 shares a GPU between several trials (``device="cuda"``). A trial
     whose worker dies is restarted from its last checkpoint up to
-    `max_failures` times.
+    `max_failures` times. `verbose`: Ray Tune's progress output (0 none,
+    1 a status table of the trials every half minute or so, 2 and 3 more).
     """
     space = check_space(SEARCH_SPACE if search_space is None else search_space)
     for name, value in [("samples", samples), ("perturb_epochs", perturb_epochs), ("epochs", epochs)]:
@@ -218,6 +237,8 @@ def tune(
     if unknown:
         raise ValueError(f"config: unknown section(s) {sorted(unknown)}; expected model, train, eval")
     out = os.path.abspath(os.fspath(out))
+    if os.path.isdir(os.path.join(out, "trajectories")) and os.listdir(os.path.join(out, "trajectories")):
+        raise ValueError(f"out: {out} holds a sweep already (trajectories/); choose another folder")
     os.makedirs(out, exist_ok=True)
 
     ray, ray_tune = _ray()
@@ -248,18 +269,21 @@ def tune(
         "threads": max(1, int(cpus_per_trial)),
         "device": "cuda" if gpus_per_trial > 0 else "cpu",
         "fault": _fault,
+        "max_failures": int(max_failures),
         # Every report, one JSON line per trial (a trial's history survives its restarts here).
         "log_dir": os.path.join(out, "trajectories"),
     }
     os.makedirs(fixed["log_dir"], exist_ok=True)
     class IntervalPBT(PopulationBasedTraining):
         """Ray's PBT deciding only on the reports that carry a checkpoint
-        (an interval's last epoch): a trial it pauses resumes exactly
-        there, never from an older checkpoint that would train epochs
-        again (as a worker restarted after a failure otherwise can)."""
+        (an interval's last epoch), so a trial it pauses resumes exactly
+        there: without this, a trial restarted after its worker died was
+        paused between checkpoints and restored from the older one over
+        and over (seen with Ray 2.60's synchronous mode). Nor does it
+        exploit at the last epoch, where nothing would train on."""
 
         def on_trial_result(self, tune_controller: Any, trial: Any, result: Dict[str, Any]) -> str:
-            if not result.get("interval_end", True):
+            if not result.get("interval_end", True) or result.get("epoch", 0) >= int(epochs):
                 return self.CONTINUE
             return super().on_trial_result(tune_controller, trial, result)
 
@@ -289,20 +313,19 @@ def tune(
             name="pbt",
             storage_path=out,
             failure_config=ray_tune.FailureConfig(max_failures=max_failures),
-            verbose=0,
+            verbose=verbose,
         ),
     )
     results = tuner.fit()
-    return _collect(results, out, list(space))
+    return _collect(results, out, list(space), int(epochs))
 
 
-def _collect(results: Any, out: str, names: list) -> TuneResult:
+def _collect(results: Any, out: str, names: list, epochs: int) -> TuneResult:
     """The sweep's outputs from the trials' logs and Ray's checkpoints."""
     log_dir = os.path.join(out, "trajectories")
     latest: Dict[Tuple[str, int], Dict[str, Any]] = {}
     for name in sorted(os.listdir(log_dir)):
-        for line in open(os.path.join(log_dir, name)):
-            r = json.loads(line)
+        for r in _records(os.path.join(log_dir, name)):
             # An epoch trained again after a worker died and restarted from
             # its checkpoint: the later report stands.
             latest[(r["trial_id"], r["epoch"])] = r
@@ -312,11 +335,17 @@ def _collect(results: Any, out: str, names: list) -> TuneResult:
     for r in rows:
         if r["trial_id"] not in final or r["epoch"] >= final[r["trial_id"]]["epoch"]:
             final[r["trial_id"]] = r
-    best_id = min(final, key=lambda t: final[t]["valid_nll"])
-    best = next(r for r in results if f"_{best_id}_" in os.path.basename(r.path))
+    # Ranked: the trials that trained every epoch without error, by their
+    # last epoch's validation NLL (that epoch's checkpoint is Ray's latest).
+    by_id = {t: next((r for r in results if f"_{t}_" in os.path.basename(r.path)), None) for t in final}
+    finished = [t for t, r in by_id.items()
+                if r is not None and r.error is None and r.checkpoint is not None and final[t]["epoch"] == epochs]
+    if not finished:
+        raise RuntimeError(f"no trial trained all {epochs} epochs; Ray's errors are in {os.path.join(out, 'pbt')}")
+    best_id = min(finished, key=lambda t: final[t]["valid_nll"])
     best_run = os.path.join(out, "best")
     shutil.rmtree(best_run, ignore_errors=True)
-    with best.checkpoint.as_directory() as d:
+    with by_id[best_id].checkpoint.as_directory() as d:
         shutil.copytree(d, best_run)
     trials_csv = os.path.join(out, "trials.csv")
     with open(trials_csv + ".tmp", "w", newline="") as f:
@@ -340,6 +369,10 @@ def _collect(results: Any, out: str, names: list) -> TuneResult:
             # An exploit: the first epoch trained from another trial's checkpoint.
             jumps = [r for r in mine if r["perturbed"] and r["epoch"] == r["start_epoch"] + 1]
             ax.plot([r["epoch"] for r in jumps], [r["valid_nll"] for r in jumps], "v", color=line.get_color())
+        later = [r["valid_nll"] for r in rows if r["epoch"] > max(1, epochs // 10)]
+        if later:  # the first epochs' NLL would squeeze what PBT decides on into a line
+            lo, hi = min(later), sorted(later)[int(0.98 * (len(later) - 1))]
+            ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo) + 1e-9)
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation NLL")
         ax.set_title("population-based training: validation NLL per epoch (v: exploit)")
@@ -369,16 +402,21 @@ def main(argv: Optional[list] = None) -> None:
     p.add_argument("--cpus-per-trial", type=float, default=1)
     p.add_argument("--gpus-per-trial", type=float, default=0, help="e.g. 0.25: four trials share a GPU")
     p.add_argument("--max-failures", type=int, default=3, help="restarts of a trial whose worker died")
+    p.add_argument("--verbose", type=int, default=1, help="Ray Tune's progress output: 0 none, 1 status (default)")
     p.add_argument("--out", required=True, help="the sweep folder (best/, trials.csv, population.png)")
     a = p.parse_args(argv)
     config = None
     if a.config:
-        import tomllib  # Python 3.11+; older: pass a dict through lflow.tune.tune
+        try:
+            import tomllib
+        except ImportError:  # Python < 3.11: the tune extra installs tomli
+            import tomli as tomllib
 
-        config = tomllib.load(open(a.config, "rb"))
+        with open(a.config, "rb") as f:
+            config = tomllib.load(f)
     r = tune(a.data, config, out=a.out, samples=a.samples, perturb_epochs=a.perturb_epochs, epochs=a.epochs,
              address=a.address, cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial,
-             max_failures=a.max_failures)
+             max_failures=a.max_failures, verbose=a.verbose)
     print(json.dumps({"best_run": r.best_run, "trials_csv": r.trials_csv, "plot": r.plot, **r.best}, indent=2))
 
 
