@@ -219,7 +219,7 @@ def tune(
     below 1 shares a GPU between several trials (``device="cuda"``). A trial
     whose worker dies is restarted from its last checkpoint up to
     `max_failures` times. `verbose`: Ray Tune's progress output (0 none,
-    1 a status table of the trials every half minute or so, 2 and 3 more).
+    1 a status table of the trials as they run, 2 and 3 more).
     """
     space = check_space(SEARCH_SPACE if search_space is None else search_space)
     for name, value in [("samples", samples), ("perturb_epochs", perturb_epochs), ("epochs", epochs)]:
