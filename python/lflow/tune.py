@@ -29,7 +29,7 @@ import json
 import math
 import os
 import shutil
-import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
@@ -96,6 +96,8 @@ def _trial(hp: Dict[str, Any]) -> None:
         perturbed = any(not math.isclose(record["config"]["train"][k], v, rel_tol=1e-6) for k, v in hyper.items())
         start = len(open(os.path.join(run, "metrics.csv")).read().splitlines()) - 1
     log = os.path.join(fixed["log_dir"], f"{trial_id}.jsonl")
+    # How often each epoch was trained, by this trial's earlier workers too.
+    trained = Counter(r["epoch"] for r in _records(log)) if os.path.exists(log) else Counter()
 
     def metrics(row: Dict[str, Any], interval_end: bool) -> Dict[str, Any]:
         m = {
@@ -109,12 +111,11 @@ def _trial(hp: Dict[str, Any]) -> None:
             "interval_end": interval_end,
             **hyper,
         }
-        if os.path.exists(log):
-            again = sum(1 for r in _records(log) if r["epoch"] == row["epoch"])
-            if again > fixed["max_failures"] + 1:
-                # A scheduler restoring this trial from an older checkpoint
-                # over and over would burn the cluster's hours: stop it.
-                raise RuntimeError(f"trial {trial_id}: epoch {row['epoch']} trained {again + 1} times")
+        trained[row["epoch"]] += 1
+        if trained[row["epoch"]] > fixed["max_failures"] + 2:
+            # A scheduler restoring this trial from an older checkpoint
+            # over and over would burn the cluster's hours: stop it.
+            raise RuntimeError(f"trial {trial_id}: epoch {row['epoch']} trained {trained[row['epoch']]} times")
         with open(log, "a") as f:
             f.write(json.dumps({"trial_id": trial_id, **m}) + "\n")
         return m
@@ -331,10 +332,7 @@ def _collect(results: Any, out: str, names: list, epochs: int) -> TuneResult:
             latest[(r["trial_id"], r["epoch"])] = r
     rows = list(latest.values())
     rows.sort(key=lambda r: (r["trial_id"], r["epoch"]))
-    final = {}
-    for r in rows:
-        if r["trial_id"] not in final or r["epoch"] >= final[r["trial_id"]]["epoch"]:
-            final[r["trial_id"]] = r
+    final = {r["trial_id"]: r for r in rows}  # sorted: each trial's last epoch
     # Ranked: the trials that trained every epoch without error, by their
     # last epoch's validation NLL (that epoch's checkpoint is Ray's latest).
     by_id = {t: next((r for r in results if f"_{t}_" in os.path.basename(r.path)), None) for t in final}
@@ -344,9 +342,11 @@ def _collect(results: Any, out: str, names: list, epochs: int) -> TuneResult:
         raise RuntimeError(f"no trial trained all {epochs} epochs; Ray's errors are in {os.path.join(out, 'pbt')}")
     best_id = min(finished, key=lambda t: final[t]["valid_nll"])
     best_run = os.path.join(out, "best")
-    shutil.rmtree(best_run, ignore_errors=True)
+    shutil.rmtree(best_run + ".tmp", ignore_errors=True)
     with by_id[best_id].checkpoint.as_directory() as d:
-        shutil.copytree(d, best_run)
+        shutil.copytree(d, best_run + ".tmp")
+    shutil.rmtree(best_run, ignore_errors=True)
+    os.replace(best_run + ".tmp", best_run)
     trials_csv = os.path.join(out, "trials.csv")
     with open(trials_csv + ".tmp", "w", newline="") as f:
         w = csv.writer(f)
@@ -354,6 +354,8 @@ def _collect(results: Any, out: str, names: list, epochs: int) -> TuneResult:
         for r in rows:
             w.writerow([r["trial_id"], r["epoch"], *[r[n] for n in names], r["valid_nll"], r["valid_co_bps"],
                         r["perturbed"], r["start_epoch"]])
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(trials_csv + ".tmp", trials_csv)
     plot = None
     try:
